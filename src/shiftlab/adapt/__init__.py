@@ -1,0 +1,1 @@
+"""Test-time adaptation methods register in ``ADAPT`` on import."""

@@ -1,0 +1,121 @@
+"""Command line: ``shiftlab run | report | list``; it parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from shiftlab import __version__
+from shiftlab.errors import ShiftlabError
+from shiftlab.registry import ADAPT, BACKBONES, DATASETS, FINETUNE, Registry
+
+REGISTRIES: dict[str, Registry] = {
+    "recipes": FINETUNE,
+    "adapters": ADAPT,
+    "datasets": DATASETS,
+    "backbones": BACKBONES,
+}
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from shiftlab import config
+    from shiftlab.runner import run
+
+    cfg = config.load(args.config, args.set)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    run_dir = run(cfg, out)
+    print(run_dir / "report.html")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from shiftlab.report import write_report
+
+    print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _options(config: type | None) -> list[str]:
+    if config is None:
+        return []
+    lines = []
+    for f in dataclasses.fields(config):
+        if f.name == "options":
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = "required"
+        if dataclasses.is_dataclass(default):
+            default = dataclasses.asdict(default)
+        lines.append(f"      {f.name} = {default!r}  {f.metadata.get('help', '')}".rstrip())
+    return lines
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import shiftlab.adapt
+    import shiftlab.data
+    import shiftlab.finetune
+    import shiftlab.models  # noqa: F401
+
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    for kind in kinds:
+        print(f"{kind}:")
+        for entry in REGISTRIES[kind]:
+            print(f"  {entry.name:<22} {entry.summary}")
+            if args.verbose:
+                print("\n".join(_options(entry.config)) or "      (no options)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``shiftlab`` command."""
+    parser = argparse.ArgumentParser(
+        prog="shiftlab",
+        description="Fine-tune pretrained models and see what each recipe costs under shift.",
+    )
+    parser.add_argument("--version", action="version", version=f"shiftlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run every recipe of a config into a run directory")
+    run.add_argument("config", help="YAML run config")
+    run.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set recipes.full_ft.lr=1e-5 (repeatable)",
+    )
+    run.set_defaults(func=_cmd_run)
+
+    report = commands.add_parser("report", help="(re)write report.html and report.md")
+    report.add_argument("run_dir", help="a run directory")
+    report.set_defaults(func=_cmd_report)
+
+    listing = commands.add_parser("list", help="list recipes, adapters, datasets, backbones")
+    listing.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    listing.add_argument("-v", "--verbose", action="store_true", help="show options and defaults")
+    listing.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: errors a user can fix print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ShiftlabError as exc:
+        print(f"shiftlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("shiftlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

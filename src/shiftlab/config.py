@@ -1,0 +1,417 @@
+"""Run config: dataclasses, YAML loading, dotted overrides and validation.
+
+A run config is YAML::
+
+    data: {kind: vader, id_domains: [movie], ood_domains: [tweets, amazon, nyt]}
+    backbone: minilm
+    prompts: ["a {class_name} review."]
+    recipes: [zero_shot, linear_probe, {full_ft: {epochs: 2}}, wise_ft]
+
+Every method owns a dataclass of its options (built here with :func:`build`), so an unknown key is
+an error that names the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from shiftlab.errors import ConfigError
+from shiftlab.registry import BACKBONES, DATASETS, FINETUNE, closest
+
+DEFAULT_RECIPES = ["zero_shot", "linear_probe", "full_ft", "lp_ft", "flyp", "wise_ft"]
+
+
+def param(default: Any, help: str) -> Any:
+    """A dataclass field with a default and a one-line description (shown by ``shiftlab list``)."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def ref(default: str | None, help: str) -> Any:
+    """A field naming an earlier recipe's predictor; the run checks it exists before starting."""
+    return field(default=default, metadata={"help": help, "ref": True})
+
+
+@dataclass
+class NoOptions:
+    """A method without options."""
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise a ConfigError naming ``where``."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: unexpected value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = closest(str(value), [str(c) for c in choices])
+            more = f"; did you mean '{hint}'?" if hint else ""
+            raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}{more}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (item_type, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        _, value_type = typing.get_args(tp) or (Any, Any)
+        return {str(k): _coerce(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+        if number != int(number):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(number)
+    if tp is float:
+        # YAML 1.1 reads "3e-5" (no dot) as a string; accept it as the number it means.
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def build(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys by name."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of options, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            hint = closest(str(key), list(fields))
+            more = f"; did you mean '{hint}'?" if hint else ""
+            valid = ", ".join(fields) or "none"
+            raise ConfigError(f"unknown key '{where}.{key}'{more} (valid keys: {valid})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses, tuples and paths to plain YAML/JSON-able values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass
+class SplitConfig:
+    """Fractions of each ID domain that go to train, val and test (stratified by label)."""
+
+    train: float = param(0.6, "fraction of each ID domain used for training")
+    val: float = param(0.2, "fraction used for ID validation (model selection, calibration)")
+    test: float = param(0.2, "fraction used for the ID test")
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"data.split.{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.train + self.val + self.test > 1 + 1e-9:
+            raise ConfigError("data.split fractions train + val + test must not exceed 1")
+
+
+@dataclass
+class DataConfig:
+    """Which benchmark to build: a registered loader, its domains, classes and sizes."""
+
+    kind: str
+    id_domains: list[str] | None = None
+    ood_domains: list[str] | None = None
+    class_names: list[str] | None = None
+    split: SplitConfig = field(default_factory=SplitConfig)
+    max_per_domain: int | None = None
+    max_per_ood_domain: int | None = None
+    seed: int = 0
+    options: Any = None  # the loader's own dataclass, built from the remaining keys
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flatten back to the YAML form: common keys plus the loader's options."""
+        out = {k: to_plain(v) for k, v in dataclasses.asdict(self).items() if k != "options"}
+        out.update(to_plain(self.options) if self.options is not None else {})
+        return out
+
+
+_DATA_COMMON = {f.name for f in dataclasses.fields(DataConfig)} - {"options"}
+
+
+@dataclass
+class BackboneConfig:
+    """The pretrained featurizer: a registered name, or a Hugging Face folder or model id."""
+
+    name: str = "minilm"
+    max_length: int | None = None  # tokens; default: the model's own limit
+    batch_size: int | None = None  # encoding batch; default 32 on CPU, 256 on CUDA
+    logit_scale: float | None = None  # zero-shot head scale; default: the backbone's
+
+
+@dataclass
+class RecipeSpec:
+    """One entry of ``recipes:``: the predictor base name, the recipe, and its options."""
+
+    name: str
+    recipe: str
+    config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form ``{recipe: {name: ..., option: value}}``."""
+        options = to_plain(self.config)
+        if self.name != self.recipe:
+            options = {"name": self.name, **options}
+        return {self.recipe: options}
+
+
+@dataclass
+class RunConfig:
+    """A whole run: benchmark, backbone, class prompts, recipes, seed and device."""
+
+    data: DataConfig
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    prompts: list[str] = field(default_factory=lambda: ["{class_name}"])
+    recipes: list[RecipeSpec] = field(default_factory=list)
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, every default filled in, as written to the run directory."""
+        return {
+            "data": self.data.to_dict(),
+            "backbone": to_plain(self.backbone),
+            "prompts": list(self.prompts),
+            "recipes": [spec.to_dict() for spec in self.recipes],
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    def recipe(self, name: str) -> RecipeSpec:
+        """The recipe entry whose predictor base name is ``name``."""
+        for spec in self.recipes:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"no recipe named '{name}' in this config")
+
+
+def _parse_data(raw: Any) -> DataConfig:
+    if not isinstance(raw, Mapping) or "kind" not in raw:
+        raise ConfigError(
+            f"data must be a mapping with a 'kind' (one of: {', '.join(DATASETS.names())})"
+        )
+    entry = DATASETS[str(raw["kind"])]
+    common = {k: v for k, v in raw.items() if k in _DATA_COMMON}
+    rest = {k: v for k, v in raw.items() if k not in _DATA_COMMON}
+    if entry.config is None:
+        if rest:
+            raise ConfigError(f"unknown key 'data.{next(iter(rest))}' for kind '{entry.name}'")
+        options = None
+    else:
+        try:
+            options = build(entry.config, rest, "data")
+        except ConfigError as exc:
+            message = str(exc)
+            if message.startswith("unknown key"):
+                message += f"; common keys: {', '.join(sorted(_DATA_COMMON))}"
+            raise ConfigError(message) from None
+    data = build(DataConfig, common, "data")
+    data.options = options
+    return data
+
+
+def _parse_backbone(raw: Any) -> BackboneConfig:
+    if raw is None:
+        return BackboneConfig()
+    if isinstance(raw, str):
+        return BackboneConfig(name=raw)
+    return build(BackboneConfig, raw, "backbone")
+
+
+def _recipe_items(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    if raw is None:
+        raw = list(DEFAULT_RECIPES)
+    if not isinstance(raw, list):
+        raise ConfigError("recipes must be a list, e.g. [zero_shot, {full_ft: {epochs: 2}}]")
+    items = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            items.append((item, {}))
+        elif isinstance(item, Mapping) and len(item) == 1:
+            ((recipe, options),) = item.items()
+            if options is not None and not isinstance(options, Mapping):
+                raise ConfigError(f"recipes[{i}].{recipe} must be a mapping of options")
+            items.append((str(recipe), dict(options or {})))
+        else:
+            raise ConfigError(
+                f"recipes[{i}] must be a recipe name or {{recipe: {{options}}}}, got {item!r}"
+            )
+    return items
+
+
+def _parse_recipes(raw: Any) -> list[RecipeSpec]:
+    specs: list[RecipeSpec] = []
+    for recipe, options in _recipe_items(raw):
+        entry = FINETUNE[recipe]
+        name = str(options.pop("name", recipe))
+        if any(s.name == name for s in specs):
+            raise ConfigError(f"two recipes are named '{name}'; give one a distinct 'name:' option")
+        where = f"recipes.{name}"
+        config = build(entry.config, options, where) if entry.config is not None else None
+        specs.append(RecipeSpec(name=name, recipe=recipe, config=config))
+    return specs
+
+
+def parse(raw: Mapping[str, Any]) -> RunConfig:
+    """Validate a raw config mapping and resolve every section to its dataclass."""
+    # Registration happens on import; the config needs every registry filled.
+    import shiftlab.data
+    import shiftlab.finetune
+    import shiftlab.models  # noqa: F401
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError("a run config must be a YAML mapping with at least a 'data:' section")
+    known = {"data", "backbone", "prompts", "recipes", "seed", "device"}
+    for key in raw:
+        if key not in known:
+            hint = closest(str(key), sorted(known))
+            more = f"; did you mean '{hint}'?" if hint else ""
+            raise ConfigError(f"unknown top-level key '{key}'{more}")
+    if "data" not in raw:
+        raise ConfigError("the config has no 'data:' section")
+    backbone = _parse_backbone(raw.get("backbone"))
+    if backbone.name not in BACKBONES and not backbone.name.strip():
+        raise ConfigError("backbone.name must not be empty")
+    prompts = _coerce(raw.get("prompts", ["{class_name}"]), list[str], "prompts")
+    for prompt in prompts:
+        if "{class_name}" not in prompt:
+            raise ConfigError(f"prompt {prompt!r} must contain '{{class_name}}'")
+    return RunConfig(
+        data=_parse_data(raw["data"]),
+        backbone=backbone,
+        prompts=prompts,
+        recipes=_parse_recipes(raw.get("recipes")),
+        seed=_coerce(raw.get("seed", 0), int, "seed"),
+        device=_coerce(raw.get("device", "auto"), str, "device"),
+    )
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set key.path=value`` to a raw config in place.
+
+    The value is parsed as YAML (``1e-5``, ``[a, b]``, ``true``). In ``recipes``, the path step
+    after ``recipes`` names a recipe entry: ``recipes.full_ft.lr=1e-5``.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    path, text = assignment.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set has an empty key in {assignment!r}")
+    value = yaml.safe_load(text) if text.strip() else ""
+    node: Any = raw
+    for i, key in enumerate(keys[:-1]):
+        if key == "recipes" and i == 0:
+            items = raw.setdefault("recipes", list(DEFAULT_RECIPES))
+            node = _recipe_options(items, keys[1]) if len(keys) > 2 else None
+            if node is None:
+                raise ConfigError("--set recipes.NAME.OPTION=VALUE needs a recipe and an option")
+            for deeper in keys[2:-1]:
+                node = node.setdefault(deeper, {})
+            node[keys[-1]] = value
+            return
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif isinstance(child, str) and key == "backbone":
+            child = node[key] = {"name": child}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"--set {path}: '{key}' holds a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _recipe_options(items: list[Any], name: str) -> dict[str, Any]:
+    for i, item in enumerate(items):
+        if isinstance(item, str) and item == name:
+            items[i] = {item: {}}
+            return items[i][item]
+        if isinstance(item, Mapping) and len(item) == 1:
+            ((recipe, options),) = item.items()
+            options = options or {}
+            if recipe == name or options.get("name") == name:
+                items[i] = {recipe: options}
+                return options
+    names = [i if isinstance(i, str) else next(iter(i)) for i in items]
+    raise ConfigError(f"--set: no recipe named '{name}' in recipes (have: {', '.join(names)})")
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML run config, apply ``--set`` overrides, and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping")
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return parse(raw)

@@ -1,0 +1,17 @@
+"""Benchmarks: loaders register themselves in ``DATASETS`` on import."""
+
+from shiftlab.data import sentiment_sentences, table, vader
+from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
+from shiftlab.data.load import load_benchmark
+
+__all__ = [
+    "Benchmark",
+    "Domain",
+    "LoadedData",
+    "Split",
+    "build_benchmark",
+    "load_benchmark",
+    "sentiment_sentences",
+    "table",
+    "vader",
+]

@@ -1,0 +1,222 @@
+"""Benchmark and Split: ID train / val / test from the ID domains, one test split per OOD domain."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+
+from shiftlab.config import DataConfig
+from shiftlab.data.splits import stratified_partition, stratified_subsample
+from shiftlab.errors import DataError
+from shiftlab.registry import unknown_name_message
+
+Role = Literal["train", "id_val", "id_test", "ood"]
+Modality = Literal["text", "image"]
+
+
+def take(inputs: Any, index: np.ndarray) -> Any:
+    """Select rows of ``inputs`` (a list of texts or an array of images) by integer index."""
+    if isinstance(inputs, np.ndarray):
+        return inputs[index]
+    return [inputs[i] for i in index]
+
+
+def concat(parts: Sequence[Any]) -> Any:
+    """Concatenate inputs of one modality."""
+    if parts and isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return [x for part in parts for x in part]
+
+
+@dataclass
+class Domain:
+    """All examples of one domain, as a loader returns them. ``labels`` index ``class_names``."""
+
+    inputs: Any
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> Domain:
+        """The examples at ``index``."""
+        return Domain(
+            inputs=take(self.inputs, index),
+            labels=self.labels[index],
+            groups=None if self.groups is None else self.groups[index],
+            attributes={k: v[index] for k, v in self.attributes.items()},
+        )
+
+
+@dataclass
+class LoadedData:
+    """What a dataset loader returns: domains by name, the class names, and the modality."""
+
+    domains: dict[str, Domain]
+    class_names: list[str]
+    modality: Modality = "text"
+    group_names: list[str] | None = None
+
+
+@dataclass
+class Split:
+    """A named set of examples with a role in the protocol.
+
+    Attributes:
+        name: "train", "id_val", "id_test", or the OOD domain's name.
+        role: "train", "id_val", "id_test" or "ood".
+        inputs: list of N texts, or an array of N images.
+        labels: int64 array of shape (N,), indices into the benchmark's class names.
+        groups: optional int64 array of shape (N,).
+        info: extra record keys for this split (e.g. corruption, severity).
+    """
+
+    name: str
+    role: Role
+    inputs: Any
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the split's contents: the feature cache's key for this split."""
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(self.name.encode())
+        if isinstance(self.inputs, np.ndarray):
+            digest.update(str(self.inputs.shape).encode())
+            digest.update(np.ascontiguousarray(self.inputs).tobytes())
+        else:
+            for text in self.inputs:
+                digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(self.labels.astype(np.int64).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass
+class Benchmark:
+    """ID train / val / test splits and one test split per OOD domain."""
+
+    name: str
+    class_names: list[str]
+    modality: Modality
+    train: Split
+    val: Split
+    test: Split
+    ood: list[Split]
+    id_domains: list[str]
+    group_names: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def eval_splits(self) -> list[Split]:
+        """Every split a predictor is scored on: ID val, ID test, then each OOD split."""
+        return [self.val, self.test, *self.ood]
+
+    def summary(self) -> str:
+        """One line: sizes of every split."""
+        ood = ", ".join(f"{s.name} {len(s)}" for s in self.ood) or "none"
+        return (
+            f"{self.name}: ID {'+'.join(self.id_domains)} train {len(self.train)} / "
+            f"val {len(self.val)} / test {len(self.test)}; OOD {ood}"
+        )
+
+
+def _check_domains(names: list[str], available: list[str], what: str) -> None:
+    for name in names:
+        if name not in available:
+            message = unknown_name_message(f"{what} domain", name, available)
+            raise DataError(message.replace("(known:", "(the data has:"))
+
+
+def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> None:
+    present = np.unique(labels)
+    if len(present) < 2:
+        only = class_names[int(present[0])] if len(present) else "none"
+        raise DataError(
+            f"ID domain '{domain}' has only one class ('{only}'); training needs at least two"
+        )
+
+
+def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark:
+    """Split the ID domains (seeded, stratified) and cap every domain's size.
+
+    Raises:
+        DataError: a named domain is absent or empty, or ID training data has one class.
+    """
+    available = list(loaded.domains)
+    id_domains = cfg.id_domains or available[:1]
+    ood_domains = cfg.ood_domains
+    if ood_domains is None:
+        ood_domains = [d for d in available if d not in id_domains]
+    _check_domains(id_domains, available, "ID")
+    _check_domains(ood_domains, available, "OOD")
+    overlap = sorted(set(id_domains) & set(ood_domains))
+    if overlap:
+        raise DataError(f"domain '{overlap[0]}' is listed both in id_domains and ood_domains")
+    rng = np.random.default_rng(cfg.seed)
+    parts: dict[str, list[Domain]] = {"train": [], "id_val": [], "id_test": []}
+    for domain in id_domains:
+        data = loaded.domains[domain]
+        if len(data) == 0:
+            raise DataError(f"ID domain '{domain}' is empty after filtering")
+        _check_classes(domain, data.labels, loaded.class_names)
+        if cfg.max_per_domain is not None and len(data) > cfg.max_per_domain:
+            data = data.subset(stratified_subsample(data.labels, cfg.max_per_domain, rng))
+        fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
+        train, val, test = stratified_partition(data.labels, fractions, rng)
+        for role, index in zip(parts, (train, val, test), strict=True):
+            if len(index) == 0:
+                raise DataError(
+                    f"ID domain '{domain}' has too few examples ({len(data)}) for a "
+                    f"non-empty {role} split; lower max_per_domain or change data.split"
+                )
+            parts[role].append(data.subset(index))
+    ood_cap = cfg.max_per_ood_domain if cfg.max_per_ood_domain is not None else cfg.max_per_domain
+    ood = []
+    for domain in ood_domains:
+        data = loaded.domains[domain]
+        if len(data) == 0:
+            raise DataError(f"OOD domain '{domain}' is empty after filtering")
+        if ood_cap is not None and len(data) > ood_cap:
+            data = data.subset(stratified_subsample(data.labels, ood_cap, rng))
+        ood.append(Split(domain, "ood", data.inputs, data.labels, data.groups))
+
+    def merged(role: Role) -> Split:
+        domains = parts[role]
+        groups = [d.groups for d in domains]
+        return Split(
+            role,
+            role,
+            concat([d.inputs for d in domains]),
+            np.concatenate([d.labels for d in domains]),
+            None if any(g is None for g in groups) else np.concatenate(groups),
+        )
+
+    train = merged("train")
+    if len(np.unique(train.labels)) < 2:
+        raise DataError("the ID training split has only one class; training needs at least two")
+    return Benchmark(
+        name=name,
+        class_names=list(loaded.class_names),
+        modality=loaded.modality,
+        train=train,
+        val=merged("id_val"),
+        test=merged("id_test"),
+        ood=ood,
+        id_domains=list(id_domains),
+        group_names=loaded.group_names,
+    )

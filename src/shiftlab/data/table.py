@@ -1,0 +1,132 @@
+"""The user's own text data: CSV or JSONL with text, label and (optional) domain columns."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shiftlab.config import param
+from shiftlab.data.benchmark import Domain, LoadedData
+from shiftlab.data.labels import encode_labels
+from shiftlab.errors import DataError
+from shiftlab.registry import DATASETS, closest
+from shiftlab.runtime import log
+
+ALL = "all"  # the domain name when the data has no domain column
+
+
+@dataclass
+class TableConfig:
+    """Columns of a CSV or JSONL file of labelled texts."""
+
+    path: str = param("", "the CSV or JSONL file")
+    text_column: str = param("text", "column holding the input text")
+    label_column: str = param("label", "column holding the label (strings or integers)")
+    domain_column: str | None = param(None, "column naming each row's domain (ID or OOD)")
+    group_column: str | None = param(None, "optional column naming each row's group")
+
+
+def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None:
+            raise DataError(f"{path} is empty; it needs a header row naming the columns")
+        yield from enumerate(reader, start=2)
+
+
+def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number} is not valid JSON: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number} must hold a JSON object")
+            yield number, row
+
+
+def _column_error(path: Path, column: str, option: str, have: list[str]) -> DataError:
+    hint = closest(column, have)
+    more = f"; did you mean '{hint}'?" if hint else ""
+    return DataError(
+        f"column '{column}' (data.{option}) not found in {path}{more} (columns: {', '.join(have)})"
+    )
+
+
+def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> LoadedData:
+    """Read a CSV or JSONL file into domains of texts and labels.
+
+    Rows with an empty text or label are skipped (and counted in the log).
+    """
+    if not cfg.path:
+        raise DataError(f"data.path is required for kind '{fmt}'")
+    path = Path(cfg.path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows = _rows_csv(path) if fmt == "csv" else _rows_jsonl(path)
+    wanted = {
+        "text_column": cfg.text_column,
+        "label_column": cfg.label_column,
+        "domain_column": cfg.domain_column,
+        "group_column": cfg.group_column,
+    }
+    texts: list[str] = []
+    labels: list[str] = []
+    domains: list[str] = []
+    groups: list[str] = []
+    skipped = 0
+    for number, row in rows:
+        for option, column in wanted.items():
+            if column is not None and column not in row:
+                if number <= 2:
+                    raise _column_error(path, column, option, [str(k) for k in row])
+                raise DataError(f"{path}:{number} has no '{column}' field (data.{option})")
+        text, label = row[cfg.text_column], row[cfg.label_column]
+        if text is None or label is None or not str(text).strip() or not str(label).strip():
+            skipped += 1
+            continue
+        texts.append(str(text))
+        labels.append(str(label))
+        domains.append(str(row[cfg.domain_column]) if cfg.domain_column else ALL)
+        if cfg.group_column:
+            groups.append(str(row[cfg.group_column]))
+    if skipped:
+        log(f"{path.name}: skipped {skipped} rows with an empty text or label")
+    if not texts:
+        raise DataError(f"{path} has no rows with both a text and a label")
+    encoded, names = encode_labels(labels, class_names, cfg.label_column)
+    group_ids, group_names = None, None
+    if cfg.group_column:
+        group_names = sorted(set(groups))
+        lookup = {g: i for i, g in enumerate(group_names)}
+        group_ids = np.array([lookup[g] for g in groups], dtype=np.int64)
+    domain_array = np.array(domains)
+    result: dict[str, Domain] = {}
+    for name in dict.fromkeys(domains):  # first-appearance order
+        index = np.flatnonzero(domain_array == name)
+        result[name] = Domain(
+            inputs=[texts[i] for i in index],
+            labels=encoded[index],
+            groups=None if group_ids is None else group_ids[index],
+        )
+    return LoadedData(result, names, "text", group_names)
+
+
+@DATASETS.register("csv", config=TableConfig)
+def csv_table(cfg: TableConfig, class_names: list[str] | None) -> LoadedData:
+    """Your own CSV file: text, label and optional domain / group columns."""
+    return load_table(cfg, class_names, "csv")
+
+
+@DATASETS.register("jsonl", config=TableConfig)
+def jsonl_table(cfg: TableConfig, class_names: list[str] | None) -> LoadedData:
+    """Your own JSON-lines file: one object per line with text, label and optional domain keys."""
+    return load_table(cfg, class_names, "jsonl")

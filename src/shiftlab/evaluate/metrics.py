@@ -1,0 +1,96 @@
+"""Classification metrics on logits: accuracy, macro-F1, ECE, NLL, worst-group accuracy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+
+def log_probs(logits: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Row-wise log-softmax in float64, shape (N, K)."""
+    tensor = torch.as_tensor(logits, dtype=torch.float64)
+    return torch.log_softmax(tensor, dim=-1).numpy()
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15) -> float:
+    """Top-label ECE with equal-width confidence bins (Guo et al. 2017).
+
+    ``sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over bins ``(b/M, (b+1)/M]``.
+
+    Args:
+        probs: (N, K) class probabilities.
+        labels: (N,) true class indices.
+        num_bins: M, the number of bins.
+    """
+    if len(labels) == 0:
+        return float("nan")
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    # A confidence c falls in bin b when edges[b] < c <= edges[b + 1].
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, num_bins - 1)
+    ece = 0.0
+    for b in range(num_bins):
+        members = bins == b
+        if members.any():
+            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(ece)
+
+
+def group_accuracies(
+    predictions: np.ndarray, labels: np.ndarray, groups: np.ndarray, group_ids: list[int]
+) -> dict[int, float | None]:
+    """Accuracy per group id; ``None`` for a group with no examples in this split."""
+    out: dict[int, float | None] = {}
+    for g in group_ids:
+        members = groups == g
+        out[g] = float((predictions[members] == labels[members]).mean()) if members.any() else None
+    return out
+
+
+def classification_metrics(
+    logits: np.ndarray | torch.Tensor,
+    labels: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    group_names: list[str] | None = None,
+    num_bins: int = 15,
+) -> dict[str, Any]:
+    """Every record metric for one split.
+
+    Args:
+        logits: (N, K) unnormalised scores.
+        labels: (N,) true class indices.
+        groups: optional (N,) group ids; adds worst-group and per-group accuracy.
+        group_names: names of group ids 0..G-1 (groups absent from the split are reported).
+        num_bins: ECE bins.
+
+    Returns:
+        ``accuracy``, ``macro_f1``, ``ece``, ``nll``, ``worst_group_accuracy`` (None without
+        groups) and, with groups, ``group_accuracy`` mapping group name to accuracy (None when
+        the group has no examples here).
+    """
+    logp = log_probs(logits)
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = logp.argmax(axis=1)
+    n = len(labels)
+    result: dict[str, Any] = {
+        "accuracy": float((predictions == labels).mean()) if n else float("nan"),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0))
+        if n
+        else float("nan"),
+        "ece": expected_calibration_error(np.exp(logp), labels, num_bins),
+        "nll": float(-logp[np.arange(n), labels].mean()) if n else float("nan"),
+        "worst_group_accuracy": None,
+    }
+    if groups is not None:
+        ids = list(range(len(group_names))) if group_names else sorted(np.unique(groups).tolist())
+        names = group_names or [str(g) for g in ids]
+        per_group = group_accuracies(predictions, labels, np.asarray(groups), ids)
+        present = [a for a in per_group.values() if a is not None]
+        result["worst_group_accuracy"] = min(present) if present else None
+        result["group_accuracy"] = {names[g]: a for g, a in per_group.items()}
+    return result

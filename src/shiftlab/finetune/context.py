@@ -1,0 +1,82 @@
+"""What a recipe sees: the benchmark, the backbone, cached features and earlier predictors."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from shiftlab.data.benchmark import Benchmark, Split
+from shiftlab.errors import ConfigError
+from shiftlab.features import FeatureCache
+from shiftlab.models.backbone import Backbone
+from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.models.zero_shot import zero_shot_head
+
+
+@dataclass
+class RecipeContext:
+    """Everything a recipe may use. Recipes never read files.
+
+    Attributes:
+        name: this recipe entry's name: the base of its predictors' names.
+        benchmark: the splits.
+        backbone: the pretrained model (never modified; train a ``trainable_copy``).
+        cache: features per (featurizer weights, split).
+        prompts: class prompt templates, each with ``{class_name}``.
+        seed: the run's seed.
+        device: where training runs.
+    """
+
+    name: str
+    benchmark: Benchmark
+    backbone: Backbone
+    cache: FeatureCache
+    prompts: list[str]
+    seed: int
+    device: torch.device
+    lookup: Callable[[str], Predictor]
+
+    def predictor(self, name: str) -> Predictor:
+        """A predictor made by an earlier recipe of this run."""
+        return self.lookup(name)
+
+    def features(self, split: Split, featurizer: nn.Module | None = None) -> torch.Tensor:
+        """Features (N, D) of ``split``; the pretrained featurizer's by default."""
+        if featurizer is None:
+            return self.cache.get(self.backbone.featurizer, split, self.backbone.fingerprint)
+        return self.cache.get(featurizer, split)
+
+    def require_text_side(self, why: str) -> None:
+        """Raise a ConfigError if the backbone cannot encode class prompts."""
+        if not self.backbone.has_text_side:
+            raise ConfigError(
+                f"recipe '{self.name}' {why}, but backbone '{self.backbone.name}' has no text "
+                "side to encode class prompts"
+            )
+
+    def zero_shot_head(self, featurizer: nn.Module | None = None, scale: float | None = None):
+        """Zero-shot head (K x D linear) from the class prompts, on ``featurizer``'s text side."""
+        self.require_text_side("needs a zero-shot head")
+        encoder = Backbone.text_side(featurizer or self.backbone.featurizer)
+        was_training = encoder.training
+        encoder.eval()
+        head = zero_shot_head(
+            encoder,
+            self.benchmark.class_names,
+            self.prompts,
+            self.backbone.logit_scale if scale is None else scale,
+        )
+        encoder.train(was_training)
+        return head
+
+    def head_only(self, head: nn.Linear) -> Classifier:
+        """A classifier sharing the pretrained featurizer, with ``head``."""
+        return Classifier(self.backbone.featurizer, head)
+
+    def trainable_copy(self) -> nn.Module:
+        """A deep copy of the pretrained featurizer on the training device."""
+        return copy.deepcopy(self.backbone.featurizer).to(self.device)

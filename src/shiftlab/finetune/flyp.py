@@ -1,0 +1,119 @@
+"""FLYP: fine-tune like you pretrain (Goyal et al., CVPR 2023, arXiv 2212.00638).
+
+Follows ``locuslab/FLYP`` (``src/models/flyp_loss.py``, ``clip/loss.py``): each training example
+is paired with its class prompt (a template drawn at random per example and step, as one CSV
+row per template is sampled there), and the symmetric CLIP loss is minimised::
+
+    logits = exp(t) * normalize(f(x)) @ normalize(g(prompt)).T      (B x B)
+    loss   = (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2
+
+Both sides and the temperature ``t`` (initialised to log of the backbone's logit scale, not
+clamped) are updated, in one AdamW group. Two examples of the same class are negatives of each
+other's prompts, as in the reference (``label_aware_negatives: true`` uses soft targets over
+same-class entries instead). The evaluated model is the fine-tuned featurizer with a zero-shot
+head rebuilt from the fine-tuned prompt side, scaled by the learned ``exp(t)``.
+
+For text backbones, inputs and prompts go through the same encoder (one tower), so both sides
+are that encoder's weights. Prompts are encoded once per distinct (class, template) per step;
+the gradient is the same as encoding every row, since duplicates are the same function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shiftlab.config import param
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.trainer import Batch, TrainConfig, train
+from shiftlab.models.backbone import Backbone
+from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.models.zero_shot import prompt_texts
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class FLYPConfig(TrainConfig):
+    """FLYP's ImageNet recipe: AdamW lr 1e-5, weight decay 0.1, warmup 500, cosine."""
+
+    lr: float = param(1e-5, "peak learning rate (FLYP scripts pass 1e-5)")
+    label_aware_negatives: bool = param(
+        False, "treat same-class prompts as positives (soft targets); the reference does not"
+    )
+
+
+def clip_loss(
+    inputs: torch.Tensor,
+    prompts: torch.Tensor,
+    log_scale: torch.Tensor,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Symmetric contrastive loss between paired rows of ``inputs`` and ``prompts``.
+
+    Args:
+        inputs: (B, D) input embeddings. prompts: (B, D) embeddings of each row's prompt.
+        log_scale: scalar; logits are scaled by ``exp(log_scale)``.
+        labels: (B,) classes; when given, targets are uniform over same-class entries.
+    """
+    a, b = F.normalize(inputs, dim=-1), F.normalize(prompts, dim=-1)
+    logits = log_scale.exp() * a @ b.T
+    if labels is None:
+        target = torch.arange(len(a), device=a.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    same = (labels[:, None] == labels[None, :]).float()
+    target = same / same.sum(dim=1, keepdim=True)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+class FLYPModel(nn.Module):
+    """The trained parts: the featurizer (both towers, for text) and the log temperature."""
+
+    def __init__(self, featurizer: nn.Module, logit_scale: float) -> None:
+        super().__init__()
+        self.featurizer = featurizer
+        self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
+
+
+@FINETUNE.register("flyp", config=FLYPConfig)
+def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
+    """Contrastive fine-tuning against class prompts, updating both sides and the temperature."""
+    ctx.require_text_side("contrasts inputs with class prompts")
+    model = FLYPModel(ctx.trainable_copy(), ctx.backbone.logit_scale)
+    encode_text = Backbone.text_side(model.featurizer)
+    texts = prompt_texts(ctx.benchmark.class_names, ctx.prompts)  # [class][template]
+    num_templates = len(ctx.prompts)
+    generator = torch.Generator().manual_seed(ctx.seed)
+
+    def loss_fn(batch: Batch) -> torch.Tensor:
+        labels = batch.labels.cpu()
+        template = torch.randint(num_templates, (len(labels),), generator=generator)
+        pair = labels * num_templates + template
+        distinct, row = torch.unique(pair, return_inverse=True)
+        prompts = [texts[int(p) // num_templates][int(p) % num_templates] for p in distinct]
+        prompt_embeddings = encode_text(prompts)[row.to(batch.labels.device)]
+        return clip_loss(
+            model.featurizer(batch.inputs),
+            prompt_embeddings,
+            model.log_scale,
+            batch.labels if cfg.label_aware_negatives else None,
+        )
+
+    train(
+        model,
+        loss_fn,
+        ctx.benchmark.train.inputs,
+        ctx.benchmark.train.labels,
+        cfg,
+        seed=ctx.seed,
+        device=ctx.device,
+        description=ctx.name,
+    )
+    scale = float(model.log_scale.detach().exp())
+    head = ctx.zero_shot_head(model.featurizer, scale=scale)
+    classifier = Classifier(model.featurizer, head.to(ctx.device))
+    yield Predictor(ctx.name, "flyp", classifier, params={"logit_scale": round(scale, 4)})

@@ -1,0 +1,80 @@
+"""Full fine-tuning with cross-entropy, as WiSE-FT trains its end point (arXiv 2109.01903).
+
+Follows ``mlfoundations/wise-ft`` (``src/models/finetune.py``): the classifier starts from the
+zero-shot head when the backbone has a text side (the head is otherwise freshly initialised),
+every parameter is trained with AdamW (lr 3e-5, weight decay 0.1), a linear warmup of 500 steps
+then cosine decay, and gradients clipped to norm 1. The last checkpoint is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shiftlab.config import param
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.trainer import Batch, TrainConfig, train
+from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class FullFTConfig(TrainConfig):
+    """WiSE-FT's fine-tuning recipe, plus how the head starts."""
+
+    head_init: Literal["auto", "zero_shot", "random"] = param(
+        "auto", "head start: zero-shot from prompts (auto, when the backbone has a text side)"
+    )
+    label_smoothing: float = param(0.0, "cross-entropy label smoothing (WiSE-FT --ls)")
+
+
+def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
+    """The zero-shot head, or a freshly initialised one (seeded)."""
+    if how == "zero_shot" or (how == "auto" and ctx.backbone.has_text_side):
+        return ctx.zero_shot_head()
+    torch.manual_seed(ctx.seed)
+    dim = ctx.features(ctx.benchmark.val).shape[1]
+    return nn.Linear(dim, ctx.benchmark.num_classes)
+
+
+def finetune(
+    ctx: RecipeContext,
+    head: nn.Linear,
+    cfg: TrainConfig,
+    *,
+    label_smoothing: float = 0.0,
+    eval_mode: bool = False,
+    description: str | None = None,
+) -> Classifier:
+    """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy."""
+    model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
+
+    def loss_fn(batch: Batch) -> torch.Tensor:
+        return F.cross_entropy(model(batch.inputs), batch.labels, label_smoothing=label_smoothing)
+
+    train(
+        model,
+        loss_fn,
+        ctx.benchmark.train.inputs,
+        ctx.benchmark.train.labels,
+        cfg,
+        seed=ctx.seed,
+        device=ctx.device,
+        description=description or ctx.name,
+        eval_mode=eval_mode,
+    )
+    return model
+
+
+@FINETUNE.register("full_ft", config=FullFTConfig)
+def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
+    """Fine-tune every weight with cross-entropy (AdamW, warmup + cosine), head from zero-shot."""
+    model = finetune(
+        ctx, initial_head(ctx, cfg.head_init), cfg, label_smoothing=cfg.label_smoothing
+    )
+    yield Predictor(ctx.name, "full_ft", model)

@@ -1,0 +1,42 @@
+"""LP-FT: linear probe, then fine-tune everything from that head (Kumar et al., ICLR 2022,
+arXiv 2202.10054, "Fine-Tuning can Distort Pretrained Features and Underperform OOD").
+
+Stage 1 is :mod:`shiftlab.finetune.linear_probe` (scikit-learn logistic regression, C chosen on
+ID val). Stage 2 trains every weight from that head with the network kept in eval mode
+(``use_net_val_mode=True`` in ``AnanyaKumar/transfer_learning``: frozen normalisation
+statistics, no dropout) at a lower learning rate than full fine-tuning. The reference sweeps the
+stage-2 lr with SGD; shiftlab keeps the optimiser of ``full_ft`` (AdamW) so that the two recipes
+differ only in the head's start, the lr and the eval mode, and defaults to 1e-5 (full_ft: 3e-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from shiftlab.config import param
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.full_ft import finetune
+from shiftlab.finetune.linear_probe import LinearProbeConfig, probe_pretrained
+from shiftlab.finetune.trainer import TrainConfig
+from shiftlab.models.classifier import Predictor, linear_head
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class LPFTConfig(TrainConfig):
+    """Stage-2 optimisation (a lower lr than full_ft) and the stage-1 probe sweep."""
+
+    lr: float = param(1e-5, "peak learning rate of stage 2, below full_ft's")
+    eval_mode: bool = param(True, "fine-tune with the network in eval mode (use_net_val_mode)")
+    probe: LinearProbeConfig = field(
+        default_factory=LinearProbeConfig, metadata={"help": "stage-1 probe sweep"}
+    )
+
+
+@FINETUNE.register("lp_ft", config=LPFTConfig)
+def lp_ft(ctx: RecipeContext, cfg: LPFTConfig) -> Iterator[Predictor]:
+    """Linear probe, then fine-tune every weight from that head at a lower lr, in eval mode."""
+    probe = probe_pretrained(ctx, cfg.probe)
+    model = finetune(ctx, linear_head(probe.weight, probe.bias), cfg, eval_mode=cfg.eval_mode)
+    yield Predictor(ctx.name, "lp_ft", model, params={"probe_C": probe.c})

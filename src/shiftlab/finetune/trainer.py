@@ -1,0 +1,187 @@
+"""The one shared training loop: batching, optimiser, schedule, clipping, seeding, progress.
+
+Recipes supply a loss on a batch (and say which parameters train); this loop owns everything
+else, so every recipe trains the same way and is compared on equal terms. The schedule is
+WiSE-FT's ``cosine_lr``: linear warmup to the peak over ``warmup_steps``, then cosine to zero.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from shiftlab.config import param
+from shiftlab.data.benchmark import take
+from shiftlab.errors import ConfigError, TrainingError
+from shiftlab.progress import progress
+from shiftlab.runtime import log
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by every recipe that trains (WiSE-FT's defaults)."""
+
+    epochs: int = param(10, "passes over the ID training split")
+    lr: float = param(3e-5, "peak learning rate (WiSE-FT README recipe)")
+    weight_decay: float = param(0.1, "weight decay (decoupled for AdamW)")
+    batch_size: int = param(512, "examples per step")
+    warmup_steps: int = param(500, "linear warmup steps before the cosine decay")
+    grad_clip: float | None = param(1.0, "max global gradient norm; null disables clipping")
+    optimizer: Literal["adamw", "adam", "sgd"] = param("adamw", "optimiser")
+    momentum: float = param(0.9, "momentum (SGD only)")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+@dataclass
+class Batch:
+    """One step's examples: inputs (texts or an image tensor), labels (B,), and their
+    positions in the training split (B,)."""
+
+    inputs: Any
+    labels: torch.Tensor
+    index: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    steps: int
+    seconds: float
+    samples_per_second: float
+    epoch_losses: list[float] = field(default_factory=list)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Multiplier of the peak lr at ``step`` (0-based), as WiSE-FT's ``cosine_lr``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / decay_steps))
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``cfg.optimizer``."""
+    params = list(params)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False
+    )
+
+
+def epoch_plan(n: int, epochs: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A fresh random permutation of the ``n`` training examples for each epoch."""
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    # A final batch of one breaks batch normalisation in train mode; fold it into the previous.
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[Batch], torch.Tensor],
+    inputs: Any,
+    labels: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    description: str,
+    params: Iterable[nn.Parameter] | None = None,
+    eval_mode: bool = False,
+    plan: list[np.ndarray] | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Minimise ``loss_fn`` over the training examples.
+
+    Args:
+        model: the module being trained (put in train mode, or eval mode if ``eval_mode``).
+        loss_fn: maps a Batch to a scalar loss.
+        inputs: N training inputs (list of texts or array of images).
+        labels: (N,) class indices.
+        cfg: optimisation settings.
+        seed: seeds shuffling and any randomness in the forward pass (dropout).
+        device: where labels (and image inputs) are moved.
+        description: label of the progress bar and of errors.
+        params: parameters to optimise; default, those of ``model`` requiring grad.
+        eval_mode: keep the model in eval mode (frozen norm statistics, no dropout), as LP-FT.
+        plan: the example indices of each epoch (e.g. upsampled); default a permutation each.
+        on_epoch_end: called with the 0-based epoch after each epoch.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    plan = plan if plan is not None else epoch_plan(len(labels), cfg.epochs, rng)
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise TrainingError(f"{description}: no parameter requires grad; nothing to train")
+    optimizer = make_optimizer(params, cfg)
+    epochs = [_batches(order, cfg.batch_size) for order in plan]
+    total = sum(len(e) for e in epochs)
+    if cfg.warmup_steps >= total:
+        log(
+            f"{description}: warmup_steps={cfg.warmup_steps} >= the {total} training steps, "
+            "so the lr never reaches its peak; lower warmup_steps"
+        )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total)
+    )
+    labels_tensor = torch.as_tensor(labels, dtype=torch.long)
+    model.train(not eval_mode)
+    step, seen, losses = 0, 0, []
+    start = time.perf_counter()
+    with progress(description, sum(len(order) for order in plan)) as advance:
+        for epoch, batches in enumerate(epochs):
+            epoch_loss = 0.0
+            for index in batches:
+                batch_inputs = take(inputs, index)
+                if isinstance(batch_inputs, np.ndarray):
+                    batch_inputs = torch.from_numpy(batch_inputs).to(device)
+                batch = Batch(batch_inputs, labels_tensor[index].to(device), index)
+                loss = loss_fn(batch)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"{description}: the loss became {value} at step {step + 1}; "
+                        f"lower the learning rate (lr={cfg.lr:g}) or check the data"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                seen += len(index)
+                epoch_loss += value * len(index)
+                advance(len(index), loss=value)
+            losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+    model.eval()
+    seconds = time.perf_counter() - start
+    return TrainResult(step, seconds, seen / seconds if seconds > 0 else float("inf"), losses)

@@ -1,0 +1,20 @@
+"""Zero-shot classification from class prompts (Radford et al. 2021, arXiv 2103.00020).
+
+The head is built from the prompt embeddings as WiSE-FT builds it (arXiv 2109.01903); nothing
+is trained. Needs a backbone with a text side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from shiftlab.config import NoOptions
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.models.classifier import Predictor
+from shiftlab.registry import FINETUNE
+
+
+@FINETUNE.register("zero_shot", config=NoOptions)
+def zero_shot(ctx: RecipeContext, cfg: NoOptions) -> Iterator[Predictor]:
+    """Zero-shot head from class prompts on the pretrained featurizer; nothing trained."""
+    yield Predictor(ctx.name, "zero_shot", ctx.head_only(ctx.zero_shot_head()))

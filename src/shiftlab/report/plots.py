@@ -1,0 +1,77 @@
+"""Report plots as PNG bytes (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from shiftlab.report.summary import ModelRow, wise_curves
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def id_vs_ood(rows: list[ModelRow]) -> bytes | None:
+    """Scatter of ID test vs mean OOD accuracy, the y = x line, and WiSE-FT curves."""
+    points = [r for r in rows if r.id_test is not None and r.ood_mean is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    curves = wise_curves(points)
+    on_curve = {r.model for curve in curves.values() for r in curve}
+    for name, curve in curves.items():
+        xs, ys = [r.id_test for r in curve], [r.ood_mean for r in curve]
+        ax.plot(xs, ys, "-o", ms=3.5, lw=1.4, label=f"{name} (alpha 0 to 1)")
+        for r in curve:
+            if r.params["alpha"] in (0.0, 0.5, 1.0):
+                ax.annotate(
+                    f"α={r.params['alpha']:g}",
+                    (r.id_test, r.ood_mean),
+                    fontsize=7,
+                    xytext=(4, -8),
+                    textcoords="offset points",
+                )
+    for r in points:
+        if r.model in on_curve:
+            continue
+        ax.scatter([r.id_test], [r.ood_mean], s=36, zorder=3)
+        ax.annotate(
+            r.model, (r.id_test, r.ood_mean), fontsize=8, xytext=(4, 4), textcoords="offset points"
+        )
+    values = [v for r in points for v in (r.id_test, r.ood_mean)]
+    low, high = min(values) - 0.02, max(values) + 0.02
+    ax.plot([low, high], [low, high], "--", color="grey", lw=1, label="y = x")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("ID test accuracy")
+    ax.set_ylabel("mean OOD accuracy")
+    ax.set_title("ID vs OOD accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def wise_ft_alpha(rows: list[ModelRow]) -> bytes | None:
+    """ID test and mean OOD accuracy over the WiSE-FT mixing coefficient."""
+    curves = wise_curves(rows)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, curve in curves.items():
+        alphas = [r.params["alpha"] for r in curve]
+        ax.plot(alphas, [r.id_test for r in curve], "-o", ms=3.5, label=f"{name}: ID test")
+        ax.plot(alphas, [r.ood_mean for r in curve], "-s", ms=3.5, label=f"{name}: OOD mean")
+    ax.set_xlabel("alpha (0 = zero-shot, 1 = fine-tuned)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("WiSE-FT: accuracy over alpha")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

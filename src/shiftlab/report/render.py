@@ -1,0 +1,155 @@
+"""The report: ``report.html`` (self-contained, plots embedded) and ``report.md``."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shiftlab.errors import RunDirError
+from shiftlab.report import plots
+from shiftlab.report.summary import model_rows, ood_splits
+from shiftlab.report.tables import Table, bold_best, fmt
+from shiftlab.store import read_records, write_atomic
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}th,td{padding:.3rem .6rem;
+border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}
+thead th{background:#f4f4f4}.note{color:#555;font-size:.85rem}img{max-width:100%}
+.meta{color:#444;font-size:.9rem}code{background:#f4f4f4;padding:0 .2rem}
+"""
+
+
+def _main_table(records: list[dict[str, Any]]) -> Table:
+    rows = model_rows(records)
+    values = [
+        [r.model, r.recipe, r.id_val, r.id_test, r.ood_mean, r.f1_id, r.f1_ood, r.ece_id, r.ece_ood]
+        for r in rows
+    ]
+    bold = bold_best(values, [3, 4, 5, 6], lambda a, b: a > b)
+    bold |= bold_best(values, [7, 8], lambda a, b: a < b)
+    return Table(
+        "Every predictor: ID and OOD",
+        [
+            "model",
+            "recipe",
+            "ID val acc",
+            "ID test acc",
+            "OOD mean acc",
+            "ID test F1",
+            "OOD mean F1",
+            "ID test ECE",
+            "OOD mean ECE",
+        ],
+        [[fmt(v) for v in row] for row in values],
+        note="Accuracy and macro-F1 (higher is better), ECE with 15 bins (lower is better). "
+        "OOD mean is the unweighted mean over OOD splits. Best of each column in bold.",
+        bold=bold,
+    )
+
+
+def _domain_table(records: list[dict[str, Any]]) -> Table | None:
+    domains = ood_splits(records)
+    if not domains:
+        return None
+    rows = model_rows(records)
+    values = [[r.model, r.id_test, *[r.ood.get(d) for d in domains]] for r in rows]
+    return Table(
+        "Accuracy per domain",
+        ["model", "ID test", *domains],
+        [[fmt(v) for v in row] for row in values],
+        bold=bold_best(values, list(range(1, len(domains) + 2)), lambda a, b: a > b),
+    )
+
+
+def _worst_group_table(records: list[dict[str, Any]]) -> Table | None:
+    rows = [r for r in model_rows(records) if r.worst_group_id is not None]
+    if not rows:
+        return None
+    values = [[r.model, r.id_test, r.worst_group_id, r.ood_mean, r.worst_group_ood] for r in rows]
+    return Table(
+        "Worst-group accuracy",
+        ["model", "ID test acc", "ID test worst group", "OOD mean acc", "OOD mean worst group"],
+        [[fmt(v) for v in row] for row in values],
+        bold=bold_best(values, [1, 2, 3, 4], lambda a, b: a > b),
+    )
+
+
+def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    data = config.get("data", {})
+    sizes = {r["split"]: r["n"] for r in records}
+    backbone = config.get("backbone", {})
+    return [
+        ("data", f"{data.get('kind')}: ID {', '.join(data.get('id_domains') or [])}"),
+        (
+            "OOD splits",
+            ", ".join(f"{k} ({v})" for k, v in sizes.items() if k not in ("id_val", "id_test"))
+            or "none",
+        ),
+        ("ID val / test size", f"{sizes.get('id_val', '—')} / {sizes.get('id_test', '—')}"),
+        ("backbone", str(backbone.get("name"))),
+        ("prompts", ", ".join(config.get("prompts", []))),
+        ("seed", str(config.get("seed"))),
+    ]
+
+
+def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
+    """HTML text, Markdown text and the plots (file name -> PNG bytes) of a run directory."""
+    records_path = run_dir / "records.jsonl"
+    if not records_path.is_file():
+        raise RunDirError(f"{run_dir} has no records.jsonl; is it a shiftlab run directory?")
+    records = read_records(records_path)
+    config_path = run_dir / "config.yaml"
+    config = (
+        yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    )
+    tables = [
+        t
+        for t in (_main_table(records), _domain_table(records), _worst_group_table(records))
+        if t is not None
+    ]
+    rows = model_rows(records)
+    images = {
+        name: png
+        for name, png in (
+            ("id_vs_ood.png", plots.id_vs_ood(rows)),
+            ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
+        )
+        if png is not None
+    }
+    title = f"shiftlab report: {run_dir.name}"
+    meta = _meta(config, records)
+    md = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in meta] + [""]
+    md += [t.to_markdown() for t in tables]
+    md += [f"![{name}](report_files/{name})\n" for name in images]
+    meta_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in meta)
+    figures = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,"
+        f"{base64.b64encode(png).decode()}'></figure>"
+        for name, png in images.items()
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<ul class='meta'>{meta_html}</ul>{''.join(t.to_html() for t in tables)}"
+        f"<h2>Plots</h2>{figures}</body></html>"
+    )
+    return page, "\n".join(md), images
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report.html``, ``report.md`` and ``report_files/`` into the run directory."""
+    run_dir = Path(run_dir)
+    page, markdown, images = build_report(run_dir)
+    files = run_dir / "report_files"
+    files.mkdir(exist_ok=True)
+    for name, png in images.items():
+        (files / name).write_bytes(png)
+    write_atomic(run_dir / "report.md", markdown)
+    write_atomic(run_dir / "report.html", page)
+    return run_dir / "report.html"

@@ -1,0 +1,76 @@
+"""Tables of the report, computed from records alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ModelRow:
+    """One predictor's headline numbers: ID val/test and OOD accuracy, F1 and ECE."""
+
+    model: str
+    recipe: str
+    params: dict[str, Any]
+    id_val: float | None
+    id_test: float | None
+    ood_mean: float | None
+    ood: dict[str, float] = field(default_factory=dict)
+    ece_id: float | None = None
+    ece_ood: float | None = None
+    f1_id: float | None = None
+    f1_ood: float | None = None
+    worst_group_id: float | None = None
+    worst_group_ood: float | None = None
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def ood_splits(records: list[dict[str, Any]]) -> list[str]:
+    """OOD split names in first-appearance order."""
+    return list(dict.fromkeys(r["split"] for r in records if r["role"] == "ood"))
+
+
+def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> list[ModelRow]:
+    """One row per model (in first-appearance order) for records of ``adapter``."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if record.get("adapter") == adapter:
+            by_model.setdefault(record["model"], []).append(record)
+    rows = []
+    for model, rs in by_model.items():
+        role = {r["role"]: r for r in rs if r["role"] != "ood"}
+        ood = [r for r in rs if r["role"] == "ood"]
+        rows.append(
+            ModelRow(
+                model=model,
+                recipe=rs[0]["recipe"],
+                params=rs[0].get("params", {}),
+                id_val=role.get("id_val", {}).get("accuracy"),
+                id_test=role.get("id_test", {}).get("accuracy"),
+                ood_mean=_mean([r["accuracy"] for r in ood]),
+                ood={r["split"]: r["accuracy"] for r in ood},
+                ece_id=role.get("id_test", {}).get("ece"),
+                ece_ood=_mean([r["ece"] for r in ood]),
+                f1_id=role.get("id_test", {}).get("macro_f1"),
+                f1_ood=_mean([r["macro_f1"] for r in ood]),
+                worst_group_id=role.get("id_test", {}).get("worst_group_accuracy"),
+                worst_group_ood=_mean([r.get("worst_group_accuracy") for r in ood]),
+            )
+        )
+    return rows
+
+
+def wise_curves(rows: list[ModelRow]) -> dict[str, list[ModelRow]]:
+    """WiSE-FT predictors grouped by entry name, sorted by alpha."""
+    curves: dict[str, list[ModelRow]] = {}
+    for row in rows:
+        if row.recipe == "wise_ft" and "alpha" in row.params:
+            curves.setdefault(row.model.split("[", 1)[0], []).append(row)
+    return {k: sorted(v, key=lambda r: r.params["alpha"]) for k, v in curves.items()}

@@ -1,0 +1,77 @@
+"""A small table type rendered to both HTML and Markdown."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Numbers to fixed decimals, None to an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+@dataclass
+class Table:
+    """Title, header and rows of cell strings; ``bold`` marks (row, column) cells."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    bold: set[tuple[int, int]] = field(default_factory=set)
+
+    def to_markdown(self) -> str:
+        """GitHub-flavoured Markdown."""
+        lines = [f"### {self.title}", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append(
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.header))) + "|"
+        )
+        for i, row in enumerate(self.rows):
+            cells = [f"**{c}**" if (i, j) in self.bold else c for j, c in enumerate(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def to_html(self) -> str:
+        """An HTML table with a heading."""
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = []
+        for i, row in enumerate(self.rows):
+            cells = []
+            for j, c in enumerate(row):
+                text = html.escape(c)
+                cells.append(
+                    f"<td><b>{text}</b></td>" if (i, j) in self.bold else f"<td>{text}</td>"
+                )
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return (
+            f"<h2>{html.escape(self.title)}</h2>{note}<table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+
+
+def bold_best(
+    rows: Sequence[Sequence[Any]], columns: Sequence[int], better: Callable[[float, float], bool]
+) -> set[tuple[int, int]]:
+    """Cells holding the best value of each column (ties all bold)."""
+    marked = set()
+    for j in columns:
+        values = [(i, r[j]) for i, r in enumerate(rows) if isinstance(r[j], float)]
+        if not values:
+            continue
+        best = values[0][1]
+        for _, v in values:
+            if better(v, best):
+                best = v
+        marked |= {(i, j) for i, v in values if v == best}
+    return marked

@@ -1,0 +1,129 @@
+"""One run: benchmark -> backbone -> recipes -> records -> report, resumable per recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.markup import escape
+
+from shiftlab.config import RunConfig
+from shiftlab.data import load_benchmark
+from shiftlab.errors import ConfigError
+from shiftlab.evaluate import evaluate_predictor
+from shiftlab.features import FeatureCache
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.models import Predictor, load_backbone
+from shiftlab.registry import FINETUNE
+from shiftlab.runtime import log, resolve_device, seed_everything
+from shiftlab.store import RunStore, recipe_digest
+
+
+def references(spec_config: Any) -> list[str]:
+    """Predictor names a recipe's options refer to (fields declared with ``ref``)."""
+    if spec_config is None or not dataclasses.is_dataclass(spec_config):
+        return []
+    names: list[str] = []
+    for f in dataclasses.fields(spec_config):
+        if f.metadata.get("ref"):
+            value = getattr(spec_config, f.name)
+            names += [value] if isinstance(value, str) else list(value or [])
+    return names
+
+
+def check_references(cfg: RunConfig) -> dict[str, list[str]]:
+    """Every referenced predictor must come from an earlier recipe entry; return the entries
+    each recipe depends on.
+
+    Raises:
+        ConfigError: a reference names no earlier entry.
+    """
+    earlier: list[str] = []
+    depends: dict[str, list[str]] = {}
+    for spec in cfg.recipes:
+        depends[spec.name] = []
+        for name in references(spec.config):
+            entry = name.split("[", 1)[0]
+            if entry not in earlier:
+                have = ", ".join(earlier) or "none"
+                raise ConfigError(
+                    f"recipe '{spec.name}' uses predictor '{name}', which no recipe before it "
+                    f"makes (earlier recipes: {have}); add it to recipes before '{spec.name}'"
+                )
+            depends[spec.name].append(entry)
+        earlier.append(spec.name)
+    return depends
+
+
+def _summary(records: list[dict[str, Any]]) -> str:
+    test = [r["accuracy"] for r in records if r["role"] == "id_test"]
+    ood = [r["accuracy"] for r in records if r["role"] == "ood"]
+    parts = [f"ID test {test[0]:.3f}"] if test else []
+    if ood:
+        parts.append(f"OOD mean {np.mean(ood):.3f}")
+    return ", ".join(parts)
+
+
+def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
+    """Run every recipe of ``cfg`` into run directory ``out`` and write the report.
+
+    Recipes already finished in ``out`` with the same options are skipped (resume). All input
+    is checked (config references, data, backbone) before ``out`` is created.
+    """
+    started = time.perf_counter()
+    depends = check_references(cfg)
+    benchmark = load_benchmark(cfg.data)
+    device = resolve_device(cfg.device)
+    backbone = load_backbone(cfg.backbone, device)
+    store = RunStore.create(out, cfg)
+    # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
+    encode_batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
+    cache = FeatureCache(store.cache_dir, encode_batch, device)
+    kept: dict[str, Predictor] = {}
+
+    def lookup(name: str) -> Predictor:
+        if name not in kept:
+            if not store.has_model(name):
+                raise ConfigError(f"predictor '{name}' was not saved by an earlier recipe")
+            kept[name] = store.load_predictor(name, backbone, device)
+        return kept[name]
+
+    digests: dict[str, str] = {}
+    names = [spec.name for spec in cfg.recipes]
+    for spec in cfg.recipes:
+        digest = recipe_digest(spec, [digests[d] for d in depends[spec.name]])
+        digests[spec.name] = digest
+        if store.finished(spec.name, digest):
+            log(f"{spec.name}: finished in an earlier run of {out}; skipped")
+            continue
+        log(f"[bold]{spec.name}[/bold] ({spec.recipe})")
+        seed_everything(cfg.seed)
+        ctx = RecipeContext(
+            spec.name, benchmark, backbone, cache, cfg.prompts, cfg.seed, device, lookup
+        )
+        records: list[dict[str, Any]] = []
+        for predictor in FINETUNE[spec.recipe].obj(ctx, spec.config):
+            found = evaluate_predictor(
+                predictor,
+                benchmark.eval_splits(),
+                cache,
+                seed=cfg.seed,
+                group_names=benchmark.group_names,
+            )
+            log(f"  {escape(predictor.name)}: {_summary(found)}")
+            records += found
+            if predictor.save:
+                store.save_predictor(predictor, backbone.fingerprint)
+                kept[predictor.name] = predictor
+        store.finish(spec.name, digest, records)
+        store.write_records(names)
+    store.write_records(names)
+    if report:
+        from shiftlab.report import write_report
+
+        write_report(store.path)
+    log(f"run finished in {time.perf_counter() - started:.0f} s: {store.path}")
+    return store.path

@@ -1,0 +1,170 @@
+"""The run directory: resolved config, records, resume markers, models and the feature cache.
+
+Layout::
+
+    RUN_DIR/config.yaml       the resolved config (every default filled in)
+    RUN_DIR/records.jsonl     one record per (predictor, adapter, split), in config order
+    RUN_DIR/state/NAME.json   a finished recipe: its config digest and records (resume marker)
+    RUN_DIR/models/NAME.safetensors   weights of kept predictors (heads alone when the
+                                      featurizer is the pretrained one)
+    RUN_DIR/cache/            cached features
+    RUN_DIR/report.html, report.md, report_files/
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from shiftlab.config import RecipeSpec, RunConfig, to_plain
+from shiftlab.errors import RunDirError
+from shiftlab.models.backbone import Backbone
+from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.models.fingerprint import weights_fingerprint
+
+IDENTITY_KEYS = ("data", "backbone", "prompts", "seed")
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of a predictor or recipe name."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """All records of a ``records.jsonl`` file."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def recipe_digest(spec: RecipeSpec, dependencies: list[str]) -> str:
+    """Hash of a recipe entry's options and of the digests of the entries it consumes."""
+    payload = json.dumps(
+        {"recipe": spec.recipe, "config": to_plain(spec.config), "deps": dependencies},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.config_path = path / "config.yaml"
+        self.records_path = path / "records.jsonl"
+        self.state_dir = path / "state"
+        self.models_dir = path / "models"
+        self.cache_dir = path / "cache"
+
+    @classmethod
+    def create(cls, path: Path, cfg: RunConfig) -> RunStore:
+        """Open ``path`` for ``cfg``: new, or a run of the same data, backbone, prompts and seed.
+
+        Raises:
+            RunDirError: the folder holds something else, or a run of a different config.
+        """
+        store = cls(path)
+        resolved = cfg.to_dict()
+        if store.config_path.is_file():
+            previous = yaml.safe_load(store.config_path.read_text(encoding="utf-8")) or {}
+            changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
+            if changed:
+                raise RunDirError(
+                    f"{path} holds a run with a different {', '.join(changed)}; "
+                    "choose another --out or delete that folder"
+                )
+        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(
+                f"{path} exists and is not a shiftlab run directory; choose another --out"
+            )
+        for folder in (store.state_dir, store.models_dir, store.cache_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(store.config_path, yaml.safe_dump(resolved, sort_keys=False))
+        return store
+
+    def _state_path(self, name: str) -> Path:
+        return self.state_dir / f"{safe_name(name)}.json"
+
+    def finished(self, name: str, digest: str) -> bool:
+        """Whether recipe entry ``name`` already finished with these options."""
+        path = self._state_path(name)
+        if not path.is_file():
+            return False
+        return json.loads(path.read_text(encoding="utf-8")).get("digest") == digest
+
+    def finish(self, name: str, digest: str, records: list[dict[str, Any]]) -> None:
+        """Mark recipe entry ``name`` finished, keeping its records."""
+        state = {"digest": digest, "records": records}
+        write_atomic(self._state_path(name), json.dumps(state))
+
+    def write_records(self, names: list[str]) -> None:
+        """Rewrite ``records.jsonl`` from the finished entries among ``names``, in that order."""
+        lines = []
+        for name in names:
+            path = self._state_path(name)
+            if path.is_file():
+                state = json.loads(path.read_text(encoding="utf-8"))
+                lines += [json.dumps(r, allow_nan=True) for r in state["records"]]
+        write_atomic(self.records_path, "".join(line + "\n" for line in lines))
+
+    def _model_path(self, name: str) -> Path:
+        return self.models_dir / f"{safe_name(name)}.safetensors"
+
+    def has_model(self, name: str) -> bool:
+        """Whether predictor ``name`` was saved."""
+        return self._model_path(name).is_file()
+
+    def save_predictor(self, predictor: Predictor, pretrained_fingerprint: str) -> Path:
+        """Save the head, and the featurizer unless it is the pretrained one."""
+        model = predictor.model
+        own = weights_fingerprint(model.featurizer) != pretrained_fingerprint
+        state = {
+            k: v.detach().cpu().contiguous()
+            for k, v in model.state_dict().items()
+            if own or k.startswith("head.")
+        }
+        metadata = {
+            "name": predictor.name,
+            "recipe": predictor.recipe,
+            "params": json.dumps(predictor.params),
+            "featurizer": "own" if own else "pretrained",
+        }
+        path = self._model_path(predictor.name)
+        save_file(state, str(path), metadata=metadata)
+        return path
+
+    def load_predictor(self, name: str, backbone: Backbone, device: torch.device) -> Predictor:
+        """Rebuild a saved predictor on top of ``backbone``."""
+        path = self._model_path(name)
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+            state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        weight = state["head.weight"]
+        head = nn.Linear(weight.shape[1], weight.shape[0])
+        if metadata["featurizer"] == "own":
+            featurizer = copy.deepcopy(backbone.featurizer)
+        else:
+            featurizer = backbone.featurizer
+        model = Classifier(featurizer, head)
+        # A head-only file holds no featurizer keys: the shared pretrained one stays as it is.
+        model.load_state_dict(state, strict=metadata["featurizer"] == "own")
+        model.head.to(device)
+        return Predictor(name, metadata["recipe"], model.eval(), json.loads(metadata["params"]))
