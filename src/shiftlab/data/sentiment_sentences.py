@@ -45,10 +45,11 @@ def _folder(path: str | None) -> Path:
 
 def _read(file: Path) -> Domain:
     texts, labels = [], []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    # Split on "\n" only: some sentences hold U+0085, where str.splitlines() would break.
+    for number, line in enumerate(file.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
-        text, sep, label = line.rpartition("\t")
+        text, sep, label = line.rstrip("\r").rpartition("\t")
         if not sep or label.strip() not in ("0", "1"):
             raise DataError(f"{file}:{number} is not 'sentence<TAB>0|1'")
         texts.append(text.strip())

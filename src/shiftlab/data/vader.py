@@ -101,7 +101,7 @@ def _read(path: Path) -> tuple[list[str], np.ndarray]:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     texts, ratings = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         parts = line.split("\t", 2)

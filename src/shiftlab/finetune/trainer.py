@@ -95,7 +95,8 @@ def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     # A final batch of one breaks batch normalisation in train mode; fold it into the previous.
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = np.concatenate([chunks[-1], last])
     return chunks
 
 

@@ -82,6 +82,15 @@ def _default_max_length(folder: Path | None, tokenizer: Any) -> int:
     return int(min(limit, 512))
 
 
+def _load_without_pooler(auto_model: Any, source: str) -> nn.Module:
+    """The encoder without its pooling head where the architecture has one: mean pooling never
+    uses it, and a checkpoint without its weights would get random ones at every load."""
+    try:
+        return auto_model.from_pretrained(source, add_pooling_layer=False)
+    except TypeError:
+        return auto_model.from_pretrained(source)
+
+
 def load_text_encoder(source: str, max_length: int | None = None) -> TextEncoder:
     """Load a Hugging Face encoder and its tokenizer from a folder or a hub model id.
 
@@ -95,7 +104,7 @@ def load_text_encoder(source: str, max_length: int | None = None) -> TextEncoder
     local = folder.is_dir()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder) if local else source)
-        model = AutoModel.from_pretrained(str(folder) if local else source)
+        model = _load_without_pooler(AutoModel, str(folder) if local else source)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "folder" if local else "model id (no such local folder either)"

@@ -81,21 +81,19 @@ def _worst_group_table(records: list[dict[str, Any]]) -> Table | None:
 
 
 def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    data = config.get("data", {})
+    """Lines describing the run; those the run directory cannot tell are left out."""
+    data = config.get("data") or {}
     sizes = {r["split"]: r["n"] for r in records}
-    backbone = config.get("backbone", {})
-    return [
-        ("data", f"{data.get('kind')}: ID {', '.join(data.get('id_domains') or [])}"),
-        (
-            "OOD splits",
-            ", ".join(f"{k} ({v})" for k, v in sizes.items() if k not in ("id_val", "id_test"))
-            or "none",
-        ),
+    ood = [f"{k} ({v})" for k, v in sizes.items() if k not in ("id_val", "id_test")]
+    lines = [
+        ("data", f"{data['kind']}: ID {', '.join(data.get('id_domains') or [])}" if data else None),
+        ("OOD splits", ", ".join(ood) or "none"),
         ("ID val / test size", f"{sizes.get('id_val', '—')} / {sizes.get('id_test', '—')}"),
-        ("backbone", str(backbone.get("name"))),
-        ("prompts", ", ".join(config.get("prompts", []))),
-        ("seed", str(config.get("seed"))),
+        ("backbone", (config.get("backbone") or {}).get("name")),
+        ("prompts", ", ".join(config.get("prompts") or []) or None),
+        ("seed", None if config.get("seed") is None else str(config["seed"])),
     ]
+    return [(k, v) for k, v in lines if v]
 
 
 def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:

@@ -63,10 +63,10 @@ class Table:
 def bold_best(
     rows: Sequence[Sequence[Any]], columns: Sequence[int], better: Callable[[float, float], bool]
 ) -> set[tuple[int, int]]:
-    """Cells holding the best value of each column (ties all bold)."""
+    """Cells holding the best value of each column, compared as displayed (ties all bold)."""
     marked = set()
     for j in columns:
-        values = [(i, r[j]) for i, r in enumerate(rows) if isinstance(r[j], float)]
+        values = [(i, round(r[j], 3)) for i, r in enumerate(rows) if isinstance(r[j], float)]
         if not values:
             continue
         best = values[0][1]

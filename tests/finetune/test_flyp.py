@@ -1,0 +1,53 @@
+import math
+
+import torch
+import torch.nn.functional as F
+from recipe_helpers import run_recipe
+
+from shiftlab.finetune.flyp import clip_loss
+
+
+def hand_clip_loss(a, b, scale, soft=None):
+    a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    n = len(a)
+    total = 0.0
+    for i in range(n):
+        row = [scale * float(a[i] @ b[j]) for j in range(n)]
+        col = [scale * float(b[i] @ a[j]) for j in range(n)]
+        targets = soft[i] if soft is not None else [1.0 if j == i else 0.0 for j in range(n)]
+        for logits in (row, col):
+            lse = math.log(sum(math.exp(v) for v in logits))
+            total += sum(t * (lse - v) for t, v in zip(targets, logits, strict=True)) / 2
+    return total / n
+
+
+def test_symmetric_contrastive_loss_matches_a_hand_computation():
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    ours = float(clip_loss(a, b, torch.tensor(math.log(7.0))))
+    assert abs(ours - hand_clip_loss(a, b, 7.0)) < 1e-5
+
+
+def test_label_aware_targets_spread_over_same_class_rows():
+    torch.manual_seed(1)
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    labels = torch.tensor([0, 0, 1])
+    soft = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
+    ours = float(clip_loss(a, b, torch.tensor(0.0), labels))
+    assert abs(ours - hand_clip_loss(a, b, 1.0, soft)) < 1e-5
+
+
+def test_trains_both_sides_and_the_temperature(make_context, tiny_benchmark, tiny_backbone):
+    (predictor,), ctx = run_recipe(make_context, tiny_benchmark, tiny_backbone, "flyp")
+    scale = predictor.params["logit_scale"]
+    assert scale != tiny_backbone.logit_scale  # the temperature is learned
+    # The evaluated head is the zero-shot head rebuilt from the fine-tuned prompt side, with
+    # every class row scaled by the learned temperature.
+    head = predictor.model.head.weight
+    torch.testing.assert_close(head.norm(dim=1), torch.full((2,), scale), atol=1e-3, rtol=0)
+    encoder = predictor.model.featurizer.eval()
+    with torch.no_grad():
+        prompts = F.normalize(encoder(["a negative review.", "a positive review."]), dim=-1)
+    torch.testing.assert_close(F.normalize(head, dim=1), prompts, atol=1e-5, rtol=0)
+    pretrained = ctx.zero_shot_head().weight
+    assert not torch.allclose(F.normalize(head, dim=1), F.normalize(pretrained, dim=1))

@@ -1,0 +1,49 @@
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from shiftlab.finetune.linear_probe import LinearProbeConfig, fit_linear_probe
+
+
+def blobs(n, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 6)) + 2.0 * np.eye(3, 6)[y] + shift
+    return x * 5 + 3, y  # far from zero mean / unit scale, so un-normalising matters
+
+
+def test_head_on_raw_features_reproduces_sklearn_on_normalised_features():
+    x, y = blobs(300, 0)
+    vx, vy = blobs(100, 1)
+    cfg = LinearProbeConfig(c_min_exp=-1, c_max_exp=-1, num_c=1)  # one C: no warm-start path
+    probe = fit_linear_probe(x, y, vx, vy, 3, cfg, seed=0)
+    assert probe.c == 0.1
+    mean, std = x.mean(), x.std()  # one scalar each, over the whole training matrix
+    reference = LogisticRegression(C=0.1, max_iter=200, random_state=0)
+    reference.fit((x - mean) / std, y)
+    logits = torch.tensor(vx, dtype=torch.float64) @ probe.weight.double().T + probe.bias.double()
+    ours = torch.softmax(logits, dim=1).numpy()
+    np.testing.assert_allclose(ours, reference.predict_proba((vx - mean) / std), atol=1e-5)
+
+
+def test_c_is_chosen_by_id_val_accuracy():
+    x, y = blobs(200, 0)
+    vx, vy = blobs(100, 1)
+    cfg = LinearProbeConfig(num_c=5)
+    probe = fit_linear_probe(x, y, vx, vy, 3, cfg, seed=0)
+    # C = 1e-7 predicts one class; the chosen C must be at least as accurate on val as any
+    accuracies = {}
+    for c in np.logspace(-7, 2, 5):
+        m = LogisticRegression(C=c, max_iter=200).fit((x - x.mean()) / x.std(), y)
+        accuracies[c] = (m.predict((vx - x.mean()) / x.std()) == vy).mean()
+    assert probe.val_accuracy == max(accuracies.values())
+    assert accuracies[min(accuracies)] < probe.val_accuracy
+
+
+def test_binary_head_splits_the_logit_symmetrically_and_pads_absent_classes():
+    x, y = blobs(200, 0)
+    keep = y < 2
+    x, y = x[keep], y[keep]
+    probe = fit_linear_probe(x, y, x, y, 3, LinearProbeConfig(num_c=3), seed=0)
+    torch.testing.assert_close(probe.weight[0], -probe.weight[1])
+    assert torch.equal(probe.weight[2], torch.zeros(6)) and probe.bias[2] == 0

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from shiftlab.errors import RunDirError
+from shiftlab.report import build_report, write_report
+
+
+def record(model, recipe, split, role, accuracy, **params):
+    return {
+        "model": model,
+        "recipe": recipe,
+        "params": params,
+        "adapter": None,
+        "split": split,
+        "role": role,
+        "n": 10,
+        "accuracy": accuracy,
+        "macro_f1": accuracy,
+        "ece": 0.1,
+        "nll": 0.5,
+        "worst_group_accuracy": None,
+        "seed": 0,
+    }
+
+
+def write_run(folder):
+    records = []
+    for model, recipe, acc, params in [
+        ("zero_shot", "zero_shot", (0.60, 0.62, 0.70, 0.52), {}),
+        ("full_ft", "full_ft", (0.80, 0.81, 0.66, 0.54), {}),
+        ("wise_ft[alpha=0]", "wise_ft", (0.60, 0.62, 0.70, 0.52), {"alpha": 0.0}),
+        ("wise_ft[alpha=1]", "wise_ft", (0.80, 0.81, 0.66, 0.54), {"alpha": 1.0}),
+    ]:
+        for (split, role), a in zip(
+            [("id_val", "id_val"), ("id_test", "id_test"), ("tweets", "ood"), ("nyt", "ood")],
+            acc,
+            strict=True,
+        ):
+            records.append(record(model, recipe, split, role, a, **params))
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def test_tables_hold_id_and_mean_ood_accuracy(tmp_path):
+    _, markdown, images = build_report(write_run(tmp_path))
+    assert "| full_ft | full_ft | 0.800 | **0.810** | 0.600 |" in markdown  # (0.66 + 0.54) / 2
+    assert "| zero_shot | zero_shot | 0.600 | 0.620 | **0.610** |" in markdown  # (0.70 + 0.52) / 2
+    assert "| full_ft | **0.810** | 0.660 | **0.540** |" in markdown  # per-domain table
+    assert "- **seed**" not in markdown  # no config.yaml here: nothing invented
+    assert set(images) == {"id_vs_ood.png", "wise_ft_alpha.png"}
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+def test_html_is_self_contained(tmp_path):
+    write_report(write_run(tmp_path))
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2
+    assert "http://" not in page and "https://" not in page
+    assert (tmp_path / "report_files" / "id_vs_ood.png").is_file()
+    assert "report_files/id_vs_ood.png" in (tmp_path / "report.md").read_text()
+
+
+def test_missing_records_is_a_clear_error(tmp_path):
+    with pytest.raises(RunDirError, match="has no records.jsonl"):
+        build_report(tmp_path)
