@@ -40,28 +40,53 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _options(config: type | None) -> list[str]:
     if config is None:
         return []
-    lines = []
-    for f in dataclasses.fields(config):
-        if f.name == "options":
-            continue
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = "required"
-        if dataclasses.is_dataclass(default):
-            default = dataclasses.asdict(default)
-        lines.append(f"      {f.name} = {default!r}  {f.metadata.get('help', '')}".rstrip())
-    return lines
+    return [
+        f"      {f.name} = {_default(f)!r}  {f.metadata.get('help', '')}".rstrip()
+        for f in dataclasses.fields(config)
+    ]
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
+def _load_registries() -> None:
     import shiftlab.adapt
     import shiftlab.data
     import shiftlab.finetune
     import shiftlab.models  # noqa: F401
 
+
+def _default(f: dataclasses.Field) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return "required"
+
+
+def registry_markdown() -> str:
+    """Markdown tables of every registry: name, summary, options with defaults."""
+    _load_registries()
+    parts = []
+    for kind, registry in REGISTRIES.items():
+        header = "| name | what it does | paper | options (defaults) |\n|---|---|---|---|"
+        parts.append(f"### {kind}\n\n{header}")
+        for entry in registry:
+            fields = dataclasses.fields(entry.config) if entry.config is not None else []
+            options = ", ".join(f"`{f.name}={_default(f)!r}`" for f in fields) or "none"
+            paper = (
+                f"arXiv [{entry.citation}](https://arxiv.org/abs/{entry.citation})"
+                if entry.citation
+                else ""
+            )
+            parts.append(f"| `{entry.name}` | {entry.summary} | {paper} | {options} |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    _load_registries()
+    if args.markdown:
+        print(registry_markdown())
+        return 0
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     for kind in kinds:
         print(f"{kind}:")
@@ -100,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list recipes, adapters, datasets, backbones")
     listing.add_argument("kind", nargs="?", choices=list(REGISTRIES))
     listing.add_argument("-v", "--verbose", action="store_true", help="show options and defaults")
+    listing.add_argument("--markdown", action="store_true", help="Markdown tables, for the docs")
     listing.set_defaults(func=_cmd_list)
     return parser
 

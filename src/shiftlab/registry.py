@@ -11,6 +11,8 @@ The CLI, ``shiftlab list``, the docs table and the conformance tests all read th
 from __future__ import annotations
 
 import difflib
+import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -46,6 +48,13 @@ class Entry(Generic[T]):
     name: str
     obj: T
     config: type | None = None
+
+    @property
+    def citation(self) -> str | None:
+        """The arXiv id cited by the module that defines the entry (its paper), if any."""
+        module = sys.modules.get(getattr(self.obj, "__module__", ""), None)
+        found = re.search(r"arXiv (\d{4}\.\d{4,5})", (module.__doc__ or "") if module else "")
+        return found.group(1) if found else None
 
     @property
     def summary(self) -> str:
