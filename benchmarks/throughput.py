@@ -58,16 +58,19 @@ def plain_run(backbone, head, texts, labels, cfg: TrainConfig) -> float:
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     order = np.random.default_rng(0).permutation(len(labels))
     total = math.ceil(len(order) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_steps, total)
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, total))
     y = torch.as_tensor(labels)
     hf.train()
     start = time.perf_counter()
     for i in range(0, len(order), cfg.batch_size):
         idx = order[i : i + cfg.batch_size]
-        batch = tokenizer([texts[j] for j in idx], padding=True, truncation=True,
-                          max_length=encoder.max_length, return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            [texts[j] for j in idx],
+            padding=True,
+            truncation=True,
+            max_length=encoder.max_length,
+            return_tensors="pt",
+        )
         states = hf(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         features = F.normalize((states * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
@@ -87,8 +90,16 @@ def encoder_passes(backbone, data_cfg: DataConfig) -> dict[str, int]:
         cache = FeatureCache(Path(tmp), batch_size=32)
         predictors = []
         for recipe in ("zero_shot", "linear_probe"):
-            ctx = RecipeContext(recipe, bench, backbone, cache, ["a {class_name} review."], 0,
-                                CPU, lambda name: None)  # fmt: skip
+            ctx = RecipeContext(
+                recipe,
+                bench,
+                backbone,
+                cache,
+                ["a {class_name} review."],
+                0,
+                CPU,
+                lambda name: None,
+            )
             entry = FINETUNE[recipe]
             predictors += list(entry.obj(ctx, entry.config()))
         for predictor in predictors:
@@ -104,9 +115,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    data_cfg = build(DataConfig, {"kind": "vader", "id_domains": ["movie"],
-                                  "ood_domains": ["tweets"], "max_per_domain": 1000,
-                                  "max_per_ood_domain": 200}, "data")  # fmt: skip
+    data_cfg = build(
+        DataConfig,
+        {
+            "kind": "vader",
+            "id_domains": ["movie"],
+            "ood_domains": ["tweets"],
+            "max_per_domain": 1000,
+            "max_per_ood_domain": 200,
+        },
+        "data",
+    )
     data_cfg.options = VaderConfig()
     backbone = load_backbone(BackboneConfig(max_length=128), CPU)
     bench = load_benchmark(data_cfg)

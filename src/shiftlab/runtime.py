@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs: one line each
 
 
 def log(message: str) -> None:

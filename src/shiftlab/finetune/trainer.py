@@ -146,7 +146,8 @@ def train(
     if cfg.warmup_steps >= total:
         log(
             f"{description}: warmup_steps={cfg.warmup_steps} >= the {total} training steps, "
-            "so the lr never reaches its peak; lower warmup_steps"
+            f"so the lr never reaches its peak; e.g. --set recipes.{description}.warmup_steps="
+            f"{max(1, total // 10)}"
         )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total)
