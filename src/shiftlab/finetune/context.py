@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from torch import nn
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
 from shiftlab.features import FeatureCache
+from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult, train
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.zero_shot import zero_shot_head
@@ -76,6 +78,26 @@ class RecipeContext:
     def head_only(self, head: nn.Linear) -> Classifier:
         """A classifier sharing the pretrained featurizer, with ``head``."""
         return Classifier(self.backbone.featurizer, head)
+
+    def train(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[Batch], torch.Tensor],
+        cfg: TrainConfig,
+        **kwargs: Any,
+    ) -> TrainResult:
+        """Train ``model`` on the ID training split with the shared loop, seeded by the run."""
+        return train(
+            model,
+            loss_fn,
+            self.benchmark.train.inputs,
+            self.benchmark.train.labels,
+            cfg,
+            seed=self.seed,
+            device=self.device,
+            description=self.name,
+            **kwargs,
+        )
 
     def trainable_copy(self) -> nn.Module:
         """A deep copy of the pretrained featurizer on the training device."""

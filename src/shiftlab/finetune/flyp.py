@@ -30,7 +30,7 @@ from torch import nn
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.trainer import Batch, TrainConfig, train
+from shiftlab.finetune.trainer import Batch, TrainConfig
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.zero_shot import prompt_texts
@@ -103,16 +103,7 @@ def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
             batch.labels if cfg.label_aware_negatives else None,
         )
 
-    train(
-        model,
-        loss_fn,
-        ctx.benchmark.train.inputs,
-        ctx.benchmark.train.labels,
-        cfg,
-        seed=ctx.seed,
-        device=ctx.device,
-        description=ctx.name,
-    )
+    ctx.train(model, loss_fn, cfg)
     scale = float(model.log_scale.detach().exp())
     head = ctx.zero_shot_head(model.featurizer, scale=scale)
     classifier = Classifier(model.featurizer, head.to(ctx.device))

@@ -18,7 +18,7 @@ from torch import nn
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.trainer import Batch, TrainConfig, train
+from shiftlab.finetune.trainer import Batch, TrainConfig
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.registry import FINETUNE
 
@@ -49,7 +49,6 @@ def finetune(
     *,
     label_smoothing: float = 0.0,
     eval_mode: bool = False,
-    description: str | None = None,
 ) -> Classifier:
     """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy."""
     model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
@@ -57,17 +56,7 @@ def finetune(
     def loss_fn(batch: Batch) -> torch.Tensor:
         return F.cross_entropy(model(batch.inputs), batch.labels, label_smoothing=label_smoothing)
 
-    train(
-        model,
-        loss_fn,
-        ctx.benchmark.train.inputs,
-        ctx.benchmark.train.labels,
-        cfg,
-        seed=ctx.seed,
-        device=ctx.device,
-        description=description or ctx.name,
-        eval_mode=eval_mode,
-    )
+    ctx.train(model, loss_fn, cfg, eval_mode=eval_mode)
     return model
 
 
