@@ -72,6 +72,8 @@ def test_run_writes_the_contracted_directory(tmp_path, sentences_dir, tiny_encod
         "wise_ft[alpha=0]",
         "wise_ft[alpha=0.5]",
         "wise_ft[alpha=1]",
+        "wise_ft[val_selected]",
+        "wise_ft[fixed_0.5]",
     ]
     assert list(dict.fromkeys(r["model"] for r in records)) == models
     for record in records:
@@ -159,3 +161,29 @@ def test_records_are_valid_json_lines(tmp_path, sentences_dir, tiny_encoder_dir)
     lines = (out / "records.jsonl").read_text().splitlines()
     assert len(lines) == 4
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_calibrate_adds_temperature_scaled_twins(tmp_path, sentences_dir, tiny_encoder_dir):
+    cfg = tiny_config(
+        tmp_path,
+        sentences_dir,
+        tiny_encoder_dir,
+        recipes=f"\n  - zero_shot\n  - full_ft: {TINY_TRAIN}",
+    )
+    cfg.calibrate = True
+    out = run(cfg, tmp_path / "run")
+    records = read_records(out / "records.jsonl")
+    models = list(dict.fromkeys(r["model"] for r in records))
+    assert models == ["zero_shot", "zero_shot+ts", "full_ft", "full_ft+ts"]
+    by_key = {(r["model"], r["split"]): r for r in records}
+    for split in ("id_val", "id_test", "imdb", "yelp"):
+        twin = by_key["full_ft+ts", split]
+        assert twin["calibrated"] is True and twin["recipe"] == "full_ft"
+        assert twin["params"]["temperature"] > 0
+        assert twin["accuracy"] == by_key["full_ft", split]["accuracy"]  # T keeps predictions
+        assert "calibrated" not in by_key["full_ft", split]
+    # temperature scaling minimises NLL on ID val, where it was fitted
+    assert by_key["full_ft+ts", "id_val"]["nll"] <= by_key["full_ft", "id_val"]["nll"] + 1e-9
+    markdown = (out / "report.md").read_text()
+    assert "### Temperature scaling (fitted on ID val)" in markdown
+    assert (out / "report_files" / "reliability.png").is_file()

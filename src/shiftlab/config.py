@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -79,6 +79,18 @@ class BackboneConfig:
 
 
 @dataclass
+class ReportConfig:
+    """How the report judges robustness."""
+
+    baselines: list[str] | None = param(
+        None,
+        "models (or recipes) whose ID-OOD trend defines effective robustness; "
+        "default: zero_shot, linear_probe and full_ft",
+    )
+    link: Literal["probit", "logit"] = param("probit", "space in which the trend is linear")
+
+
+@dataclass
 class RecipeSpec:
     """One entry of ``recipes:``: the predictor base name, the recipe, and its options."""
 
@@ -96,7 +108,8 @@ class RecipeSpec:
 
 @dataclass
 class RunConfig:
-    """A whole run: benchmark, backbone, class prompts, recipes, seed and device."""
+    """A whole run: benchmark, backbone, class prompts, recipes, seed, device; whether to add
+    temperature-scaled predictors; how the report measures robustness."""
 
     data: DataConfig
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -104,6 +117,8 @@ class RunConfig:
     recipes: list[RecipeSpec] = field(default_factory=list)
     seed: int = 0
     device: str = "auto"
+    calibrate: bool = False
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, every default filled in, as written to the run directory."""
@@ -114,6 +129,8 @@ class RunConfig:
             "recipes": [spec.to_dict() for spec in self.recipes],
             "seed": self.seed,
             "device": self.device,
+            "calibrate": self.calibrate,
+            "report": to_plain(self.report),
         }
 
     def recipe(self, name: str) -> RecipeSpec:
@@ -200,7 +217,7 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
 
     if not isinstance(raw, Mapping):
         raise ConfigError("a run config must be a YAML mapping with at least a 'data:' section")
-    known = {"data", "backbone", "prompts", "recipes", "seed", "device"}
+    known = {"data", "backbone", "prompts", "recipes", "seed", "device", "calibrate", "report"}
     for key in raw:
         if key not in known:
             hint = closest(str(key), sorted(known))
@@ -222,6 +239,8 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         recipes=_parse_recipes(raw.get("recipes")),
         seed=coerce(raw.get("seed", 0), int, "seed"),
         device=coerce(raw.get("device", "auto"), str, "device"),
+        calibrate=coerce(raw.get("calibrate", False), bool, "calibrate"),
+        report=build(ReportConfig, raw.get("report"), "report"),
     )
 
 
@@ -298,6 +317,7 @@ __all__ = [
     "DataConfig",
     "NoOptions",
     "RecipeSpec",
+    "ReportConfig",
     "RunConfig",
     "SplitConfig",
     "build",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.markup import escape
 
-from shiftlab.config import RunConfig
+from shiftlab.config import RecipeSpec, RunConfig
 from shiftlab.data import load_benchmark
 from shiftlab.errors import ConfigError
 from shiftlab.evaluate import evaluate_predictor
+from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Predictor, load_backbone
@@ -34,6 +36,11 @@ def references(spec_config: Any) -> list[str]:
     return names
 
 
+def entry_of(name: str) -> str:
+    """The recipe entry that makes predictor ``name``: ``wise_ft[alpha=0.5]`` -> ``wise_ft``."""
+    return name.split("[", 1)[0]
+
+
 def check_references(cfg: RunConfig) -> dict[str, list[str]]:
     """Every referenced predictor must come from an earlier recipe entry; return the entries
     each recipe depends on.
@@ -46,14 +53,13 @@ def check_references(cfg: RunConfig) -> dict[str, list[str]]:
     for spec in cfg.recipes:
         depends[spec.name] = []
         for name in references(spec.config):
-            entry = name.split("[", 1)[0]
-            if entry not in earlier:
+            if entry_of(name) not in earlier:
                 have = ", ".join(earlier) or "none"
                 raise ConfigError(
                     f"recipe '{spec.name}' uses predictor '{name}', which no recipe before it "
                     f"makes (earlier recipes: {have}); add it to recipes before '{spec.name}'"
                 )
-            depends[spec.name].append(entry)
+            depends[spec.name].append(entry_of(name))
         earlier.append(spec.name)
     return depends
 
@@ -75,6 +81,7 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     """
     started = time.perf_counter()
     depends = check_references(cfg)
+    referenced = {name for spec in cfg.recipes for name in references(spec.config)}
     benchmark = load_benchmark(cfg.data)
     device = resolve_device(cfg.device)
     backbone = load_backbone(cfg.backbone, device)
@@ -82,45 +89,60 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
     encode_batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
     cache = FeatureCache(store.cache_dir, encode_batch, device)
+    specs = {spec.name: spec for spec in cfg.recipes}
     kept: dict[str, Predictor] = {}
 
+    def produce(spec: RecipeSpec) -> Iterator[Predictor]:
+        seed_everything(cfg.seed)
+        ctx = RecipeContext(
+            spec.name, benchmark, backbone, cache, cfg.prompts, cfg.seed, device, lookup
+        )
+        yield from FINETUNE[spec.recipe].obj(ctx, spec.config)
+
     def lookup(name: str) -> Predictor:
-        if name not in kept:
-            if not store.has_model(name):
-                raise ConfigError(f"predictor '{name}' was not saved by an earlier recipe")
+        if name not in kept and store.has_model(name):
             kept[name] = store.load_predictor(name, backbone, device)
+        if name not in kept and entry_of(name) in specs:
+            # Made by a recipe skipped on resume and not saved: make it again (deterministic).
+            log(f"{escape(entry_of(name))}: rebuilding '{escape(name)}' for a later recipe")
+            for predictor in produce(specs[entry_of(name)]):
+                if predictor.name in referenced:
+                    kept[predictor.name] = predictor
+        if name not in kept:
+            raise ConfigError(f"no predictor named '{name}' was made by an earlier recipe")
         return kept[name]
 
     digests: dict[str, str] = {}
-    names = [spec.name for spec in cfg.recipes]
+    extra = {"calibrate": cfg.calibrate}
     for spec in cfg.recipes:
-        digest = recipe_digest(spec, [digests[d] for d in depends[spec.name]])
+        digest = recipe_digest(spec, [digests[d] for d in depends[spec.name]], extra)
         digests[spec.name] = digest
         if store.finished(spec.name, digest):
             log(f"{spec.name}: finished in an earlier run of {out}; skipped")
             continue
         log(f"[bold]{spec.name}[/bold] ({spec.recipe})")
-        seed_everything(cfg.seed)
-        ctx = RecipeContext(
-            spec.name, benchmark, backbone, cache, cfg.prompts, cfg.seed, device, lookup
-        )
         records: list[dict[str, Any]] = []
-        for predictor in FINETUNE[spec.recipe].obj(ctx, spec.config):
-            found = evaluate_predictor(
-                predictor,
-                benchmark.eval_splits(),
-                cache,
-                seed=cfg.seed,
-                group_names=benchmark.group_names,
-            )
-            log(f"  {escape(predictor.name)}: {_summary(found)}")
-            records += found
+        for predictor in produce(spec):
+            scored = [predictor]
+            if cfg.calibrate:
+                scored.append(temperature_scaled(predictor, benchmark.val, cache))
+            for p in scored:
+                found = evaluate_predictor(
+                    p,
+                    benchmark.eval_splits(),
+                    cache,
+                    seed=cfg.seed,
+                    group_names=benchmark.group_names,
+                )
+                log(f"  {escape(p.name)}: {_summary(found)}")
+                records += found
             if predictor.save:
                 store.save_predictor(predictor, backbone.fingerprint)
+            if predictor.save or predictor.name in referenced:
                 kept[predictor.name] = predictor
         store.finish(spec.name, digest, records)
-        store.write_records(names)
-    store.write_records(names)
+        store.write_records(list(specs))
+    store.write_records(list(specs))
     if report:
         from shiftlab.report import write_report
 

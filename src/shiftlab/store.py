@@ -54,10 +54,18 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def recipe_digest(spec: RecipeSpec, dependencies: list[str]) -> str:
-    """Hash of a recipe entry's options and of the digests of the entries it consumes."""
+def recipe_digest(
+    spec: RecipeSpec, dependencies: list[str], extra: dict[str, Any] | None = None
+) -> str:
+    """Hash of a recipe entry's options, of the digests of the entries it consumes, and of run
+    options that change its records (``extra``)."""
     payload = json.dumps(
-        {"recipe": spec.recipe, "config": to_plain(spec.config), "deps": dependencies},
+        {
+            "recipe": spec.recipe,
+            "config": to_plain(spec.config),
+            "deps": dependencies,
+            "extra": extra or {},
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

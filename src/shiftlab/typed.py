@@ -27,8 +27,10 @@ def param(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-def ref(default: str | None, help: str) -> Any:
-    """A field naming an earlier recipe's predictor; the run checks it exists before starting."""
+def ref(default: str | list[str] | None, help: str) -> Any:
+    """A field naming earlier recipes' predictors; the run checks they exist before starting."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, "ref": True})
     return field(default=default, metadata={"help": help, "ref": True})
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from shiftlab.config import NoOptions
 from shiftlab.registry import FINETUNE
+from shiftlab.runner import references
 
 TINY = {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "num_c": 3}
 
@@ -36,10 +37,8 @@ def run_recipe(make_context, benchmark, backbone, recipe, options=None, seed=0, 
     predictors."""
     options = options if options is not None else default_options(recipe)
     known = {}
-    for f in dataclasses.fields(options) if dataclasses.is_dataclass(options) else []:
-        target = getattr(options, f.name)
-        if f.metadata.get("ref") and isinstance(target, str) and target in FINETUNE:
-            made, _ = run_recipe(make_context, benchmark, backbone, target, seed=seed, name=target)
-            known.update({p.name: p for p in made})
+    for target in references(options):  # default references name recipes: make them first
+        made, _ = run_recipe(make_context, benchmark, backbone, target, seed=seed, name=target)
+        known.update({p.name: p for p in made})
     ctx = make_context(benchmark, backbone, known, name=name or recipe, seed=seed)
     return list(FINETUNE[recipe].obj(ctx, options)), ctx

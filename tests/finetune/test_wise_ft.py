@@ -14,7 +14,7 @@ def test_end_points_are_the_zero_shot_and_fine_tuned_models(
         make_context, tiny_benchmark, tiny_backbone, "full_ft", name="full_ft"
     )
     (zero,), _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "zero_shot")
-    options = WiseFTConfig(alphas=[0.0, 0.5, 1.0])
+    options = WiseFTConfig(alphas=[0.0, 0.5, 1.0], select=False)
     ctx = make_context(tiny_benchmark, tiny_backbone, {"full_ft": finetuned}, name="wise_ft")
     from shiftlab.registry import FINETUNE
 
@@ -39,6 +39,31 @@ def test_end_points_are_the_zero_shot_and_fine_tuned_models(
     # Two encoder passes per split: the pretrained weights (alpha 0 and zero-shot share them)
     # and the fine-tuned weights (alpha 1 and full_ft share them).
     assert ctx.cache.passes["id_val"] == 2
+
+
+def test_selection_picks_the_best_id_val_alpha_and_labels_the_fixed_one(
+    make_context, tiny_benchmark, tiny_backbone
+):
+    (finetuned,), _ = run_recipe(
+        make_context, tiny_benchmark, tiny_backbone, "full_ft", name="full_ft"
+    )
+    ctx = make_context(tiny_benchmark, tiny_backbone, {"full_ft": finetuned}, name="wise_ft")
+    from shiftlab.registry import FINETUNE
+
+    made = {p.name: p for p in FINETUNE["wise_ft"].obj(ctx, WiseFTConfig(alphas=[0.0, 0.5, 1.0]))}
+    val = tiny_benchmark.val
+    accuracy = {a: ctx.accuracy(made[f"wise_ft[alpha={a:g}]"].model, val) for a in (0.0, 0.5, 1.0)}
+    selected = made["wise_ft[val_selected]"]
+    assert selected.params["selection"] == "id_val_accuracy"
+    assert accuracy[selected.params["alpha"]] == max(accuracy.values())
+    first_best = next(a for a in (0.0, 0.5, 1.0) if accuracy[a] == max(accuracy.values()))
+    assert selected.params["alpha"] == first_best  # ties go to the first alpha of the grid
+    fixed = made["wise_ft[fixed_0.5]"]
+    assert fixed.params == {"alpha": 0.5, "finetuned": "full_ft", "selection": "paper_default"}
+    for split in tiny_benchmark.eval_splits():
+        assert torch.equal(
+            ctx.logits(fixed.model, split), ctx.logits(made["wise_ft[alpha=0.5]"].model, split)
+        )
 
 
 def test_interpolation_formula_and_integer_buffers():

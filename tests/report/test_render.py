@@ -44,12 +44,24 @@ def write_run(folder):
 
 def test_tables_hold_id_and_mean_ood_accuracy(tmp_path):
     _, markdown, images = build_report(write_run(tmp_path))
-    assert "| full_ft | full_ft | 0.800 | **0.810** | 0.600 |" in markdown  # (0.66 + 0.54) / 2
-    assert "| zero_shot | zero_shot | 0.600 | 0.620 | **0.610** |" in markdown  # (0.70 + 0.52) / 2
+    # OOD mean: (0.66 + 0.54) / 2 and (0.70 + 0.52) / 2. With two baselines the trend passes
+    # through both, so their effective robustness is zero.
+    assert "| full_ft | full_ft | 0.800 | **0.810** | 0.600 | **0.000** |" in markdown
+    assert "| zero_shot | zero_shot | 0.600 | 0.620 | **0.610** | **0.000** |" in markdown
     assert "| full_ft | **0.810** | 0.660 | **0.540** |" in markdown  # per-domain table
     assert "- **seed**" not in markdown  # no config.yaml here: nothing invented
-    assert set(images) == {"id_vs_ood.png", "wise_ft_alpha.png"}
+    assert set(images) == {"id_vs_ood.png", "wise_ft_alpha.png"}  # no reliability bins here
     assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+def test_effective_robustness_uses_the_configured_baselines(tmp_path):
+    write_run(tmp_path)
+    (tmp_path / "config.yaml").write_text("report: {baselines: [zero_shot], link: logit}\n")
+    _, markdown, _ = build_report(tmp_path)
+    assert "Effective robustness needs two baselines" in markdown  # one baseline: no trend
+    (tmp_path / "config.yaml").write_text("report: {baselines: [wise_ft, full_ft]}\n")
+    _, markdown, _ = build_report(tmp_path)
+    assert "minus the probit-space linear trend" in markdown
 
 
 def test_html_is_self_contained(tmp_path):

@@ -10,17 +10,33 @@ import torch.nn.functional as F
 from shiftlab.data.benchmark import Split
 from shiftlab.evaluate.metrics import classification_metrics
 from shiftlab.features import FeatureCache
-from shiftlab.models.classifier import Predictor
+from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.models.combination import Combination
 from shiftlab.models.fingerprint import weights_fingerprint
+
+
+def model_logits(
+    model: torch.nn.Module, split: Split, cache: FeatureCache, fingerprint: str | None = None
+) -> torch.Tensor:
+    """Logits (N, K) of ``model`` on ``split`` from cached features, never re-encoding.
+
+    A Classifier is its cached features through its head; a Combination combines its members'
+    logits, each computed the same way.
+    """
+    if isinstance(model, Combination):
+        return model.combine([model_logits(m, split, cache) for m in model.members])
+    if not isinstance(model, Classifier):
+        raise TypeError(f"cannot score a {type(model).__name__}: not a Classifier or Combination")
+    features = cache.get(model.featurizer, split, fingerprint)
+    head = model.head
+    return F.linear(features, head.weight.detach().float().cpu(), head.bias.detach().float().cpu())
 
 
 def predictor_logits(
     predictor: Predictor, split: Split, cache: FeatureCache, fingerprint: str | None = None
 ) -> torch.Tensor:
-    """Logits (N, K) of ``predictor`` on ``split``: cached features through its head."""
-    features = cache.get(predictor.model.featurizer, split, fingerprint)
-    head = predictor.model.head
-    return F.linear(features, head.weight.detach().float().cpu(), head.bias.detach().float().cpu())
+    """Logits (N, K) of ``predictor`` on ``split``."""
+    return model_logits(predictor.model, split, cache, fingerprint)
 
 
 def make_record(
@@ -60,7 +76,8 @@ def evaluate_predictor(
     group_names: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of ``predictor`` on each split, in order."""
-    fingerprint = weights_fingerprint(predictor.model.featurizer)
+    model = predictor.model
+    fingerprint = weights_fingerprint(model.featurizer) if isinstance(model, Classifier) else None
     return [
         make_record(
             predictor,

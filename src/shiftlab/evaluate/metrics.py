@@ -15,6 +15,27 @@ def log_probs(logits: np.ndarray | torch.Tensor) -> np.ndarray:
     return torch.log_softmax(tensor, dim=-1).numpy()
 
 
+def reliability_bins(
+    probs: np.ndarray, labels: np.ndarray, num_bins: int = 15
+) -> dict[str, list[float | int | None]]:
+    """Top-label confidence bins ``(b/M, (b+1)/M]``: count, mean confidence and accuracy of each.
+
+    Empty bins have ``None`` confidence and accuracy. This is what a reliability diagram plots.
+    """
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    # A confidence c falls in bin b when edges[b] < c <= edges[b + 1].
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, num_bins - 1)
+    out: dict[str, list[float | int | None]] = {"count": [], "confidence": [], "accuracy": []}
+    for b in range(num_bins):
+        members = bins == b
+        out["count"].append(int(members.sum()))
+        out["confidence"].append(float(confidence[members].mean()) if members.any() else None)
+        out["accuracy"].append(float(correct[members].mean()) if members.any() else None)
+    return out
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, num_bins: int = 15) -> float:
     """Top-label ECE with equal-width confidence bins (Guo et al. 2017).
 
@@ -27,17 +48,16 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, num_bins: 
     """
     if len(labels) == 0:
         return float("nan")
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, num_bins + 1)
-    # A confidence c falls in bin b when edges[b] < c <= edges[b + 1].
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, num_bins - 1)
-    ece = 0.0
-    for b in range(num_bins):
-        members = bins == b
-        if members.any():
-            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(ece)
+    bins = reliability_bins(probs, labels, num_bins)
+    return float(
+        sum(
+            n / len(labels) * abs(acc - conf)
+            for n, conf, acc in zip(
+                bins["count"], bins["confidence"], bins["accuracy"], strict=True
+            )
+            if n
+        )
+    )
 
 
 def group_accuracies(
@@ -69,9 +89,9 @@ def classification_metrics(
         num_bins: ECE bins.
 
     Returns:
-        ``accuracy``, ``macro_f1``, ``ece``, ``nll``, ``worst_group_accuracy`` (None without
-        groups) and, with groups, ``group_accuracy`` mapping group name to accuracy (None when
-        the group has no examples here).
+        ``accuracy``, ``macro_f1``, ``ece``, ``nll``, ``reliability`` (the ECE bins),
+        ``worst_group_accuracy`` (None without groups) and, with groups, ``group_accuracy``
+        mapping group name to accuracy (None when the group has no examples here).
     """
     logp = log_probs(logits)
     labels = np.asarray(labels, dtype=np.int64)
@@ -83,6 +103,7 @@ def classification_metrics(
         if n
         else float("nan"),
         "ece": expected_calibration_error(np.exp(logp), labels, num_bins),
+        "reliability": reliability_bins(np.exp(logp), labels, num_bins),
         "nll": float(-logp[np.arange(n), labels].mean()) if n else float("nan"),
         "worst_group_accuracy": None,
     }

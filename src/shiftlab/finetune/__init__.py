@@ -1,6 +1,15 @@
 """Fine-tuning recipes: each registers itself in ``FINETUNE`` on import."""
 
-from shiftlab.finetune import flyp, full_ft, linear_probe, lp_ft, wise_ft, zero_shot
+from shiftlab.finetune import (
+    calibrated_ensemble,
+    flyp,
+    full_ft,
+    linear_probe,
+    lp_ft,
+    model_soup,
+    wise_ft,
+    zero_shot,
+)
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.trainer import Batch, TrainConfig, train
 
@@ -8,10 +17,12 @@ __all__ = [
     "Batch",
     "RecipeContext",
     "TrainConfig",
+    "calibrated_ensemble",
     "flyp",
     "full_ft",
     "linear_probe",
     "lp_ft",
+    "model_soup",
     "train",
     "wise_ft",
     "zero_shot",

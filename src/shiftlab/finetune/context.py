@@ -12,6 +12,7 @@ from torch import nn
 
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
+from shiftlab.evaluate.evaluator import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult, train
 from shiftlab.models.backbone import Backbone
@@ -86,18 +87,20 @@ class RecipeContext:
         cfg: TrainConfig,
         **kwargs: Any,
     ) -> TrainResult:
-        """Train ``model`` on the ID training split with the shared loop, seeded by the run."""
-        return train(
-            model,
-            loss_fn,
-            self.benchmark.train.inputs,
-            self.benchmark.train.labels,
-            cfg,
-            seed=self.seed,
-            device=self.device,
-            description=self.name,
-            **kwargs,
-        )
+        """Train ``model`` on the ID training split with the shared loop, seeded by the run
+        (pass ``seed=`` or ``description=`` to override)."""
+        options = {"seed": self.seed, "device": self.device, "description": self.name, **kwargs}
+        inputs, labels = self.benchmark.train.inputs, self.benchmark.train.labels
+        return train(model, loss_fn, inputs, labels, cfg, **options)
+
+    def logits(self, model: nn.Module, split: Split) -> torch.Tensor:
+        """Logits (N, K) of a Classifier or Combination on ``split``, from cached features."""
+        return model_logits(model, split, self.cache)
+
+    def accuracy(self, model: nn.Module, split: Split) -> float:
+        """Accuracy of ``model`` on ``split`` (features cached, so scoring it later is free)."""
+        predictions = self.logits(model, split).argmax(dim=1).numpy()
+        return float((predictions == split.labels).mean())
 
     def trainable_copy(self) -> nn.Module:
         """A deep copy of the pretrained featurizer on the training device."""

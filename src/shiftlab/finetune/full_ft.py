@@ -49,14 +49,18 @@ def finetune(
     *,
     label_smoothing: float = 0.0,
     eval_mode: bool = False,
+    **train_options: object,
 ) -> Classifier:
-    """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy."""
+    """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy.
+
+    ``train_options`` (``seed=``, ``description=``) go to :meth:`RecipeContext.train`.
+    """
     model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
 
     def loss_fn(batch: Batch) -> torch.Tensor:
         return F.cross_entropy(model(batch.inputs), batch.labels, label_smoothing=label_smoothing)
 
-    ctx.train(model, loss_fn, cfg, eval_mode=eval_mode)
+    ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
     return model
 
 

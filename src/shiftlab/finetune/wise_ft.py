@@ -11,6 +11,10 @@ and theta_1 the ``finetuned`` predictor. Each alpha of the grid (default 0, 0.1,
 predictor named ``<name>[alpha=A]``. Alpha 0 is theta_0 and alpha 1 is theta_1, exactly. With no
 zero-shot head (a backbone without a text side), only the featurizer is interpolated and the
 fine-tuned head kept, as the authors advise for new heads (wise-ft issue #8). Nothing is trained.
+
+Two more predictors are labelled by how their alpha was chosen: ``[val_selected]``, the grid's
+alpha with the best ID val accuracy (no OOD data is used), and ``[fixed_0.5]``, the alpha the
+paper recommends when nothing is known of the shift.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class WiseFTConfig:
         None, "the alpha = 0 predictor; default: pretrained featurizer + zero-shot head"
     )
     alphas: list[float] = param(DEFAULT_ALPHAS, "mixing coefficients; each is a predictor")
+    select: bool = param(
+        True, "also add [val_selected] (alpha with the best ID val accuracy) and [fixed_0.5]"
+    )
 
     def __post_init__(self) -> None:
         if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
@@ -96,11 +103,30 @@ def wise_ft(ctx: RecipeContext, cfg: WiseFTConfig) -> Iterator[Predictor]:
     """Interpolate all weights between zero-shot and fine-tuned models over an alpha grid."""
     finetuned = ctx.predictor(cfg.finetuned).model
     base = endpoint_0(ctx, cfg, finetuned)
+    val_accuracy: dict[float, float] = {}
     for alpha in cfg.alphas:
+        model = interpolated_model(base, finetuned, alpha)
+        if cfg.select:
+            val_accuracy[alpha] = ctx.accuracy(model, ctx.benchmark.val)
         yield Predictor(
             f"{ctx.name}[alpha={alpha_label(alpha)}]",
             "wise_ft",
-            interpolated_model(base, finetuned, alpha),
+            model,
             params={"alpha": alpha, "finetuned": cfg.finetuned},
+            save=False,
+        )
+    if not cfg.select:
+        return
+    # Ties go to the first alpha of the grid (by default the one nearest the zero-shot model).
+    chosen = max(cfg.alphas, key=lambda a: val_accuracy[a])
+    for label, alpha, rule in (
+        ("val_selected", chosen, "id_val_accuracy"),
+        ("fixed_0.5", 0.5, "paper_default"),
+    ):
+        yield Predictor(
+            f"{ctx.name}[{label}]",
+            "wise_ft",
+            interpolated_model(base, finetuned, alpha),
+            params={"alpha": alpha, "finetuned": cfg.finetuned, "selection": rule},
             save=False,
         )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from shiftlab.evaluate.robustness import Trend
 from shiftlab.report.summary import ModelRow, wise_curves
 
 
@@ -19,9 +21,12 @@ def _png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def id_vs_ood(rows: list[ModelRow]) -> bytes | None:
-    """Scatter of ID test vs mean OOD accuracy, the y = x line, and WiSE-FT curves."""
-    points = [r for r in rows if r.id_test is not None and r.ood_mean is not None]
+def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
+    """Scatter of ID test vs mean OOD accuracy, the y = x line, WiSE-FT curves, and the
+    baselines' trend (effective robustness is the height above it)."""
+    points = [
+        r for r in rows if r.id_test is not None and r.ood_mean is not None and not r.calibrated
+    ]
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
@@ -49,6 +54,16 @@ def id_vs_ood(rows: list[ModelRow]) -> bytes | None:
     values = [v for r in points for v in (r.id_test, r.ood_mean)]
     low, high = min(values) - 0.02, max(values) + 0.02
     ax.plot([low, high], [low, high], "--", color="grey", lw=1, label="y = x")
+    if trend is not None:
+        xs = np.linspace(low, high, 100)
+        ax.plot(
+            xs,
+            trend.predict(xs),
+            ":",
+            color="black",
+            lw=1.2,
+            label=f"baselines' trend ({trend.kind})",
+        )
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
     ax.set_xlabel("ID test accuracy")
@@ -74,4 +89,38 @@ def wise_ft_alpha(rows: list[ModelRow]) -> bytes | None:
     ax.set_title("WiSE-FT: accuracy over alpha")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def reliability(rows: list[ModelRow], limit: int = 4) -> bytes | None:
+    """Reliability diagrams on ID test: accuracy against confidence per bin, one panel per
+    model, with its temperature-scaled twin when there is one."""
+    by_name = {r.model: r for r in rows}
+    pairs = [
+        (r, by_name.get(f"{r.model}+ts"))
+        for r in rows
+        if not r.calibrated and r.reliability_id and f"{r.model}+ts" in by_name
+    ]
+    if not pairs:
+        pairs = [(r, None) for r in rows if r.reliability_id and r.recipe != "wise_ft"]
+    pairs = pairs[:limit]
+    if not pairs:
+        return None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False)
+    for ax, (row, twin) in zip(axes[0], pairs, strict=True):
+        for r, style, label in ((row, "-o", "as trained"), (twin, "-s", "temperature-scaled")):
+            if r is None or not r.reliability_id:
+                continue
+            bins = r.reliability_id
+            xs = [c for c, n in zip(bins["confidence"], bins["count"], strict=True) if n]
+            ys = [a for a, n in zip(bins["accuracy"], bins["count"], strict=True) if n]
+            ax.plot(xs, ys, style, ms=3.5, label=f"{label}, ECE {r.ece_id:.3f}")
+        ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(row.model, fontsize=9)
+        ax.set_xlabel("confidence")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("accuracy (ID test)")
     return _png(fig)

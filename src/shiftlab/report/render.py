@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 
 from shiftlab.errors import RunDirError
+from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
-from shiftlab.report.summary import model_rows, ood_splits
+from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 from shiftlab.store import read_records, write_atomic
 
@@ -25,14 +26,30 @@ thead th{background:#f4f4f4}.note{color:#555;font-size:.85rem}img{max-width:100%
 """
 
 
-def _main_table(records: list[dict[str, Any]]) -> Table:
-    rows = model_rows(records)
+def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
     values = [
-        [r.model, r.recipe, r.id_val, r.id_test, r.ood_mean, r.f1_id, r.f1_ood, r.ece_id, r.ece_ood]
+        [
+            r.model,
+            r.recipe,
+            r.id_val,
+            r.id_test,
+            r.ood_mean,
+            r.effective_robustness,
+            r.f1_id,
+            r.f1_ood,
+            r.ece_id,
+            r.ece_ood,
+        ]
         for r in rows
     ]
-    bold = bold_best(values, [3, 4, 5, 6], lambda a, b: a > b)
-    bold |= bold_best(values, [7, 8], lambda a, b: a < b)
+    bold = bold_best(values, [3, 4, 5, 6, 7], lambda a, b: a > b)
+    bold |= bold_best(values, [8, 9], lambda a, b: a < b)
+    trend_note = (
+        f" Effective robustness: OOD mean accuracy minus the {trend.kind}-space linear trend "
+        "of the baselines (Taori et al. 2020)."
+        if trend is not None
+        else " Effective robustness needs two baselines of different ID accuracy."
+    )
     return Table(
         "Every predictor: ID and OOD",
         [
@@ -41,6 +58,7 @@ def _main_table(records: list[dict[str, Any]]) -> Table:
             "ID val acc",
             "ID test acc",
             "OOD mean acc",
+            "eff. robustness",
             "ID test F1",
             "OOD mean F1",
             "ID test ECE",
@@ -48,16 +66,41 @@ def _main_table(records: list[dict[str, Any]]) -> Table:
         ],
         [[fmt(v) for v in row] for row in values],
         note="Accuracy and macro-F1 (higher is better), ECE with 15 bins (lower is better). "
-        "OOD mean is the unweighted mean over OOD splits. Best of each column in bold.",
+        "OOD mean is the unweighted mean over OOD splits. Best of each column in bold."
+        + trend_note,
         bold=bold,
     )
 
 
-def _domain_table(records: list[dict[str, Any]]) -> Table | None:
+def _calibration_table(rows: list[ModelRow]) -> Table | None:
+    by_name = {r.model: r for r in rows}
+    pairs = [(r, by_name[f"{r.model}+ts"]) for r in rows if f"{r.model}+ts" in by_name]
+    if not pairs:
+        return None
+    values = [
+        [r.model, t.params.get("temperature"), r.ece_id, t.ece_id, r.ece_ood, t.ece_ood]
+        for r, t in pairs
+    ]
+    return Table(
+        "Temperature scaling (fitted on ID val)",
+        [
+            "model",
+            "temperature",
+            "ID test ECE",
+            "ID test ECE, scaled",
+            "OOD mean ECE",
+            "OOD mean ECE, scaled",
+        ],
+        [[fmt(v) for v in row] for row in values],
+        note="A temperature above 1 means the model was overconfident on ID val. Scaling keeps "
+        "every prediction (and accuracy) and changes only confidence.",
+    )
+
+
+def _domain_table(records: list[dict[str, Any]], rows: list[ModelRow]) -> Table | None:
     domains = ood_splits(records)
     if not domains:
         return None
-    rows = model_rows(records)
     values = [[r.model, r.id_test, *[r.ood.get(d) for d in domains]] for r in rows]
     return Table(
         "Accuracy per domain",
@@ -67,8 +110,8 @@ def _domain_table(records: list[dict[str, Any]]) -> Table | None:
     )
 
 
-def _worst_group_table(records: list[dict[str, Any]]) -> Table | None:
-    rows = [r for r in model_rows(records) if r.worst_group_id is not None]
+def _worst_group_table(rows: list[ModelRow]) -> Table | None:
+    rows = [r for r in rows if r.worst_group_id is not None]
     if not rows:
         return None
     values = [[r.model, r.id_test, r.worst_group_id, r.ood_mean, r.worst_group_ood] for r in rows]
@@ -106,17 +149,24 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     config = (
         yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     )
-    tables = [
-        t
-        for t in (_main_table(records), _domain_table(records), _worst_group_table(records))
-        if t is not None
-    ]
+    report_cfg = config.get("report") or {}
     rows = model_rows(records)
+    trend = add_effective_robustness(
+        rows, report_cfg.get("baselines"), report_cfg.get("link", "probit")
+    )
+    candidates = (
+        _main_table(rows, trend),
+        _domain_table(records, rows),
+        _calibration_table(rows),
+        _worst_group_table(rows),
+    )
+    tables = [t for t in candidates if t is not None]
     images = {
         name: png
         for name, png in (
-            ("id_vs_ood.png", plots.id_vs_ood(rows)),
+            ("id_vs_ood.png", plots.id_vs_ood(rows, trend)),
             ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
+            ("reliability.png", plots.reliability(rows)),
         )
         if png is not None
     }

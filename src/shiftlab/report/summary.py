@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from shiftlab.evaluate.robustness import Link, Trend, effective_robustness, fit_trend
+
+DEFAULT_BASELINES = ("zero_shot", "linear_probe", "full_ft")
+
 
 @dataclass
 class ModelRow:
@@ -25,6 +29,9 @@ class ModelRow:
     f1_ood: float | None = None
     worst_group_id: float | None = None
     worst_group_ood: float | None = None
+    calibrated: bool = False
+    reliability_id: dict[str, list[Any]] | None = None
+    effective_robustness: float | None = None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -62,6 +69,8 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
                 f1_ood=_mean([r["macro_f1"] for r in ood]),
                 worst_group_id=role.get("id_test", {}).get("worst_group_accuracy"),
                 worst_group_ood=_mean([r.get("worst_group_accuracy") for r in ood]),
+                calibrated=bool(rs[0].get("calibrated", False)),
+                reliability_id=role.get("id_test", {}).get("reliability"),
             )
         )
     return rows
@@ -71,6 +80,30 @@ def wise_curves(rows: list[ModelRow]) -> dict[str, list[ModelRow]]:
     """WiSE-FT predictors grouped by entry name, sorted by alpha."""
     curves: dict[str, list[ModelRow]] = {}
     for row in rows:
-        if row.recipe == "wise_ft" and "alpha" in row.params:
+        if row.recipe == "wise_ft" and "alpha" in row.params and "selection" not in row.params:
             curves.setdefault(row.model.split("[", 1)[0], []).append(row)
     return {k: sorted(v, key=lambda r: r.params["alpha"]) for k, v in curves.items()}
+
+
+def is_baseline(row: ModelRow, baselines: list[str] | None) -> bool:
+    """Whether ``row`` defines the ID-OOD trend: named, by model or recipe, in ``baselines``;
+    by default the zero_shot, linear_probe and full_ft models. Calibrated twins never count
+    (their accuracies are their twins')."""
+    if row.calibrated:
+        return False
+    if baselines is None:
+        return row.model in DEFAULT_BASELINES
+    return row.model in baselines or row.recipe in baselines
+
+
+def add_effective_robustness(
+    rows: list[ModelRow], baselines: list[str] | None, kind: Link
+) -> Trend | None:
+    """Fit the baselines' trend and set every row's effective robustness; the trend or None."""
+    points = [r for r in rows if is_baseline(r, baselines) and None not in (r.id_test, r.ood_mean)]
+    trend = fit_trend([r.id_test for r in points], [r.ood_mean for r in points], kind)
+    if trend is not None:
+        for row in rows:
+            if row.id_test is not None and row.ood_mean is not None:
+                row.effective_robustness = effective_robustness(row.id_test, row.ood_mean, trend)
+    return trend
