@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from shiftlab.errors import ConfigError
-from shiftlab.registry import BACKBONES, DATASETS, FINETUNE, closest
+from shiftlab.registry import ADAPT, BACKBONES, DATASETS, FINETUNE, closest
 from shiftlab.typed import NoOptions, build, coerce, param, ref, to_plain
 
 DEFAULT_RECIPES = ["zero_shot", "linear_probe", "full_ft", "lp_ft", "flyp", "wise_ft"]
@@ -45,6 +45,15 @@ class SplitConfig:
 
 
 @dataclass
+class CorruptionsConfig:
+    """Corrupted copies of the ID test split, as extra OOD splits (image benchmarks)."""
+
+    types: list[str] | None = param(None, "corruptions to apply; default every one")
+    severities: list[int] = param([1, 2, 3, 4, 5], "severities, 1 (mild) to 5 (strong)")
+    per_split: int | None = param(None, "examples per corrupted split (stratified); default all")
+
+
+@dataclass
 class DataConfig:
     """Which benchmark to build: a registered loader, its domains, classes and sizes."""
 
@@ -56,6 +65,7 @@ class DataConfig:
     max_per_domain: int | None = None
     max_per_ood_domain: int | None = None
     seed: int = 0
+    corruptions: CorruptionsConfig | None = None
     options: Any = None  # the loader's own dataclass, built from the remaining keys
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +117,26 @@ class RecipeSpec:
 
 
 @dataclass
+class AdaptSpec:
+    """One entry of ``adapt:``: a name, the adapter, its options, and the predictors it runs on
+    (``on``; default every saved predictor)."""
+
+    name: str
+    adapter: str
+    config: Any
+    on: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form ``{adapter: {name: ..., on: [...], option: value}}``."""
+        options = to_plain(self.config)
+        if self.on is not None:
+            options = {"on": list(self.on), **options}
+        if self.name != self.adapter:
+            options = {"name": self.name, **options}
+        return {self.adapter: options}
+
+
+@dataclass
 class RunConfig:
     """A whole run: benchmark, backbone, class prompts, recipes, seed, device; whether to add
     temperature-scaled predictors; how the report measures robustness."""
@@ -119,6 +149,7 @@ class RunConfig:
     device: str = "auto"
     calibrate: bool = False
     report: ReportConfig = field(default_factory=ReportConfig)
+    adapt: list[AdaptSpec] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, every default filled in, as written to the run directory."""
@@ -131,6 +162,7 @@ class RunConfig:
             "device": self.device,
             "calibrate": self.calibrate,
             "report": to_plain(self.report),
+            "adapt": [spec.to_dict() for spec in self.adapt],
         }
 
     def recipe(self, name: str) -> RecipeSpec:
@@ -174,11 +206,9 @@ def _parse_backbone(raw: Any) -> BackboneConfig:
     return build(BackboneConfig, raw, "backbone")
 
 
-def _recipe_items(raw: Any) -> list[tuple[str, dict[str, Any]]]:
-    if raw is None:
-        raw = list(DEFAULT_RECIPES)
+def _items(raw: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(raw, list):
-        raise ConfigError("recipes must be a list, e.g. [zero_shot, {full_ft: {epochs: 2}}]")
+        raise ConfigError(f"{section} must be a list, e.g. [zero_shot, {{full_ft: {{epochs: 2}}}}]")
     items = []
     for i, item in enumerate(raw):
         if isinstance(item, str):
@@ -186,18 +216,18 @@ def _recipe_items(raw: Any) -> list[tuple[str, dict[str, Any]]]:
         elif isinstance(item, Mapping) and len(item) == 1:
             ((recipe, options),) = item.items()
             if options is not None and not isinstance(options, Mapping):
-                raise ConfigError(f"recipes[{i}].{recipe} must be a mapping of options")
+                raise ConfigError(f"{section}[{i}].{recipe} must be a mapping of options")
             items.append((str(recipe), dict(options or {})))
         else:
             raise ConfigError(
-                f"recipes[{i}] must be a recipe name or {{recipe: {{options}}}}, got {item!r}"
+                f"{section}[{i}] must be a name or {{name: {{options}}}}, got {item!r}"
             )
     return items
 
 
 def _parse_recipes(raw: Any) -> list[RecipeSpec]:
     specs: list[RecipeSpec] = []
-    for recipe, options in _recipe_items(raw):
+    for recipe, options in _items(list(DEFAULT_RECIPES) if raw is None else raw, "recipes"):
         entry = FINETUNE[recipe]
         name = str(options.pop("name", recipe))
         if any(s.name == name for s in specs):
@@ -205,6 +235,20 @@ def _parse_recipes(raw: Any) -> list[RecipeSpec]:
         where = f"recipes.{name}"
         config = build(entry.config, options, where) if entry.config is not None else None
         specs.append(RecipeSpec(name=name, recipe=recipe, config=config))
+    return specs
+
+
+def _parse_adapt(raw: Any) -> list[AdaptSpec]:
+    specs: list[AdaptSpec] = []
+    for adapter, options in _items([] if raw is None else raw, "adapt"):
+        entry = ADAPT[adapter]
+        name = str(options.pop("name", adapter))
+        on = options.pop("on", None)
+        if any(s.name == name for s in specs):
+            raise ConfigError(f"two adapters are named '{name}'; give one a distinct 'name:'")
+        where = f"adapt.{name}"
+        on = None if on is None else coerce(on, list[str], f"{where}.on")
+        specs.append(AdaptSpec(name, adapter, build(entry.config, options, where), on))
     return specs
 
 
@@ -217,7 +261,17 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
 
     if not isinstance(raw, Mapping):
         raise ConfigError("a run config must be a YAML mapping with at least a 'data:' section")
-    known = {"data", "backbone", "prompts", "recipes", "seed", "device", "calibrate", "report"}
+    known = {
+        "data",
+        "backbone",
+        "prompts",
+        "recipes",
+        "seed",
+        "device",
+        "calibrate",
+        "report",
+        "adapt",
+    }
     for key in raw:
         if key not in known:
             hint = closest(str(key), sorted(known))
@@ -241,6 +295,7 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         device=coerce(raw.get("device", "auto"), str, "device"),
         calibrate=coerce(raw.get("calibrate", False), bool, "calibrate"),
         report=build(ReportConfig, raw.get("report"), "report"),
+        adapt=_parse_adapt(raw.get("adapt")),
     )
 
 
@@ -313,7 +368,9 @@ def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
 
 
 __all__ = [
+    "AdaptSpec",
     "BackboneConfig",
+    "CorruptionsConfig",
     "DataConfig",
     "NoOptions",
     "RecipeSpec",

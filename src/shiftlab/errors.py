@@ -21,6 +21,10 @@ class TrainingError(ShiftlabError):
     """Training failed in a way the user can act on (a NaN loss)."""
 
 
+class AdaptError(ShiftlabError):
+    """A test-time adapter cannot work on the model it was given."""
+
+
 class RunDirError(ShiftlabError):
     """A run directory is missing, or holds a run of a different config."""
 

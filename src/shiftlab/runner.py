@@ -10,16 +10,18 @@ from typing import Any
 
 import numpy as np
 from rich.markup import escape
+from torch import nn
 
+from shiftlab.adapt.stream import adapted_records
 from shiftlab.config import RecipeSpec, RunConfig
 from shiftlab.data import load_benchmark
-from shiftlab.errors import ConfigError
+from shiftlab.errors import AdaptError, ConfigError
 from shiftlab.evaluate import evaluate_predictor
 from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.models import Predictor, load_backbone
-from shiftlab.registry import FINETUNE
+from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
+from shiftlab.registry import ADAPT, FINETUNE
 from shiftlab.runtime import log, resolve_device, seed_everything
 from shiftlab.store import RunStore, recipe_digest
 
@@ -64,6 +66,22 @@ def check_references(cfg: RunConfig) -> dict[str, list[str]]:
     return depends
 
 
+def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
+    """Every adapter must be able to work on the backbone (checked before any training).
+
+    Raises:
+        AdaptError: an adapter cannot adapt this backbone (e.g. no normalisation layers).
+    """
+    for spec in cfg.adapt:
+        probe = Classifier(backbone.featurizer, nn.Linear(1, 1))
+        try:
+            ADAPT[spec.adapter].obj(probe, spec.config)
+        except AdaptError as exc:
+            raise AdaptError(
+                f"adapter '{spec.name}' cannot adapt backbone '{backbone.name}': {exc}"
+            ) from None
+
+
 def _summary(records: list[dict[str, Any]]) -> str:
     test = [r["accuracy"] for r in records if r["role"] == "id_test"]
     ood = [r["accuracy"] for r in records if r["role"] == "ood"]
@@ -84,12 +102,14 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     referenced = {name for spec in cfg.recipes for name in references(spec.config)}
     benchmark = load_benchmark(cfg.data)
     device = resolve_device(cfg.device)
-    backbone = load_backbone(cfg.backbone, device)
+    backbone = load_backbone(cfg.backbone, device, seed=cfg.seed)
+    check_adapters(cfg, backbone)
     store = RunStore.create(out, cfg)
     # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
     encode_batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
     cache = FeatureCache(store.cache_dir, encode_batch, device)
     specs = {spec.name: spec for spec in cfg.recipes}
+    names = [*specs, *(f"adapt.{spec.name}" for spec in cfg.adapt)]
     kept: dict[str, Predictor] = {}
 
     def produce(spec: RecipeSpec) -> Iterator[Predictor]:
@@ -141,8 +161,32 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
             if predictor.save or predictor.name in referenced:
                 kept[predictor.name] = predictor
         store.finish(spec.name, digest, records)
-        store.write_records(list(specs))
-    store.write_records(list(specs))
+        store.write_records(names)
+    for spec in cfg.adapt:
+        key = f"adapt.{spec.name}"
+        targets = spec.on if spec.on is not None else store.saved_predictors(list(specs))
+        digest = recipe_digest(spec, [digests[entry_of(t)] for t in targets], extra)
+        if store.finished(key, digest):
+            log(f"{key}: finished in an earlier run of {out}; skipped")
+            continue
+        records = []
+        for name in targets:
+            predictor = lookup(name)
+            adapter = ADAPT[spec.adapter].obj(
+                predictor.model, spec.config.for_model(predictor.params)
+            )
+            records += adapted_records(
+                adapter,
+                spec.name,
+                predictor,
+                benchmark.ood,
+                seed=cfg.seed,
+                device=device,
+                group_names=benchmark.group_names,
+            )
+        store.finish(key, digest, records)
+        store.write_records(names)
+    store.write_records(names)
     if report:
         from shiftlab.report import write_report
 

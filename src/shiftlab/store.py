@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from shiftlab.config import RecipeSpec, RunConfig, to_plain
+from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig, to_plain
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
@@ -55,13 +55,13 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def recipe_digest(
-    spec: RecipeSpec, dependencies: list[str], extra: dict[str, Any] | None = None
+    spec: RecipeSpec | AdaptSpec, dependencies: list[str], extra: dict[str, Any] | None = None
 ) -> str:
-    """Hash of a recipe entry's options, of the digests of the entries it consumes, and of run
-    options that change its records (``extra``)."""
+    """Hash of a recipe (or adapter) entry's options, of the digests of the entries it
+    consumes, and of run options that change its records (``extra``)."""
     payload = json.dumps(
         {
-            "recipe": spec.recipe,
+            "recipe": spec.to_dict(),
             "config": to_plain(spec.config),
             "deps": dependencies,
             "extra": extra or {},
@@ -132,6 +132,16 @@ class RunStore:
                 state = json.loads(path.read_text(encoding="utf-8"))
                 lines += [json.dumps(r, allow_nan=True) for r in state["records"]]
         write_atomic(self.records_path, "".join(line + "\n" for line in lines))
+
+    def saved_predictors(self, entries: list[str]) -> list[str]:
+        """Names of the saved predictors of the finished ``entries``, in record order."""
+        names: dict[str, None] = {}
+        for entry in entries:
+            path = self._state_path(entry)
+            if path.is_file():
+                records = json.loads(path.read_text(encoding="utf-8"))["records"]
+                names.update(dict.fromkeys(r["model"] for r in records))
+        return [n for n in names if self.has_model(n)]
 
     def _model_path(self, name: str) -> Path:
         return self.models_dir / f"{safe_name(name)}.safetensors"

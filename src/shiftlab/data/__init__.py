@@ -1,6 +1,6 @@
 """Benchmarks: loaders register themselves in ``DATASETS`` on import."""
 
-from shiftlab.data import sentiment_sentences, table, vader
+from shiftlab.data import digits, sentiment_sentences, table, vader
 from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
 from shiftlab.data.load import load_benchmark
 
@@ -10,6 +10,7 @@ __all__ = [
     "LoadedData",
     "Split",
     "build_benchmark",
+    "digits",
     "load_benchmark",
     "sentiment_sentences",
     "table",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
-from shiftlab.config import DataConfig
+from shiftlab.config import CorruptionsConfig, DataConfig
+from shiftlab.data.corruptions import CORRUPTIONS, corrupt
 from shiftlab.data.splits import stratified_partition, stratified_subsample
 from shiftlab.errors import DataError
 from shiftlab.registry import unknown_name_message
@@ -57,9 +58,12 @@ class Domain:
 
 @dataclass
 class LoadedData:
-    """What a dataset loader returns: domains by name, the class names, and the modality."""
+    """What a dataset loader returns: domains by name, the class names, and the modality.
 
-    domains: dict[str, Domain]
+    A domain may be given as a zero-argument function returning it, read only if used.
+    """
+
+    domains: dict[str, Domain | Callable[[], Domain]]
     class_names: list[str]
     modality: Modality = "text"
     group_names: list[str] | None = None
@@ -127,8 +131,13 @@ class Benchmark:
         return [self.val, self.test, *self.ood]
 
     def summary(self) -> str:
-        """One line: sizes of every split."""
-        ood = ", ".join(f"{s.name} {len(s)}" for s in self.ood) or "none"
+        """One line: sizes of every split (corrupted splits counted, not listed)."""
+        natural = [s for s in self.ood if "corruption" not in s.info]
+        corrupted = [s for s in self.ood if "corruption" in s.info]
+        ood = ", ".join(f"{s.name} {len(s)}" for s in natural) or "none"
+        if corrupted:
+            kinds = len({s.info["corruption"] for s in corrupted})
+            ood += f"; {len(corrupted)} corrupted splits ({kinds} corruptions) of ID test"
         return (
             f"{self.name}: ID {'+'.join(self.id_domains)} train {len(self.train)} / "
             f"val {len(self.val)} / test {len(self.test)}; OOD {ood}"
@@ -151,6 +160,40 @@ def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> N
         )
 
 
+def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[Split]:
+    """One OOD split per (corruption, severity) of ``source``, named ``<corruption>_<severity>``;
+    records of each carry ``corruption`` and ``severity``."""
+    kinds = cfg.types if cfg.types is not None else list(CORRUPTIONS)
+    if cfg.per_split is not None and cfg.per_split < len(source):
+        index = stratified_subsample(source.labels, cfg.per_split, np.random.default_rng(seed))
+        source = Split(
+            source.name,
+            source.role,
+            take(source.inputs, index),
+            source.labels[index],
+            None if source.groups is None else source.groups[index],
+        )
+    return [
+        Split(
+            f"{kind}_{severity}",
+            "ood",
+            corrupt(source.inputs, kind, severity, seed),
+            source.labels,
+            source.groups,
+            info={"corruption": kind, "severity": severity},
+        )
+        for kind in kinds
+        for severity in cfg.severities
+    ]
+
+
+def _materialise(loaded: LoadedData, name: str) -> Domain:
+    domain = loaded.domains[name]
+    if callable(domain):
+        domain = loaded.domains[name] = domain()
+    return domain
+
+
 def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark:
     """Split the ID domains (seeded, stratified) and cap every domain's size.
 
@@ -170,7 +213,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     rng = np.random.default_rng(cfg.seed)
     parts: dict[str, list[Domain]] = {"train": [], "id_val": [], "id_test": []}
     for domain in id_domains:
-        data = loaded.domains[domain]
+        data = _materialise(loaded, domain)
         if len(data) == 0:
             raise DataError(f"ID domain '{domain}' is empty after filtering")
         _check_classes(domain, data.labels, loaded.class_names)
@@ -188,7 +231,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     ood_cap = cfg.max_per_ood_domain if cfg.max_per_ood_domain is not None else cfg.max_per_domain
     ood = []
     for domain in ood_domains:
-        data = loaded.domains[domain]
+        data = _materialise(loaded, domain)
         if len(data) == 0:
             raise DataError(f"OOD domain '{domain}' is empty after filtering")
         if ood_cap is not None and len(data) > ood_cap:
@@ -209,13 +252,18 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     train = merged("train")
     if len(np.unique(train.labels)) < 2:
         raise DataError("the ID training split has only one class; training needs at least two")
+    test = merged("id_test")
+    if cfg.corruptions is not None:
+        if loaded.modality != "image":
+            raise DataError("data.corruptions apply to image benchmarks only")
+        ood += corrupted_splits(test, cfg.corruptions, cfg.seed)
     return Benchmark(
         name=name,
         class_names=list(loaded.class_names),
         modality=loaded.modality,
         train=train,
         val=merged("id_val"),
-        test=merged("id_test"),
+        test=test,
         ood=ood,
         id_domains=list(id_domains),
         group_names=loaded.group_names,

@@ -4,6 +4,9 @@ Follows ``mlfoundations/wise-ft`` (``src/models/finetune.py``): the classifier s
 zero-shot head when the backbone has a text side (the head is otherwise freshly initialised),
 every parameter is trained with AdamW (lr 3e-5, weight decay 0.1), a linear warmup of 500 steps
 then cosine decay, and gradients clipped to norm 1. The last checkpoint is kept.
+
+The loss is cross-entropy by default; ``loss: squared`` or ``loss: poly`` trains a source model
+for test-time adaptation with conjugate pseudo-labels (see :mod:`shiftlab.finetune.losses`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.losses import LossName, classification_loss
 from shiftlab.finetune.trainer import Batch, TrainConfig
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.registry import FINETUNE
@@ -31,6 +34,8 @@ class FullFTConfig(TrainConfig):
         "auto", "head start: zero-shot from prompts (auto, when the backbone has a text side)"
     )
     label_smoothing: float = param(0.0, "cross-entropy label smoothing (WiSE-FT --ls)")
+    loss: LossName = param("ce", "training loss: ce, squared, or poly (PolyLoss)")
+    eps: float = param(6.0, "PolyLoss epsilon (tta_conjugate's CIFAR default)")
 
 
 def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
@@ -49,6 +54,8 @@ def finetune(
     *,
     label_smoothing: float = 0.0,
     eval_mode: bool = False,
+    loss: LossName = "ce",
+    eps: float = 6.0,
     **train_options: object,
 ) -> Classifier:
     """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy.
@@ -58,7 +65,10 @@ def finetune(
     model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
 
     def loss_fn(batch: Batch) -> torch.Tensor:
-        return F.cross_entropy(model(batch.inputs), batch.labels, label_smoothing=label_smoothing)
+        logits = model(batch.inputs)
+        return classification_loss(
+            logits, batch.labels, loss, eps=eps, label_smoothing=label_smoothing
+        )
 
     ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
     return model
@@ -66,8 +76,18 @@ def finetune(
 
 @FINETUNE.register("full_ft", config=FullFTConfig)
 def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
-    """Fine-tune every weight with cross-entropy (AdamW, warmup + cosine), head from zero-shot."""
+    """Fine-tune every weight (AdamW, warmup + cosine), the head from zero-shot when it can."""
     model = finetune(
-        ctx, initial_head(ctx, cfg.head_init), cfg, label_smoothing=cfg.label_smoothing
+        ctx,
+        initial_head(ctx, cfg.head_init),
+        cfg,
+        label_smoothing=cfg.label_smoothing,
+        loss=cfg.loss,
+        eps=cfg.eps,
     )
-    yield Predictor(ctx.name, "full_ft", model)
+    yield Predictor(ctx.name, "full_ft", model, params=loss_params(cfg))
+
+
+def loss_params(cfg: FullFTConfig) -> dict[str, object]:
+    """The training loss, for the records: ``{"loss": "poly", "eps": 6.0}``."""
+    return {"loss": cfg.loss, "eps": cfg.eps} if cfg.loss == "poly" else {"loss": cfg.loss}

@@ -109,6 +109,8 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
             copy.deepcopy(start),
             options,
             label_smoothing=cfg.label_smoothing,
+            loss=cfg.loss,
+            eps=cfg.eps,
             seed=ctx.seed + seed,
             description=name,
         )

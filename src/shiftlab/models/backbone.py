@@ -60,16 +60,19 @@ def _minilm_path() -> str:
 
 
 @BACKBONES.register("minilm")
-def minilm(cfg: BackboneConfig) -> Backbone:
+def minilm(cfg: BackboneConfig, seed: int = 0) -> Backbone:
     """sentence-transformers all-MiniLM-L6-v2 (22.7M parameters, 384-d), loaded offline."""
     encoder = load_text_encoder(_minilm_path(), cfg.max_length)
     return Backbone("minilm", encoder, "text", cfg.logit_scale or TEXT_LOGIT_SCALE, True)
 
 
-def load_backbone(cfg: BackboneConfig, device: torch.device) -> Backbone:
-    """A registered backbone by name, else a Hugging Face text encoder from a path or model id."""
+def load_backbone(cfg: BackboneConfig, device: torch.device, seed: int = 0) -> Backbone:
+    """A registered backbone by name, else a Hugging Face text encoder from a path or model id.
+
+    ``seed`` initialises backbones trained from scratch.
+    """
     if cfg.name in BACKBONES:
-        backbone = BACKBONES[cfg.name].obj(cfg)
+        backbone = BACKBONES[cfg.name].obj(cfg, seed)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
             unknown_name_message("backbone", cfg.name, BACKBONES.names())

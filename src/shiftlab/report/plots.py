@@ -124,3 +124,20 @@ def reliability(rows: list[ModelRow], limit: int = 4) -> bytes | None:
         ax.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("accuracy (ID test)")
     return _png(fig)
+
+
+def severity(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> bytes | None:
+    """Corrupted accuracy over severity, one line per adapter, one panel per model."""
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), squeeze=False)
+    for ax, (model, by_adapter) in zip(axes[0], curves.items(), strict=True):
+        for adapter, points in by_adapter.items():
+            ax.plot([v for v, _ in points], [a for _, a in points], "-o", ms=3.5, label=adapter)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("severity")
+        ax.set_xticks(sorted({v for pts in by_adapter.values() for v, _ in pts}))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy on corrupted splits")
+    return _png(fig)

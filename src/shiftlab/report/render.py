@@ -12,6 +12,7 @@ import yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
+from shiftlab.report.adaptation import adapter_tables, severity_curves
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 from shiftlab.store import read_records, write_atomic
@@ -66,8 +67,8 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
         ],
         [[fmt(v) for v in row] for row in values],
         note="Accuracy and macro-F1 (higher is better), ECE with 15 bins (lower is better). "
-        "OOD mean is the unweighted mean over OOD splits. Best of each column in bold."
-        + trend_note,
+        "OOD mean is the unweighted mean over natural OOD splits (over corrupted splits when "
+        "there are no others). Best of each column in bold." + trend_note,
         bold=bold,
     )
 
@@ -99,14 +100,19 @@ def _calibration_table(rows: list[ModelRow]) -> Table | None:
 
 def _domain_table(records: list[dict[str, Any]], rows: list[ModelRow]) -> Table | None:
     domains = ood_splits(records)
-    if not domains:
+    corrupted = any(r.corrupted_mean is not None for r in rows)
+    if not domains and not corrupted:
         return None
-    values = [[r.model, r.id_test, *[r.ood.get(d) for d in domains]] for r in rows]
+    values = [
+        [r.model, r.id_test, *[r.ood.get(d) for d in domains]]
+        + ([r.corrupted_mean] if corrupted else [])
+        for r in rows
+    ]
     return Table(
         "Accuracy per domain",
-        ["model", "ID test", *domains],
+        ["model", "ID test", *domains] + (["corrupted (mean)"] if corrupted else []),
         [[fmt(v) for v in row] for row in values],
-        bold=bold_best(values, list(range(1, len(domains) + 2)), lambda a, b: a > b),
+        bold=bold_best(values, list(range(1, len(values[0]))), lambda a, b: a > b),
     )
 
 
@@ -159,6 +165,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         _domain_table(records, rows),
         _calibration_table(rows),
         _worst_group_table(rows),
+        *adapter_tables(records),
     )
     tables = [t for t in candidates if t is not None]
     images = {
@@ -167,6 +174,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
             ("id_vs_ood.png", plots.id_vs_ood(rows, trend)),
             ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
             ("reliability.png", plots.reliability(rows)),
+            ("adaptation_severity.png", plots.severity(severity_curves(records))),
         )
         if png is not None
     }

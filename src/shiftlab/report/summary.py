@@ -23,6 +23,7 @@ class ModelRow:
     id_test: float | None
     ood_mean: float | None
     ood: dict[str, float] = field(default_factory=dict)
+    corrupted_mean: float | None = None
     ece_id: float | None = None
     ece_ood: float | None = None
     f1_id: float | None = None
@@ -40,8 +41,10 @@ def _mean(values: list[float]) -> float | None:
 
 
 def ood_splits(records: list[dict[str, Any]]) -> list[str]:
-    """OOD split names in first-appearance order."""
-    return list(dict.fromkeys(r["split"] for r in records if r["role"] == "ood"))
+    """Names of natural (uncorrupted) OOD splits, in first-appearance order."""
+    return list(
+        dict.fromkeys(r["split"] for r in records if r["role"] == "ood" and "corruption" not in r)
+    )
 
 
 def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> list[ModelRow]:
@@ -53,7 +56,10 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
     rows = []
     for model, rs in by_model.items():
         role = {r["role"]: r for r in rs if r["role"] != "ood"}
-        ood = [r for r in rs if r["role"] == "ood"]
+        corrupted = [r for r in rs if r["role"] == "ood" and "corruption" in r]
+        # OOD means average natural shifts; corrupted splits have a mean of their own (and
+        # stand in for OOD when a benchmark has no natural shift).
+        ood = [r for r in rs if r["role"] == "ood" and "corruption" not in r] or corrupted
         rows.append(
             ModelRow(
                 model=model,
@@ -62,7 +68,8 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
                 id_val=role.get("id_val", {}).get("accuracy"),
                 id_test=role.get("id_test", {}).get("accuracy"),
                 ood_mean=_mean([r["accuracy"] for r in ood]),
-                ood={r["split"]: r["accuracy"] for r in ood},
+                ood={r["split"]: r["accuracy"] for r in ood if "corruption" not in r},
+                corrupted_mean=_mean([r["accuracy"] for r in corrupted]),
                 ece_id=role.get("id_test", {}).get("ece"),
                 ece_ood=_mean([r["ece"] for r in ood]),
                 f1_id=role.get("id_test", {}).get("macro_f1"),

