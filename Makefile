@@ -40,6 +40,8 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/encode.py
+	$(BIN)/python benchmarks/tta.py
 
 docs: install
 	$(BIN)/python scripts/update_docs.py

@@ -75,8 +75,9 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory, minilm_path: str)
 
 @pytest.fixture(scope="session")
 def tiny_benchmark(sentences_dir: Path):
-    """80 ID sentences (48 / 16 / 16) and 40 per OOD domain, real text."""
-    return load_benchmark(sentences_data_config(sentences_dir))
+    """80 ID sentences (48 / 16 / 16) and 40 per OOD domain, real text; groups are
+    label x domain."""
+    return load_benchmark(sentences_data_config(sentences_dir, groups="label_x_domain"))
 
 
 @pytest.fixture(scope="session")

@@ -62,10 +62,11 @@ class DataConfig:
     ood_domains: list[str] | None = None
     class_names: list[str] | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
-    max_per_domain: int | None = None
+    max_per_domain: int | dict[str, int] | None = None
     max_per_ood_domain: int | None = None
     seed: int = 0
     corruptions: CorruptionsConfig | None = None
+    groups: str | None = None  # label_x_domain, label_x_<attribute>; default the loader's
     options: Any = None  # the loader's own dataclass, built from the remaining keys
 
     def to_dict(self) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     referenced = {name for spec in cfg.recipes for name in references(spec.config)}
     benchmark = load_benchmark(cfg.data)
     device = resolve_device(cfg.device)
-    backbone = load_backbone(cfg.backbone, device, seed=cfg.seed)
+    backbone = load_backbone(cfg.backbone, device, seed=cfg.seed, input_shape=benchmark.input_shape)
     check_adapters(cfg, backbone)
     store = RunStore.create(out, cfg)
     # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).

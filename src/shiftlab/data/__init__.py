@@ -1,6 +1,6 @@
 """Benchmarks: loaders register themselves in ``DATASETS`` on import."""
 
-from shiftlab.data import digits, sentiment_sentences, table, vader
+from shiftlab.data import colored_digits, digits, sentiment_sentences, table, vader
 from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
 from shiftlab.data.load import load_benchmark
 
@@ -10,6 +10,7 @@ __all__ = [
     "LoadedData",
     "Split",
     "build_benchmark",
+    "colored_digits",
     "digits",
     "load_benchmark",
     "sentiment_sentences",

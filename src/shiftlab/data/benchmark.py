@@ -15,6 +15,7 @@ from shiftlab.data.corruptions import CORRUPTIONS, corrupt
 from shiftlab.data.splits import stratified_partition, stratified_subsample
 from shiftlab.errors import DataError
 from shiftlab.registry import unknown_name_message
+from shiftlab.runtime import log
 
 Role = Literal["train", "id_val", "id_test", "ood"]
 Modality = Literal["text", "image"]
@@ -67,6 +68,7 @@ class LoadedData:
     class_names: list[str]
     modality: Modality = "text"
     group_names: list[str] | None = None
+    attributes: list[str] = field(default_factory=list)  # per-example attributes domains carry
 
 
 @dataclass
@@ -125,6 +127,11 @@ class Benchmark:
     def num_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one image (C, H, W); None for text."""
+        return tuple(self.train.inputs.shape[1:]) if self.modality == "image" else None
 
     def eval_splits(self) -> list[Split]:
         """Every split a predictor is scored on: ID val, ID test, then each OOD split."""
@@ -194,6 +201,44 @@ def _materialise(loaded: LoadedData, name: str) -> Domain:
     return domain
 
 
+def _cap(cfg: DataConfig, domain: str, ood: bool) -> int | None:
+    if ood and cfg.max_per_ood_domain is not None:
+        return cfg.max_per_ood_domain
+    if isinstance(cfg.max_per_domain, dict):
+        return cfg.max_per_domain.get(domain)
+    return cfg.max_per_domain
+
+
+def assign_groups(
+    domains: dict[str, Domain], how: str, class_names: list[str], attributes: list[str]
+) -> list[str]:
+    """Set each domain's groups to (label, domain) or (label, attribute) pairs; return the
+    group names (``"<class>/<value>"``, every class with every value seen, sorted).
+
+    Raises:
+        DataError: an unknown grouping or attribute.
+    """
+    if how == "label_x_domain":
+        values = {d: np.full(len(data), d) for d, data in domains.items()}
+    elif how.startswith("label_x_"):
+        attribute = how.removeprefix("label_x_")
+        if attribute not in attributes:
+            have = ", ".join(["domain", *attributes])
+            raise DataError(f"data.groups: no attribute '{attribute}' (this data has: {have})")
+        values = {d: data.attributes[attribute].astype(str) for d, data in domains.items()}
+    else:
+        raise DataError(f"data.groups must be label_x_domain or label_x_<attribute>, got '{how}'")
+    seen = sorted({str(v) for vs in values.values() for v in vs})
+    names = [f"{c}/{v}" for c in class_names for v in seen]
+    index = {name: i for i, name in enumerate(names)}
+    for d, data in domains.items():
+        data.groups = np.array(
+            [index[f"{class_names[y]}/{v}"] for y, v in zip(data.labels, values[d], strict=True)],
+            dtype=np.int64,
+        )
+    return names
+
+
 def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark:
     """Split the ID domains (seeded, stratified) and cap every domain's size.
 
@@ -210,17 +255,24 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     overlap = sorted(set(id_domains) & set(ood_domains))
     if overlap:
         raise DataError(f"domain '{overlap[0]}' is listed both in id_domains and ood_domains")
+    used = {d: _materialise(loaded, d) for d in [*id_domains, *ood_domains]}
+    group_names = loaded.group_names
+    if cfg.groups is not None:
+        group_names = assign_groups(used, cfg.groups, loaded.class_names, loaded.attributes)
     rng = np.random.default_rng(cfg.seed)
     parts: dict[str, list[Domain]] = {"train": [], "id_val": [], "id_test": []}
     for domain in id_domains:
-        data = _materialise(loaded, domain)
+        data = used[domain]
         if len(data) == 0:
             raise DataError(f"ID domain '{domain}' is empty after filtering")
         _check_classes(domain, data.labels, loaded.class_names)
-        if cfg.max_per_domain is not None and len(data) > cfg.max_per_domain:
-            data = data.subset(stratified_subsample(data.labels, cfg.max_per_domain, rng))
+        cap = _cap(cfg, domain, ood=False)
+        if cap is not None and len(data) > cap:
+            strata = data.labels if data.groups is None else data.groups
+            data = data.subset(stratified_subsample(strata, cap, rng))
         fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
-        train, val, test = stratified_partition(data.labels, fractions, rng)
+        strata = data.labels if data.groups is None else data.groups
+        train, val, test = stratified_partition(strata, fractions, rng)
         for role, index in zip(parts, (train, val, test), strict=True):
             if len(index) == 0:
                 raise DataError(
@@ -228,14 +280,15 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                     f"non-empty {role} split; lower max_per_domain or change data.split"
                 )
             parts[role].append(data.subset(index))
-    ood_cap = cfg.max_per_ood_domain if cfg.max_per_ood_domain is not None else cfg.max_per_domain
     ood = []
     for domain in ood_domains:
-        data = _materialise(loaded, domain)
+        data = used[domain]
         if len(data) == 0:
             raise DataError(f"OOD domain '{domain}' is empty after filtering")
-        if ood_cap is not None and len(data) > ood_cap:
-            data = data.subset(stratified_subsample(data.labels, ood_cap, rng))
+        cap = _cap(cfg, domain, ood=True)
+        if cap is not None and len(data) > cap:
+            strata = data.labels if data.groups is None else data.groups
+            data = data.subset(stratified_subsample(strata, cap, rng))
         ood.append(Split(domain, "ood", data.inputs, data.labels, data.groups))
 
     def merged(role: Role) -> Split:
@@ -252,6 +305,10 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     train = merged("train")
     if len(np.unique(train.labels)) < 2:
         raise DataError("the ID training split has only one class; training needs at least two")
+    if group_names is not None and train.groups is not None:
+        missing = [g for i, g in enumerate(group_names) if not (train.groups == i).any()]
+        if missing:
+            log(f"groups with no training example: {', '.join(missing)}")
     test = merged("id_test")
     if cfg.corruptions is not None:
         if loaded.modality != "image":
@@ -266,5 +323,5 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         test=test,
         ood=ood,
         id_domains=list(id_domains),
-        group_names=loaded.group_names,
+        group_names=group_names,
     )

@@ -13,6 +13,7 @@ from torch import nn
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
 from shiftlab.evaluate.evaluator import model_logits
+from shiftlab.evaluate.metrics import classification_metrics
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult, train
 from shiftlab.models.backbone import Backbone
@@ -85,13 +86,54 @@ class RecipeContext:
         model: nn.Module,
         loss_fn: Callable[[Batch], torch.Tensor],
         cfg: TrainConfig,
+        *,
+        classifier: Callable[[], nn.Module] | None = None,
+        inputs: Any = None,
         **kwargs: Any,
     ) -> TrainResult:
         """Train ``model`` on the ID training split with the shared loop, seeded by the run
-        (pass ``seed=`` or ``description=`` to override)."""
+        (pass ``seed=`` or ``description=`` to override).
+
+        Args:
+            classifier: returns the model to score on ID val when ``cfg.select`` is not
+                "last" (default: ``model`` itself).
+            inputs: stand-ins for the training inputs (e.g. cached features for a head).
+        """
         options = {"seed": self.seed, "device": self.device, "description": self.name, **kwargs}
-        inputs, labels = self.benchmark.train.inputs, self.benchmark.train.labels
-        return train(model, loss_fn, inputs, labels, cfg, **options)
+        if cfg.select != "last":
+            options["score"] = self.scorer(cfg.select, classifier or (lambda: model))
+        train_split = self.benchmark.train
+        inputs = train_split.inputs if inputs is None else inputs
+        return train(model, loss_fn, inputs, train_split.labels, cfg, **options)
+
+    def scorer(
+        self, rule: str, classifier: Callable[[], nn.Module]
+    ) -> Callable[[], tuple[float, ...]]:
+        """A function scoring the current model on ID val: ``(accuracy,)``, or
+        ``(worst-group accuracy, accuracy)`` so that ties on the worst group (common early in
+        training, when a rare group is always wrong) go to the more accurate epoch.
+
+        Raises:
+            ConfigError: worst-group selection without groups in ID val.
+        """
+        val = self.benchmark.val
+        if rule == "id_val_worst_group_accuracy" and val.groups is None:
+            raise ConfigError(
+                f"recipe '{self.name}': select: {rule} needs groups (data.groups or a group column)"
+            )
+
+        def score() -> tuple[float, ...]:
+            metrics = classification_metrics(
+                self.logits(classifier(), val),
+                val.labels,
+                val.groups,
+                group_names=self.benchmark.group_names,
+            )
+            if rule == "id_val_worst_group_accuracy":
+                return (float(metrics["worst_group_accuracy"]), float(metrics["accuracy"]))
+            return (float(metrics["accuracy"]),)
+
+        return score
 
     def logits(self, model: nn.Module, split: Split) -> torch.Tensor:
         """Logits (N, K) of a Classifier or Combination on ``split``, from cached features."""

@@ -103,8 +103,15 @@ def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
             batch.labels if cfg.label_aware_negatives else None,
         )
 
-    ctx.train(model, loss_fn, cfg)
-    scale = float(model.log_scale.detach().exp())
-    head = ctx.zero_shot_head(model.featurizer, scale=scale)
-    classifier = Classifier(model.featurizer, head.to(ctx.device))
-    yield Predictor(ctx.name, "flyp", classifier, params={"logit_scale": round(scale, 4)})
+    def as_classifier() -> Classifier:
+        """The fine-tuned featurizer with the zero-shot head of its current prompt side."""
+        scale = float(model.log_scale.detach().exp())
+        head = ctx.zero_shot_head(model.featurizer, scale=scale)
+        return Classifier(model.featurizer, head.to(ctx.device))
+
+    result = ctx.train(model, loss_fn, cfg, classifier=as_classifier)
+    classifier = as_classifier()
+    scale = round(float(model.log_scale.detach().exp()), 4)
+    yield Predictor(
+        ctx.name, "flyp", classifier, params={"logit_scale": scale}, info=result.selection
+    )

@@ -21,7 +21,7 @@ from torch import nn
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.losses import LossName, classification_loss
-from shiftlab.finetune.trainer import Batch, TrainConfig
+from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.registry import FINETUNE
 
@@ -57,8 +57,9 @@ def finetune(
     loss: LossName = "ce",
     eps: float = 6.0,
     **train_options: object,
-) -> Classifier:
-    """Train a copy of the pretrained featurizer and ``head`` end to end with cross-entropy.
+) -> tuple[Classifier, TrainResult]:
+    """Train a copy of the pretrained featurizer and ``head`` end to end; return the model and
+    what training did (including which epoch's weights were kept).
 
     ``train_options`` (``seed=``, ``description=``) go to :meth:`RecipeContext.train`.
     """
@@ -70,14 +71,14 @@ def finetune(
             logits, batch.labels, loss, eps=eps, label_smoothing=label_smoothing
         )
 
-    ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
-    return model
+    result = ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
+    return model, result
 
 
 @FINETUNE.register("full_ft", config=FullFTConfig)
 def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
     """Fine-tune every weight (AdamW, warmup + cosine), the head from zero-shot when it can."""
-    model = finetune(
+    model, result = finetune(
         ctx,
         initial_head(ctx, cfg.head_init),
         cfg,
@@ -85,7 +86,7 @@ def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
         loss=cfg.loss,
         eps=cfg.eps,
     )
-    yield Predictor(ctx.name, "full_ft", model, params=loss_params(cfg))
+    yield Predictor(ctx.name, "full_ft", model, params=loss_params(cfg), info=result.selection)
 
 
 def loss_params(cfg: FullFTConfig) -> dict[str, object]:

@@ -38,5 +38,7 @@ class LPFTConfig(TrainConfig):
 def lp_ft(ctx: RecipeContext, cfg: LPFTConfig) -> Iterator[Predictor]:
     """Linear probe, then fine-tune every weight from that head at a lower lr, in eval mode."""
     probe = probe_pretrained(ctx, cfg.probe)
-    model = finetune(ctx, linear_head(probe.weight, probe.bias), cfg, eval_mode=cfg.eval_mode)
-    yield Predictor(ctx.name, "lp_ft", model, params={"probe_C": probe.c})
+    model, result = finetune(
+        ctx, linear_head(probe.weight, probe.bias), cfg, eval_mode=cfg.eval_mode
+    )
+    yield Predictor(ctx.name, "lp_ft", model, params={"probe_C": probe.c}, info=result.selection)

@@ -104,7 +104,7 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
     for lr, seed in cfg.grid():
         name = f"{ctx.name}[lr={lr:g},seed={seed}]"
         options = dataclasses.replace(cfg, lr=lr)
-        model = finetune(
+        model, result = finetune(
             ctx,
             copy.deepcopy(start),
             options,
@@ -118,7 +118,7 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
         states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         scores.append(ctx.accuracy(model, val))
         params = {"lr": lr, "seed": seed, "ingredient": True}
-        yield Predictor(name, "model_soup", model, params=params, save=False)
+        yield Predictor(name, "model_soup", model, params=params, save=False, info=result.selection)
 
     assert model is not None
     scratch = copy.deepcopy(model)

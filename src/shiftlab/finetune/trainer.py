@@ -36,6 +36,10 @@ class TrainConfig:
     grad_clip: float | None = param(1.0, "max global gradient norm; null disables clipping")
     optimizer: Literal["adamw", "adam", "sgd"] = param("adamw", "optimiser")
     momentum: float = param(0.9, "momentum (SGD only)")
+    schedule: Literal["cosine", "constant"] = param("cosine", "lr after warmup")
+    select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
+        "last", "which epoch's weights to keep: the last, or the best by this ID val score"
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -58,18 +62,28 @@ class Batch:
 
 @dataclass
 class TrainResult:
-    """What a training run did."""
+    """What a training run did, and which epoch's weights it kept."""
 
     steps: int
     seconds: float
     samples_per_second: float
     epoch_losses: list[float] = field(default_factory=list)
+    selected_by: str = "last"
+    selected_epoch: int = 0  # 1-based
+    scores: list[float] = field(default_factory=list)  # each epoch's (first) selection score
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        """Record keys saying which weights were kept: ``selected_by``, ``selected_epoch``."""
+        return {"selected_by": self.selected_by, "selected_epoch": self.selected_epoch}
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
     """Multiplier of the peak lr at ``step`` (0-based), as WiSE-FT's ``cosine_lr``."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
     decay_steps = max(1, total_steps - warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / decay_steps))
 
@@ -114,6 +128,7 @@ def train(
     eval_mode: bool = False,
     plan: list[np.ndarray] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    score: Callable[[], float | tuple[float, ...]] | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn`` over the training examples.
 
@@ -130,6 +145,9 @@ def train(
         eval_mode: keep the model in eval mode (frozen norm statistics, no dropout), as LP-FT.
         plan: the example indices of each epoch (e.g. upsampled); default a permutation each.
         on_epoch_end: called with the 0-based epoch after each epoch.
+        score: the ID val score of the model as it is, a number or a tuple compared in order
+            (needed unless ``cfg.select`` is "last"); the weights of the epoch scoring highest
+            (the first, on ties) are kept.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -150,8 +168,12 @@ def train(
             f"{max(1, total // 10)}"
         )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total)
+        optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total, cfg.schedule)
     )
+    if cfg.select != "last" and score is None:
+        raise ConfigError(f"{description}: select: {cfg.select} needs a scorer of the model")
+    best: tuple[tuple[float, ...], int, dict[str, torch.Tensor]] | None = None
+    scores: list[float] = []
     labels_tensor = torch.as_tensor(labels, dtype=torch.long)
     model.train(not eval_mode)
     step, seen, losses = 0, 0, []
@@ -184,6 +206,26 @@ def train(
             losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
-    model.eval()
+            if cfg.select != "last":
+                value = score()
+                key = value if isinstance(value, tuple) else (value,)
+                scores.append(key[0])
+                model.train(not eval_mode)
+                if best is None or key > best[0]:
+                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best = (key, epoch, state)
     seconds = time.perf_counter() - start
-    return TrainResult(step, seconds, seen / seconds if seconds > 0 else float("inf"), losses)
+    result = TrainResult(
+        step,
+        seconds,
+        seen / seconds if seconds > 0 else float("inf"),
+        losses,
+        cfg.select,
+        len(epochs),
+        scores,
+    )
+    if best is not None:
+        model.load_state_dict(best[2])
+        result.selected_epoch = best[1] + 1
+    model.eval()
+    return result

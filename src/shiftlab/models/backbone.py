@@ -60,19 +60,25 @@ def _minilm_path() -> str:
 
 
 @BACKBONES.register("minilm")
-def minilm(cfg: BackboneConfig, seed: int = 0) -> Backbone:
+def minilm(cfg: BackboneConfig, **_: object) -> Backbone:
     """sentence-transformers all-MiniLM-L6-v2 (22.7M parameters, 384-d), loaded offline."""
     encoder = load_text_encoder(_minilm_path(), cfg.max_length)
     return Backbone("minilm", encoder, "text", cfg.logit_scale or TEXT_LOGIT_SCALE, True)
 
 
-def load_backbone(cfg: BackboneConfig, device: torch.device, seed: int = 0) -> Backbone:
+def load_backbone(
+    cfg: BackboneConfig,
+    device: torch.device,
+    seed: int = 0,
+    input_shape: tuple[int, ...] | None = None,
+) -> Backbone:
     """A registered backbone by name, else a Hugging Face text encoder from a path or model id.
 
-    ``seed`` initialises backbones trained from scratch.
+    ``seed`` initialises backbones trained from scratch; ``input_shape`` (C, H, W) sizes an
+    image backbone's input.
     """
     if cfg.name in BACKBONES:
-        backbone = BACKBONES[cfg.name].obj(cfg, seed)
+        backbone = BACKBONES[cfg.name].obj(cfg, seed=seed, input_shape=input_shape)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
             unknown_name_message("backbone", cfg.name, BACKBONES.names())

@@ -54,7 +54,10 @@ class SmallResNet(nn.Module):
 
 
 @BACKBONES.register("small_cnn")
-def small_cnn(cfg: BackboneConfig, seed: int = 0) -> Backbone:
-    """Small residual CNN with BatchNorm (0.31M parameters), random init, for grey images."""
+def small_cnn(
+    cfg: BackboneConfig, seed: int = 0, input_shape: tuple[int, ...] | None = None
+) -> Backbone:
+    """Small residual CNN with BatchNorm (0.31M parameters), random init, for small images."""
     torch.manual_seed(seed)
-    return Backbone("small_cnn", SmallResNet(), "image", cfg.logit_scale or 1.0, False)
+    channels = input_shape[0] if input_shape else 1
+    return Backbone("small_cnn", SmallResNet(channels), "image", cfg.logit_scale or 1.0, False)

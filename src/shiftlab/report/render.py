@@ -129,6 +129,29 @@ def _worst_group_table(rows: list[ModelRow]) -> Table | None:
     )
 
 
+def _group_table(records: list[dict[str, Any]]) -> Table | None:
+    rows = [
+        r
+        for r in records
+        if r.get("adapter") is None and r["role"] == "id_test" and r.get("group_accuracy")
+    ]
+    if not rows:
+        return None
+    groups = list(rows[0]["group_accuracy"])
+    values = [[r["model"], *[r["group_accuracy"].get(g) for g in groups]] for r in rows]
+    cells = [
+        [v if i == 0 else ("absent" if v is None else fmt(v)) for i, v in enumerate(row)]
+        for row in values
+    ]
+    return Table(
+        "Accuracy per group (ID test)",
+        ["model", *groups],
+        cells,
+        note="'absent': the group has no example in ID test.",
+        bold=bold_best(values, list(range(1, len(groups) + 1)), lambda a, b: a > b),
+    )
+
+
 def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Lines describing the run; those the run directory cannot tell are left out."""
     data = config.get("data") or {}
@@ -165,6 +188,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         _domain_table(records, rows),
         _calibration_table(rows),
         _worst_group_table(rows),
+        _group_table(records),
         *adapter_tables(records),
     )
     tables = [t for t in candidates if t is not None]

@@ -1,0 +1,87 @@
+"""Bitrate-constrained DRO (Setlur, Dennis, Eysenbach, Raghunathan, Finn, Smith, Levine, ICLR
+2023, arXiv 2302.02323).
+
+Follows ``ars22/bitrate_DRO`` (``src/loss.py``, ``compute_bitrate_dro_loss``; a work-in-progress
+repository): the adversary is restricted to simple functions: one zero-initialised linear map
+per class on the learner's detached features, with an L1 penalty (lambda 0.05). Each batch, the
+adversary takes one Adam step (lr 0.05) classifying which examples have a loss above the batch's
+95th percentile (class-balanced binary cross-entropy); the learner then minimises
+``sum w_i l_i / (sum w_i + 1e-3)`` with ``w_i = sigmoid(10 w_y . phi(x_i))``. Groups are not used
+for training. The reference's per-epoch sampler reweighting (``--reweight_samples``) is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from shiftlab.config import param
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
+from shiftlab.finetune.trainer import Batch
+from shiftlab.models.classifier import Predictor
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class BRDROConfig(GroupTrainConfig):
+    """The simple adversary: per-class linear maps, L1-penalised."""
+
+    quantile: float = param(0.95, "losses above this batch quantile are the adversary's targets")
+    l1: float = param(0.05, "lambda: L1 penalty on the adversary's weights")
+    adversary_lr: float = param(0.05, "Adam learning rate of the adversary")
+    sharpness: float = param(10.0, "t in w = sigmoid(t * adversary score)")
+
+
+class Adversary(nn.Module):
+    """One bias-free linear score per class on features: ``score(phi, y) = w_y . phi``."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_classes, dim))
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (features * self.weight[labels]).sum(dim=1)
+
+
+def adversary_loss(
+    adversary: Adversary,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    losses: torch.Tensor,
+    quantile: float,
+    l1: float,
+) -> torch.Tensor:
+    """Class-balanced BCE of the adversary predicting which losses exceed the batch quantile,
+    plus the L1 penalty of its weights."""
+    target = (losses > torch.quantile(losses, quantile)).float()
+    n, positives = len(target), target.sum()
+    balance = torch.where(target > 0, n / positives.clamp(min=1), n / (n - positives).clamp(min=1))
+    bce = F.binary_cross_entropy_with_logits(adversary(features, labels), target, reduction="none")
+    return (bce * balance).mean() + l1 * adversary.weight.abs().sum()
+
+
+@FINETUNE.register("br_dro", config=BRDROConfig)
+def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
+    """Reweight the learner's losses by a simple (L1-penalised, linear) adversary."""
+    dim = ctx.features(ctx.benchmark.val).shape[1]
+    adversary = Adversary(dim, ctx.benchmark.num_classes).to(ctx.device)
+    optimizer = torch.optim.Adam(adversary.parameters(), lr=cfg.adversary_lr)
+
+    def objective(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:
+        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        phi, detached = features.detach(), losses.detach()
+        optimizer.zero_grad()
+        adversary_loss(adversary, phi, batch.labels, detached, cfg.quantile, cfg.l1).backward()
+        optimizer.step()
+        with torch.no_grad():
+            weights = torch.sigmoid(cfg.sharpness * adversary(phi, batch.labels))
+        return (weights * losses).sum() / (weights.sum() + 1e-3)
+
+    model, result = group_train(ctx, cfg, objective)
+    params = {**describe(cfg), "l1": cfg.l1, "quantile": cfg.quantile}
+    yield Predictor(ctx.name, "br_dro", model, params=params, info=result.selection)

@@ -1,0 +1,30 @@
+"""Empirical risk minimisation: the mean cross-entropy, optionally with group-balanced
+sampling (the ERM baseline of Group DRO, Sagawa et al., ICLR 2020, arXiv 1911.08731).
+
+Trains as the other group recipes (:mod:`shiftlab.finetune.groups`); ``balanced: true`` draws
+every group equally often (``reweight_groups`` in ``kohpangwei/group_DRO``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
+from shiftlab.models.classifier import Predictor
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class ERMConfig(GroupTrainConfig):
+    """Average cross-entropy; the group-robustness references' optimisation."""
+
+
+@FINETUNE.register("erm", config=ERMConfig)
+def erm(ctx: RecipeContext, cfg: ERMConfig) -> Iterator[Predictor]:
+    """Minimise the average cross-entropy (optionally sampling groups equally)."""
+    model, result = group_train(ctx, cfg, lambda z, f, b, g: F.cross_entropy(z, b.labels))
+    yield Predictor(ctx.name, "erm", model, params=describe(cfg), info=result.selection)

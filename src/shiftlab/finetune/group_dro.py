@@ -1,0 +1,85 @@
+"""Group DRO (Sagawa, Koh, Hashimoto, Liang, ICLR 2020, arXiv 1911.08731).
+
+Follows ``kohpangwei/group_DRO`` (``loss.py``, ``compute_robust_loss``): per batch, each group's
+mean loss ``l_g`` (0 for a group absent from the batch); the adversary's group weights take an
+exponentiated-gradient step ``q_g <- q_g exp(eta (l_g + C / sqrt(n_g)))`` and are renormalised;
+the model minimises ``sum_g q_g l_g``. ``eta`` (``step_size``) 0.01 and ``C``
+(``adjustment``) 0 are the reference defaults; the adjustment is applied only when positive, as
+there. Groups are sampled equally often (``reweight_groups``), and the epoch with the best ID val
+worst-group accuracy is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from shiftlab.config import param
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.groups import GroupTrainConfig, describe, group_counts, group_train
+from shiftlab.finetune.trainer import Batch
+from shiftlab.models.classifier import Predictor
+from shiftlab.registry import FINETUNE
+
+
+@dataclass
+class GroupDROConfig(GroupTrainConfig):
+    """Exponentiated-gradient group weights; group-balanced sampling."""
+
+    step_size: float = param(0.01, "eta: step size of the group weights")
+    adjustment: float = param(0.0, "C: generalization adjustment C / sqrt(n_g)")
+    balanced: bool = param(True, "sample groups equally often (reweight_groups)")
+
+
+def group_mean_losses(
+    losses: torch.Tensor, groups: torch.Tensor, num_groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss (G,) and count (G,) of each group in a batch; 0 loss for absent groups."""
+    one_hot = (groups[None, :] == torch.arange(num_groups, device=groups.device)[:, None]).float()
+    counts = one_hot.sum(dim=1)
+    return one_hot @ losses / (counts + (counts == 0).float()), counts
+
+
+def group_dro_update(
+    q: torch.Tensor,
+    group_losses: torch.Tensor,
+    train_counts: torch.Tensor,
+    step_size: float,
+    adjustment: float = 0.0,
+) -> torch.Tensor:
+    """New group weights: ``q * exp(eta * (l_g + C / sqrt(n_g)))``, normalised to sum to one."""
+    adjusted = group_losses.detach()
+    if adjustment > 0:
+        adjusted = adjusted + adjustment / torch.sqrt(train_counts.clamp(min=1).float())
+    q = q * torch.exp(step_size * adjusted)
+    return q / q.sum()
+
+
+@FINETUNE.register("group_dro", config=GroupDROConfig)
+def group_dro(ctx: RecipeContext, cfg: GroupDROConfig) -> Iterator[Predictor]:
+    """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
+    groups = ctx.benchmark.train.groups
+    num_groups = len(ctx.benchmark.group_names or []) or (
+        int(groups.max()) + 1 if groups is not None else 1
+    )
+    state = {"q": torch.full((num_groups,), 1.0 / num_groups, device=ctx.device)}
+    counts = torch.as_tensor(
+        group_counts(ctx, groups) if groups is not None else [1], device=ctx.device
+    )
+
+    def objective(logits: Tensor, features: Tensor, batch: Batch, batch_groups: Tensor) -> Tensor:
+        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        group_losses, _ = group_mean_losses(losses, batch_groups, num_groups)
+        state["q"] = group_dro_update(
+            state["q"], group_losses, counts, cfg.step_size, cfg.adjustment
+        )
+        return group_losses @ state["q"]
+
+    model, result = group_train(ctx, cfg, objective, needs_groups=True)
+    params = {**describe(cfg), "step_size": cfg.step_size, "adjustment": cfg.adjustment}
+    info = {**result.selection, "group_weights": [round(float(w), 4) for w in state["q"]]}
+    yield Predictor(ctx.name, "group_dro", model, params=params, info=info)
