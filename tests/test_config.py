@@ -110,3 +110,18 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         config.load(bad)
+
+
+def test_yaml_on_and_yes_stay_words_but_true_is_a_boolean(tmp_path):
+    # YAML 1.1 reads `on:` as the boolean True; the README's `tent: {on: [full_ft]}` needs 1.2.
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "data: {kind: vader, id_domains: [movie]}\n"
+        "calibrate: true\n"
+        "recipes: [zero_shot, full_ft]\n"
+        "adapt:\n  - tent: {lr: 1.0e-3, on: [full_ft]}\n"
+    )
+    cfg = config.load(path)
+    assert cfg.calibrate is True
+    assert [(a.name, a.on) for a in cfg.adapt] == [("tent", ["full_ft"])]
+    assert config.read_yaml("[on, off, no, True]") == ["on", "off", "no", True]

@@ -14,6 +14,7 @@ error that names the key and the closest valid one.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,26 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
     )
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only ``true``/``false``, so ``on:`` (adapters) and ``no`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text as the config files and ``--set`` values are read."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Apply one ``--set key.path=value`` to a raw config in place.
 
@@ -312,7 +333,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
         raise ConfigError(f"--set has an empty key in {assignment!r}")
-    value = yaml.safe_load(text) if text.strip() else ""
+    value = read_yaml(text) if text.strip() else ""
     node: Any = raw
     for i, key in enumerate(keys[:-1]):
         if key == "recipes" and i == 0:
@@ -356,7 +377,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
     if raw is None:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from torch import nn
 
 from shiftlab.adapt.stream import adapted_records
-from shiftlab.config import RecipeSpec, RunConfig
+from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig
 from shiftlab.data import load_benchmark
 from shiftlab.errors import AdaptError, ConfigError
 from shiftlab.evaluate import evaluate_predictor
@@ -21,7 +21,7 @@ from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
-from shiftlab.registry import ADAPT, FINETUNE
+from shiftlab.registry import ADAPT, FINETUNE, unknown_name_message
 from shiftlab.runtime import log, resolve_device, seed_everything
 from shiftlab.store import RunStore, recipe_digest
 
@@ -67,12 +67,21 @@ def check_references(cfg: RunConfig) -> dict[str, list[str]]:
 
 
 def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
-    """Every adapter must be able to work on the backbone (checked before any training).
+    """Every adapter must name predictors some recipe makes, and be able to work on the
+    backbone (checked before any training).
 
     Raises:
+        ConfigError: ``on`` names a predictor no recipe makes.
         AdaptError: an adapter cannot adapt this backbone (e.g. no normalisation layers).
     """
+    entries = [spec.name for spec in cfg.recipes]
     for spec in cfg.adapt:
+        for name in spec.on or []:
+            if entry_of(name) not in entries:
+                raise ConfigError(
+                    unknown_name_message("predictor", name, entries).replace("(known:", "(recipes:")
+                    + f" in adapt.{spec.name}.on"
+                )
         probe = Classifier(backbone.featurizer, nn.Linear(1, 1))
         try:
             ADAPT[spec.adapter].obj(probe, spec.config)
@@ -91,105 +100,138 @@ def _summary(records: list[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
-def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
-    """Run every recipe of ``cfg`` into run directory ``out`` and write the report.
+class Session:
+    """The state of one run: benchmark, backbone, cache, store, and the predictors kept for
+    later recipes and adapters."""
 
-    Recipes already finished in ``out`` with the same options are skipped (resume). All input
-    is checked (config references, data, backbone) before ``out`` is created.
-    """
-    started = time.perf_counter()
-    depends = check_references(cfg)
-    referenced = {name for spec in cfg.recipes for name in references(spec.config)}
-    benchmark = load_benchmark(cfg.data)
-    device = resolve_device(cfg.device)
-    backbone = load_backbone(cfg.backbone, device, seed=cfg.seed, input_shape=benchmark.input_shape)
-    check_adapters(cfg, backbone)
-    store = RunStore.create(out, cfg)
-    # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
-    encode_batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
-    cache = FeatureCache(store.cache_dir, encode_batch, device)
-    specs = {spec.name: spec for spec in cfg.recipes}
-    names = [*specs, *(f"adapt.{spec.name}" for spec in cfg.adapt)]
-    kept: dict[str, Predictor] = {}
+    def __init__(self, cfg: RunConfig, out: Path) -> None:
+        self.cfg = cfg
+        self.depends = check_references(cfg)
+        self.referenced = {name for spec in cfg.recipes for name in references(spec.config)}
+        self.benchmark = load_benchmark(cfg.data)
+        self.device = resolve_device(cfg.device)
+        self.backbone = load_backbone(
+            cfg.backbone, self.device, seed=cfg.seed, input_shape=self.benchmark.input_shape
+        )
+        check_adapters(cfg, self.backbone)
+        self.store = RunStore.create(out, cfg)
+        # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
+        batch = cfg.backbone.batch_size or (256 if self.device.type == "cuda" else 32)
+        self.cache = FeatureCache(self.store.cache_dir, batch, self.device)
+        self.specs = {spec.name: spec for spec in cfg.recipes}
+        self.entries = [*self.specs, *(f"adapt.{spec.name}" for spec in cfg.adapt)]
+        self.kept: dict[str, Predictor] = {}
+        self.digests: dict[str, str] = {}
+        self.extra = {"calibrate": cfg.calibrate}
 
-    def produce(spec: RecipeSpec) -> Iterator[Predictor]:
-        seed_everything(cfg.seed)
+    def produce(self, spec: RecipeSpec) -> Iterator[Predictor]:
+        """The predictors of one recipe entry, seeded by the run."""
+        seed_everything(self.cfg.seed)
         ctx = RecipeContext(
-            spec.name, benchmark, backbone, cache, cfg.prompts, cfg.seed, device, lookup
+            spec.name,
+            self.benchmark,
+            self.backbone,
+            self.cache,
+            self.cfg.prompts,
+            self.cfg.seed,
+            self.device,
+            self.lookup,
         )
         yield from FINETUNE[spec.recipe].obj(ctx, spec.config)
 
-    def lookup(name: str) -> Predictor:
-        if name not in kept and store.has_model(name):
-            kept[name] = store.load_predictor(name, backbone, device)
-        if name not in kept and entry_of(name) in specs:
+    def lookup(self, name: str) -> Predictor:
+        """A predictor of an earlier entry: in memory, saved, or made again."""
+        if name not in self.kept and self.store.has_model(name):
+            self.kept[name] = self.store.load_predictor(name, self.backbone, self.device)
+        if name not in self.kept and entry_of(name) in self.specs:
             # Made by a recipe skipped on resume and not saved: make it again (deterministic).
-            log(f"{escape(entry_of(name))}: rebuilding '{escape(name)}' for a later recipe")
-            for predictor in produce(specs[entry_of(name)]):
-                if predictor.name in referenced:
-                    kept[predictor.name] = predictor
-        if name not in kept:
+            log(f"{escape(entry_of(name))}: rebuilding '{escape(name)}' for a later step")
+            for predictor in self.produce(self.specs[entry_of(name)]):
+                if predictor.name in self.referenced or predictor.name == name:
+                    self.kept[predictor.name] = predictor
+        if name not in self.kept:
             raise ConfigError(f"no predictor named '{name}' was made by an earlier recipe")
-        return kept[name]
+        return self.kept[name]
 
-    digests: dict[str, str] = {}
-    extra = {"calibrate": cfg.calibrate}
-    for spec in cfg.recipes:
-        digest = recipe_digest(spec, [digests[d] for d in depends[spec.name]], extra)
-        digests[spec.name] = digest
-        if store.finished(spec.name, digest):
-            log(f"{spec.name}: finished in an earlier run of {out}; skipped")
-            continue
+    def score(self, predictor: Predictor) -> list[dict[str, Any]]:
+        """Records of a predictor (and of its temperature-scaled twin when calibrating)."""
+        scored = [predictor]
+        if self.cfg.calibrate:
+            scored.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
+        records = []
+        for p in scored:
+            found = evaluate_predictor(
+                p,
+                self.benchmark.eval_splits(),
+                self.cache,
+                seed=self.cfg.seed,
+                group_names=self.benchmark.group_names,
+            )
+            log(f"  {escape(p.name)}: {_summary(found)}")
+            records += found
+        return records
+
+    def run_recipe(self, spec: RecipeSpec) -> None:
+        """Run one recipe entry unless it finished before with the same options."""
+        digest = recipe_digest(spec, [self.digests[d] for d in self.depends[spec.name]], self.extra)
+        self.digests[spec.name] = digest
+        if self.store.finished(spec.name, digest):
+            log(f"{spec.name}: finished in an earlier run of {self.store.path}; skipped")
+            return
         log(f"[bold]{spec.name}[/bold] ({spec.recipe})")
         records: list[dict[str, Any]] = []
-        for predictor in produce(spec):
-            scored = [predictor]
-            if cfg.calibrate:
-                scored.append(temperature_scaled(predictor, benchmark.val, cache))
-            for p in scored:
-                found = evaluate_predictor(
-                    p,
-                    benchmark.eval_splits(),
-                    cache,
-                    seed=cfg.seed,
-                    group_names=benchmark.group_names,
-                )
-                log(f"  {escape(p.name)}: {_summary(found)}")
-                records += found
+        for predictor in self.produce(spec):
+            records += self.score(predictor)
             if predictor.save:
-                store.save_predictor(predictor, backbone.fingerprint)
-            if predictor.save or predictor.name in referenced:
-                kept[predictor.name] = predictor
-        store.finish(spec.name, digest, records)
-        store.write_records(names)
-    for spec in cfg.adapt:
+                self.store.save_predictor(predictor, self.backbone.fingerprint)
+            if predictor.save or predictor.name in self.referenced:
+                self.kept[predictor.name] = predictor
+        self.store.finish(spec.name, digest, records)
+        self.store.write_records(self.entries)
+
+    def run_adapter(self, spec: AdaptSpec) -> None:
+        """Adapt every predictor the entry names on every OOD split, unless done before."""
         key = f"adapt.{spec.name}"
-        targets = spec.on if spec.on is not None else store.saved_predictors(list(specs))
-        digest = recipe_digest(spec, [digests[entry_of(t)] for t in targets], extra)
-        if store.finished(key, digest):
-            log(f"{key}: finished in an earlier run of {out}; skipped")
-            continue
+        targets = spec.on if spec.on is not None else self.store.saved_predictors(list(self.specs))
+        digest = recipe_digest(spec, [self.digests[entry_of(t)] for t in targets], self.extra)
+        if self.store.finished(key, digest):
+            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
+            return
         records = []
         for name in targets:
-            predictor = lookup(name)
-            adapter = ADAPT[spec.adapter].obj(
-                predictor.model, spec.config.for_model(predictor.params)
-            )
+            predictor = self.lookup(name)
+            options = spec.config.for_model(predictor.params)
+            adapter = ADAPT[spec.adapter].obj(predictor.model, options)
             records += adapted_records(
                 adapter,
                 spec.name,
                 predictor,
-                benchmark.ood,
-                seed=cfg.seed,
-                device=device,
-                group_names=benchmark.group_names,
+                self.benchmark.ood,
+                seed=self.cfg.seed,
+                device=self.device,
+                group_names=self.benchmark.group_names,
             )
-        store.finish(key, digest, records)
-        store.write_records(names)
-    store.write_records(names)
+        self.store.finish(key, digest, records)
+        self.store.write_records(self.entries)
+
+
+def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
+    """Run every recipe, then every adapter, of ``cfg`` into run directory ``out``; write the
+    report.
+
+    Entries already finished in ``out`` with the same options are skipped (resume). All input
+    is checked (config references, data, backbone, adapters) before ``out`` is created.
+    """
+    started = time.perf_counter()
+    session = Session(cfg, out)
+    for spec in cfg.recipes:
+        session.run_recipe(spec)
+    for spec in cfg.adapt:
+        session.run_adapter(spec)
+    session.store.write_records(session.entries)
     if report:
         from shiftlab.report import write_report
 
-        write_report(store.path)
-    log(f"run finished in {time.perf_counter() - started:.0f} s: {store.path}")
-    return store.path
+        write_report(session.store.path)
+    log(f"run finished in {time.perf_counter() - started:.0f} s: {session.store.path}")
+    return session.store.path

@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig, to_plain
+from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig, read_yaml, to_plain
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
@@ -92,7 +92,7 @@ class RunStore:
         store = cls(path)
         resolved = cfg.to_dict()
         if store.config_path.is_file():
-            previous = yaml.safe_load(store.config_path.read_text(encoding="utf-8")) or {}
+            previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
             changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
             if changed:
                 raise RunDirError(

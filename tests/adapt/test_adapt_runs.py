@@ -92,3 +92,15 @@ def test_a_split_smaller_than_one_batch_is_adapted_and_scored():
     assert record["n"] == 5 and record["adapter"] == "tent" and record["corruption"] == "x"
     assert 0.0 <= record["accuracy"] <= 1.0
     assert adapter.optimizer.state  # it did adapt on the one partial batch
+
+
+def test_adapter_on_an_unknown_predictor_fails_before_the_run_dir(tmp_path):
+    text = DIGITS.replace("  - source\n", "  - source: {on: [source_pol]}\n")
+    cfg = config.load(write_config(tmp_path / "d.yaml", text))
+    from shiftlab.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="unknown predictor 'source_pol'; did you mean 'source_poly'"
+    ):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

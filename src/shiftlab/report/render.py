@@ -7,8 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from shiftlab.config import read_yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
@@ -175,9 +174,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         raise RunDirError(f"{run_dir} has no records.jsonl; is it a shiftlab run directory?")
     records = read_records(records_path)
     config_path = run_dir / "config.yaml"
-    config = (
-        yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    )
+    config = read_yaml(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     report_cfg = config.get("report") or {}
     rows = model_rows(records)
     trend = add_effective_robustness(
