@@ -5,7 +5,7 @@ import math
 import numpy as np
 import torch
 
-from shiftlab.finetune.br_dro import Adversary, adversary_loss
+from shiftlab.finetune.br_dro import Adversary, SampleReweighting, adversary_loss
 from shiftlab.finetune.cvar_dro import cvar_weights
 from shiftlab.finetune.group_dro import group_dro_update, group_mean_losses
 from shiftlab.finetune.groups import balanced_plan
@@ -88,3 +88,24 @@ def test_br_dro_adversary_learns_to_flag_the_high_loss_examples():
     top = losses > torch.quantile(losses, 0.95)
     assert scores[top].mean() > scores[~top].mean() + 1.0
     assert adversary.weight[0, 0] == adversary.weight[0].abs().max()  # it found feature 0
+
+
+def test_br_dro_sample_weights_grow_by_exp_step_w_and_drive_the_next_epoch():
+    sampler = SampleReweighting(np.ones(4), 0.05, epochs=3, rng=np.random.default_rng(0))
+    # example 0 trained on twice in the epoch (drawn with replacement), example 2 once
+    sampler.update(np.array([0, 2, 0]), np.array([1.0, 0.5, 0.2]))
+    expected = np.array([math.exp(0.05 * 1.0) * math.exp(0.05 * 0.2), 1, math.exp(0.025), 1])
+    np.testing.assert_allclose(sampler.weights, expected / 4)
+    next_epoch = sampler.plan[1]
+    sampler.update(np.array([3]), np.array([200.0]))  # exp(10): example 3 dominates
+    sampler.on_epoch_end(0)
+    assert sampler.plan[1] is next_epoch and len(next_epoch) == 4  # refilled in place
+    assert math.isclose(sampler.weights.sum(), 1.0)
+    drawn = np.concatenate(
+        [
+            SampleReweighting(sampler.weights, 0.05, 1, np.random.default_rng(s)).plan[0]
+            for s in range(200)
+        ]
+    )
+    share = np.mean(drawn == 3)
+    assert abs(share - sampler.weights[3]) < 0.02 and share > 0.99

@@ -17,13 +17,19 @@ recipes:
   - erm: {epochs: 2, batch_size: 64, lr: 0.01}
   - group_dro: {epochs: 2, batch_size: 64, lr: 0.01}
   - cvar_dro: {epochs: 2, batch_size: 64, lr: 0.01, select: id_val_accuracy}
+  - br_dro: {epochs: 2, batch_size: 64, lr: 0.01, reweight_samples: true, balanced: true}
 """
 
 
 def test_group_run_records_worst_group_and_selection(tmp_path):
     out = run(config.load(write_config(tmp_path / "c.yaml", COLORED)), tmp_path / "run")
     records = read_records(out / "records.jsonl")
-    assert list(dict.fromkeys(r["model"] for r in records)) == ["erm", "group_dro", "cvar_dro"]
+    assert list(dict.fromkeys(r["model"] for r in records)) == [
+        "erm",
+        "group_dro",
+        "cvar_dro",
+        "br_dro",
+    ]
     for r in records:
         assert set(r["group_accuracy"]) == {"0-4/red", "0-4/green", "5-9/red", "5-9/green"}
         present = [a for a in r["group_accuracy"].values() if a is not None]
@@ -33,8 +39,11 @@ def test_group_run_records_worst_group_and_selection(tmp_path):
         "erm": "id_val_worst_group_accuracy",
         "group_dro": "id_val_worst_group_accuracy",
         "cvar_dro": "id_val_accuracy",
+        "br_dro": "id_val_worst_group_accuracy",
     }
     assert all(1 <= r["selected_epoch"] <= 2 for r in records)
+    br_dro = next(r for r in records if r["model"] == "br_dro")
+    assert br_dro["params"]["reweight_samples"] and br_dro["params"]["balanced"]
     page = (out / "report.md").read_text()
     assert "### Worst-group accuracy" in page and "### Accuracy per group (ID test)" in page
 

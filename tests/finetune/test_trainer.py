@@ -146,3 +146,33 @@ def test_final_batch_of_one_is_folded_into_the_previous():
     assert [len(b) for b in batches] == [8, 9]
     assert sorted(np.concatenate(batches).tolist()) == list(range(17))
     assert [len(b) for b in _batches(np.arange(18), 8)] == [8, 8, 2]
+
+
+def test_a_plan_refilled_at_epoch_end_is_what_the_next_epoch_trains_on():
+    x, y = data(n=12)
+    net = nn.Linear(5, 2)
+    plan = [np.arange(12), np.zeros(12, dtype=np.int64)]
+    seen = []
+
+    def loss_fn(batch):
+        seen.append(batch.index.copy())
+        return F.cross_entropy(net(batch.inputs), batch.labels)
+
+    def refill(epoch):
+        if epoch == 0:
+            plan[1][:] = np.arange(12)[::-1]
+
+    cfg = TrainConfig(epochs=2, batch_size=4, optimizer="sgd", warmup_steps=0)
+    train(
+        net,
+        loss_fn,
+        x,
+        y,
+        cfg,
+        seed=0,
+        device=CPU,
+        description="t",
+        plan=plan,
+        on_epoch_end=refill,
+    )
+    assert np.concatenate(seen[3:]).tolist() == list(range(11, -1, -1))

@@ -7,7 +7,10 @@ per class on the learner's detached features, with an L1 penalty (lambda 0.05). 
 adversary takes one Adam step (lr 0.05) classifying which examples have a loss above the batch's
 95th percentile (class-balanced binary cross-entropy); the learner then minimises
 ``sum w_i l_i / (sum w_i + 1e-3)`` with ``w_i = sigmoid(10 w_y . phi(x_i))``. Groups are not used
-for training. The reference's per-epoch sampler reweighting (``--reweight_samples``) is left out.
+for training. With ``reweight_samples`` (the reference's ``--reweight_samples``, used in its
+CelebA runs), each example's sampling weight is multiplied by ``exp(0.05 w_i)`` whenever it is
+trained on (``data/dro_dataset.py``), and each epoch is drawn with replacement in proportion to
+the weights so far.
 """
 
 from __future__ import annotations
@@ -15,13 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
+from shiftlab.finetune.groups import (
+    GroupTrainConfig,
+    balanced_weights,
+    describe,
+    group_train,
+    train_groups,
+    weighted_draw,
+)
 from shiftlab.finetune.trainer import Batch
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
@@ -35,6 +46,30 @@ class BRDROConfig(GroupTrainConfig):
     l1: float = param(0.05, "lambda: L1 penalty on the adversary's weights")
     adversary_lr: float = param(0.05, "Adam learning rate of the adversary")
     sharpness: float = param(10.0, "t in w = sigmoid(t * adversary score)")
+    reweight_samples: bool = param(False, "resample each epoch by the adversary's weights so far")
+    sample_step: float = param(0.05, "step in sampling weight *= exp(step * w) (DRODataset)")
+
+
+class SampleReweighting:
+    """Per-example sampling weights, multiplied by ``exp(step * w_i)`` each time example ``i`` is
+    trained on with adversary weight ``w_i``; epoch ``e + 1`` is drawn from them (with
+    replacement) when epoch ``e`` ends. ``plan`` is the trainer's plan, refilled in place."""
+
+    def __init__(
+        self, initial: np.ndarray, step: float, epochs: int, rng: np.random.Generator
+    ) -> None:
+        self.weights = initial / initial.sum()
+        self.step, self.rng = step, rng
+        first = weighted_draw(self.weights, rng)
+        self.plan = [first] + [np.zeros_like(first) for _ in range(epochs - 1)]
+
+    def update(self, index: np.ndarray, adversary_weights: np.ndarray) -> None:
+        np.multiply.at(self.weights, index, np.exp(self.step * adversary_weights))
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self.weights /= self.weights.sum()
+        if epoch + 1 < len(self.plan):
+            self.plan[epoch + 1][:] = weighted_draw(self.weights, self.rng)
 
 
 class Adversary(nn.Module):
@@ -71,6 +106,14 @@ def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
     dim = getattr(ctx.backbone.featurizer, "dim", None) or ctx.features(ctx.benchmark.val).shape[1]
     adversary = Adversary(dim, ctx.benchmark.num_classes).to(ctx.device)
     optimizer = torch.optim.Adam(adversary.parameters(), lr=cfg.adversary_lr)
+    sampler = None
+    if cfg.reweight_samples:
+        groups = train_groups(ctx, needed=cfg.balanced)
+        n = len(ctx.benchmark.train.labels)
+        initial = balanced_weights(groups) if cfg.balanced else np.ones(n)
+        sampler = SampleReweighting(
+            initial, cfg.sample_step, cfg.epochs, np.random.default_rng(ctx.seed)
+        )
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
@@ -80,8 +123,16 @@ def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
         optimizer.step()
         with torch.no_grad():
             weights = torch.sigmoid(cfg.sharpness * adversary(phi, batch.labels))
+        if sampler is not None:
+            sampler.update(batch.index, weights.cpu().numpy())
         return (weights * losses).sum() / (weights.sum() + 1e-3)
 
-    model, result = group_train(ctx, cfg, objective)
+    if sampler is None:
+        model, result = group_train(ctx, cfg, objective)
+    else:
+        model, result = group_train(
+            ctx, cfg, objective, plan=sampler.plan, on_epoch_end=sampler.on_epoch_end
+        )
     params = {**describe(cfg), "l1": cfg.l1, "quantile": cfg.quantile}
+    params["reweight_samples"] = cfg.reweight_samples
     yield Predictor(ctx.name, "br_dro", model, params=params, info=result.selection)

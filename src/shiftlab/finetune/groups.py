@@ -64,12 +64,22 @@ def group_counts(ctx: RecipeContext, groups: np.ndarray) -> np.ndarray:
     return np.bincount(groups, minlength=len(ctx.benchmark.group_names or [])).astype(np.int64)
 
 
+def balanced_weights(groups: np.ndarray) -> np.ndarray:
+    """Per-example sampling weights 1 / group size, which make every group equally likely."""
+    return 1.0 / np.bincount(groups)[groups]
+
+
+def weighted_draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of ``len(weights)`` indices drawn with replacement in proportion to
+    ``weights`` (as torch's WeightedRandomSampler with replacement)."""
+    return rng.choice(len(weights), size=len(weights), replace=True, p=weights / weights.sum())
+
+
 def balanced_plan(groups: np.ndarray, epochs: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Each epoch, N indices drawn with replacement so every group is equally likely
     (WeightedRandomSampler with weights 1 / group size, as ``reweight_groups``)."""
-    weights = 1.0 / np.bincount(groups)[groups]
-    p = weights / weights.sum()
-    return [rng.choice(len(groups), size=len(groups), replace=True, p=p) for _ in range(epochs)]
+    weights = balanced_weights(groups)
+    return [weighted_draw(weights, rng) for _ in range(epochs)]
 
 
 def group_train(

@@ -144,6 +144,8 @@ def train(
         params: parameters to optimise; default, those of ``model`` requiring grad.
         eval_mode: keep the model in eval mode (frozen norm statistics, no dropout), as LP-FT.
         plan: the example indices of each epoch (e.g. upsampled); default a permutation each.
+            ``plan[e]`` is read when epoch ``e`` starts, so ``on_epoch_end`` may refill later
+            epochs in place (keeping their lengths), e.g. to resample by weights learned so far.
         on_epoch_end: called with the 0-based epoch after each epoch.
         score: the ID val score of the model as it is, a number or a tuple compared in order
             (needed unless ``cfg.select`` is "last"); the weights of the epoch scoring highest
@@ -159,8 +161,8 @@ def train(
     if not params:
         raise TrainingError(f"{description}: no parameter requires grad; nothing to train")
     optimizer = make_optimizer(params, cfg)
-    epochs = [_batches(order, cfg.batch_size) for order in plan]
-    total = sum(len(e) for e in epochs)
+    sizes = [len(order) for order in plan]
+    total = sum(len(_batches(order, cfg.batch_size)) for order in plan)
     if cfg.warmup_steps >= total:
         log(
             f"{description}: warmup_steps={cfg.warmup_steps} >= the {total} training steps, "
@@ -178,8 +180,11 @@ def train(
     model.train(not eval_mode)
     step, seen, losses = 0, 0, []
     start = time.perf_counter()
-    with progress(description, sum(len(order) for order in plan)) as advance:
-        for epoch, batches in enumerate(epochs):
+    with progress(description, sum(sizes)) as advance:
+        for epoch, size in enumerate(sizes):
+            if len(plan[epoch]) != size:
+                raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
+            batches = _batches(plan[epoch], cfg.batch_size)
             epoch_loss = 0.0
             for index in batches:
                 batch_inputs = take(inputs, index)
@@ -221,7 +226,7 @@ def train(
         seen / seconds if seconds > 0 else float("inf"),
         losses,
         cfg.select,
-        len(epochs),
+        len(sizes),
         scores,
     )
     if best is not None:
