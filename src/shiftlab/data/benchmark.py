@@ -47,6 +47,17 @@ class Domain:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def strata(self) -> np.ndarray:
+        """What splits and caps stratify on: the groups when there are any, else the labels."""
+        return self.labels if self.groups is None else self.groups
+
+    def capped(self, cap: int | None, rng: np.random.Generator) -> Domain:
+        """At most ``cap`` examples, drawn stratified (itself when already small enough)."""
+        if cap is None or len(self) <= cap:
+            return self
+        return self.subset(stratified_subsample(self.strata, cap, rng))
+
     def subset(self, index: np.ndarray) -> Domain:
         """The examples at ``index``."""
         return Domain(
@@ -266,13 +277,9 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if len(data) == 0:
             raise DataError(f"ID domain '{domain}' is empty after filtering")
         _check_classes(domain, data.labels, loaded.class_names)
-        cap = _cap(cfg, domain, ood=False)
-        if cap is not None and len(data) > cap:
-            strata = data.labels if data.groups is None else data.groups
-            data = data.subset(stratified_subsample(strata, cap, rng))
+        data = data.capped(_cap(cfg, domain, ood=False), rng)
         fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
-        strata = data.labels if data.groups is None else data.groups
-        train, val, test = stratified_partition(strata, fractions, rng)
+        train, val, test = stratified_partition(data.strata, fractions, rng)
         for role, index in zip(parts, (train, val, test), strict=True):
             if len(index) == 0:
                 raise DataError(
@@ -285,10 +292,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         data = used[domain]
         if len(data) == 0:
             raise DataError(f"OOD domain '{domain}' is empty after filtering")
-        cap = _cap(cfg, domain, ood=True)
-        if cap is not None and len(data) > cap:
-            strata = data.labels if data.groups is None else data.groups
-            data = data.subset(stratified_subsample(strata, cap, rng))
+        data = data.capped(_cap(cfg, domain, ood=True), rng)
         ood.append(Split(domain, "ood", data.inputs, data.labels, data.groups))
 
     def merged(role: Role) -> Split:
