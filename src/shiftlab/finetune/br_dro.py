@@ -103,8 +103,7 @@ def adversary_loss(
 @FINETUNE.register("br_dro", config=BRDROConfig)
 def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
     """Reweight the learner's losses by a simple (L1-penalised, linear) adversary."""
-    dim = getattr(ctx.backbone.featurizer, "dim", None) or ctx.features(ctx.benchmark.val).shape[1]
-    adversary = Adversary(dim, ctx.benchmark.num_classes).to(ctx.device)
+    adversary = Adversary(ctx.feature_dim(), ctx.benchmark.num_classes).to(ctx.device)
     optimizer = torch.optim.Adam(adversary.parameters(), lr=cfg.adversary_lr)
     sampler = None
     if cfg.reweight_samples:

@@ -54,6 +54,11 @@ class RecipeContext:
             return self.cache.get(self.backbone.featurizer, split, self.backbone.fingerprint)
         return self.cache.get(featurizer, split)
 
+    def feature_dim(self) -> int:
+        """Width of the pretrained featurizer's output (encodes ID val once if it does not say)."""
+        dim = getattr(self.backbone.featurizer, "dim", None)
+        return int(dim) if dim is not None else int(self.features(self.benchmark.val).shape[1])
+
     def require_text_side(self, why: str) -> None:
         """Raise a ConfigError if the backbone cannot encode class prompts."""
         if not self.backbone.has_text_side:

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
+from shiftlab.finetune.groups import GroupTrainConfig, cross_entropy, describe, group_train
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
 
@@ -26,5 +24,5 @@ class ERMConfig(GroupTrainConfig):
 @FINETUNE.register("erm", config=ERMConfig)
 def erm(ctx: RecipeContext, cfg: ERMConfig) -> Iterator[Predictor]:
     """Minimise the average cross-entropy (optionally sampling groups equally)."""
-    model, result = group_train(ctx, cfg, lambda z, f, b, g: F.cross_entropy(z, b.labels))
+    model, result = group_train(ctx, cfg, cross_entropy)
     yield Predictor(ctx.name, "erm", model, params=describe(cfg), info=result.selection)

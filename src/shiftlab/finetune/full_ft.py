@@ -42,11 +42,8 @@ def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
     """The zero-shot head, or a freshly initialised one (seeded)."""
     if how == "zero_shot" or (how == "auto" and ctx.backbone.has_text_side):
         return ctx.zero_shot_head()
-    dim = getattr(ctx.backbone.featurizer, "dim", None)
-    if dim is None:
-        dim = ctx.features(ctx.benchmark.val).shape[1]
     torch.manual_seed(ctx.seed)
-    return nn.Linear(int(dim), ctx.benchmark.num_classes)
+    return nn.Linear(ctx.feature_dim(), ctx.benchmark.num_classes)
 
 
 def finetune(

@@ -20,7 +20,13 @@ from torch import Tensor
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, describe, group_counts, group_train
+from shiftlab.finetune.groups import (
+    GroupTrainConfig,
+    describe,
+    group_counts,
+    group_train,
+    train_groups,
+)
 from shiftlab.finetune.trainer import Batch
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
@@ -62,14 +68,9 @@ def group_dro_update(
 @FINETUNE.register("group_dro", config=GroupDROConfig)
 def group_dro(ctx: RecipeContext, cfg: GroupDROConfig) -> Iterator[Predictor]:
     """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
-    groups = ctx.benchmark.train.groups
-    num_groups = len(ctx.benchmark.group_names or []) or (
-        int(groups.max()) + 1 if groups is not None else 1
-    )
+    counts = torch.as_tensor(group_counts(ctx, train_groups(ctx, needed=True)), device=ctx.device)
+    num_groups = len(counts)
     state = {"q": torch.full((num_groups,), 1.0 / num_groups, device=ctx.device)}
-    counts = torch.as_tensor(
-        group_counts(ctx, groups) if groups is not None else [1], device=ctx.device
-    )
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, batch_groups: Tensor) -> Tensor:
         losses = F.cross_entropy(logits, batch.labels, reduction="none")

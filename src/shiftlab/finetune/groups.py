@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.config import param
@@ -27,6 +28,13 @@ from shiftlab.models.classifier import Classifier
 
 # objective(logits (B, K), features (B, D), batch, groups (B,)) -> scalar loss
 Objective = Callable[[torch.Tensor, torch.Tensor, Batch, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(
+    logits: torch.Tensor, features: torch.Tensor, batch: Batch, groups: torch.Tensor | None
+) -> torch.Tensor:
+    """The plain objective: average cross-entropy of the batch."""
+    return F.cross_entropy(logits, batch.labels)
 
 
 @dataclass

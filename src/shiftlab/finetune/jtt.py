@@ -15,13 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch.nn.functional as F
-from torch import Tensor
 
 from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
-from shiftlab.finetune.trainer import Batch
+from shiftlab.finetune.groups import GroupTrainConfig, cross_entropy, describe, group_train
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
 
@@ -37,11 +34,6 @@ class JTTConfig(GroupTrainConfig):
 def upsampled_indices(n: int, errors: np.ndarray, up_weight: int) -> np.ndarray:
     """Indices 0..n-1 once each, then ``up_weight`` extra copies of every error index."""
     return np.concatenate([np.arange(n), np.tile(np.asarray(errors, dtype=np.int64), up_weight)])
-
-
-def cross_entropy(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:
-    """Stage losses: average cross-entropy."""
-    return F.cross_entropy(logits, batch.labels)
 
 
 @FINETUNE.register("jtt", config=JTTConfig)
