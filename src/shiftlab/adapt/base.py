@@ -55,7 +55,7 @@ class Adapter(nn.Module):
 
     def __init__(self, model: nn.Module, cfg: AdaptConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg.for_model({})  # options left to the model, when not filled in: defaults
         self.model = copy.deepcopy(model).eval()
         self.params = self.configure(self.model)
         self.optimizer = self._optimizer(self.params) if self.params else None

@@ -46,6 +46,6 @@ class Conjugate(NormAdapter):
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        source = "ce" if cfg.source_loss == "auto" else cfg.source_loss
-        eps = 6.0 if cfg.eps is None else cfg.eps
-        return conjugate_loss(logits, source, eps=eps, temperature=cfg.temperature).mean()
+        return conjugate_loss(
+            logits, cfg.source_loss, eps=cfg.eps, temperature=cfg.temperature
+        ).mean()

@@ -54,5 +54,5 @@ class PseudoLabel(NormAdapter):
             return None
         h, label = logits[confident], logits[confident].argmax(dim=1)
         p_label = p[confident].gather(1, label[:, None]).squeeze(1)
-        eps = self.cfg.eps or 0.0
-        return (F.cross_entropy(h, label, reduction="none") + eps * (1 - p_label)).mean()
+        loss = F.cross_entropy(h, label, reduction="none") + self.cfg.eps * (1 - p_label)
+        return loss.mean()
