@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
-
-from shiftlab.report.summary import ood_splits
+from shiftlab.report.summary import mean_of, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 
 
@@ -20,8 +18,9 @@ def _pairs(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str
     return dict(sorted(pairs.items(), key=lambda item: models.index(item[0][0])))  # by model
 
 
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+def _accuracy_where(rows: list[dict[str, Any]], key: str, value: Any) -> float | None:
+    """Mean accuracy of the records whose ``key`` is ``value``."""
+    return mean_of([r["accuracy"] for r in rows if r.get(key) == value])
 
 
 def _table(title: str, header: list[str], values: list[list[Any]], note: str = "") -> Table:
@@ -48,17 +47,15 @@ def adapter_tables(records: list[dict[str, Any]]) -> list[Table]:
         accuracy = {r["split"]: r["accuracy"] for r in rs}
         corrupted = [r for r in rs if "corruption" in r]
         resets += sum(r.get("resets", 0) for r in rs)
-
-        def mean_where(
-            key: str, value: Any, rows: list[dict[str, Any]] = corrupted
-        ) -> float | None:
-            return _mean([r["accuracy"] for r in rows if r[key] == value])
-
         row = [model, adapter, *[accuracy.get(s) for s in natural]]
         if kinds:
-            row.append(_mean([r["accuracy"] for r in corrupted]))
-            by_kind.append([model, adapter, *[mean_where("corruption", k) for k in kinds]])
-            by_severity.append([model, adapter, *[mean_where("severity", v) for v in severities]])
+            row.append(mean_of([r["accuracy"] for r in corrupted]))
+            by_kind.append(
+                [model, adapter, *[_accuracy_where(corrupted, "corruption", k) for k in kinds]]
+            )
+            by_severity.append(
+                [model, adapter, *[_accuracy_where(corrupted, "severity", v) for v in severities]]
+            )
         by_split.append(row)
     header = ["model", "adapter", *natural] + (["corrupted (mean)"] if kinds else [])
     note = f"Best adapter per model in bold. The collapse guard reset adapters {resets} times."
@@ -87,11 +84,7 @@ def severity_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, list[t
     """model -> adapter -> [(severity, mean corrupted accuracy)], for the plot."""
     curves: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(dict)
     for (model, adapter), rs in _pairs(records).items():
-        corrupted = [r for r in rs if "severity" in r]
-        levels = sorted({r["severity"] for r in corrupted})
+        levels = sorted({r["severity"] for r in rs if "severity" in r})
         if levels:
-            curves[model][adapter] = [
-                (v, float(np.mean([r["accuracy"] for r in corrupted if r["severity"] == v])))
-                for v in levels
-            ]
+            curves[model][adapter] = [(v, _accuracy_where(rs, "severity", v)) for v in levels]
     return dict(curves)

@@ -35,7 +35,8 @@ class ModelRow:
     effective_robustness: float | None = None
 
 
-def _mean(values: list[float]) -> float | None:
+def mean_of(values: list[float | None]) -> float | None:
+    """Mean of the values that are not None; None when there are none."""
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
 
@@ -67,15 +68,15 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
                 params=rs[0].get("params", {}),
                 id_val=role.get("id_val", {}).get("accuracy"),
                 id_test=role.get("id_test", {}).get("accuracy"),
-                ood_mean=_mean([r["accuracy"] for r in ood]),
+                ood_mean=mean_of([r["accuracy"] for r in ood]),
                 ood={r["split"]: r["accuracy"] for r in ood if "corruption" not in r},
-                corrupted_mean=_mean([r["accuracy"] for r in corrupted]),
+                corrupted_mean=mean_of([r["accuracy"] for r in corrupted]),
                 ece_id=role.get("id_test", {}).get("ece"),
-                ece_ood=_mean([r["ece"] for r in ood]),
+                ece_ood=mean_of([r["ece"] for r in ood]),
                 f1_id=role.get("id_test", {}).get("macro_f1"),
-                f1_ood=_mean([r["macro_f1"] for r in ood]),
+                f1_ood=mean_of([r["macro_f1"] for r in ood]),
                 worst_group_id=role.get("id_test", {}).get("worst_group_accuracy"),
-                worst_group_ood=_mean([r.get("worst_group_accuracy") for r in ood]),
+                worst_group_ood=mean_of([r.get("worst_group_accuracy") for r in ood]),
                 calibrated=bool(rs[0].get("calibrated", False)),
                 reliability_id=role.get("id_test", {}).get("reliability"),
             )
