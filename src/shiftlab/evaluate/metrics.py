@@ -46,12 +46,18 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, num_bins: 
         labels: (N,) true class indices.
         num_bins: M, the number of bins.
     """
-    if len(labels) == 0:
+    return ece_of_bins(reliability_bins(probs, labels, num_bins))
+
+
+def ece_of_bins(bins: dict[str, list[Any]]) -> float:
+    """ECE from :func:`reliability_bins`: the count-weighted mean gap of accuracy and
+    confidence; NaN when no bin holds an example."""
+    total = sum(bins["count"])
+    if total == 0:
         return float("nan")
-    bins = reliability_bins(probs, labels, num_bins)
     return float(
         sum(
-            n / len(labels) * abs(acc - conf)
+            n / total * abs(acc - conf)
             for n, conf, acc in zip(
                 bins["count"], bins["confidence"], bins["accuracy"], strict=True
             )
@@ -97,13 +103,14 @@ def classification_metrics(
     labels = np.asarray(labels, dtype=np.int64)
     predictions = logp.argmax(axis=1)
     n = len(labels)
+    bins = reliability_bins(np.exp(logp), labels, num_bins)
     result: dict[str, Any] = {
         "accuracy": float((predictions == labels).mean()) if n else float("nan"),
         "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0))
         if n
         else float("nan"),
-        "ece": expected_calibration_error(np.exp(logp), labels, num_bins),
-        "reliability": reliability_bins(np.exp(logp), labels, num_bins),
+        "ece": ece_of_bins(bins),
+        "reliability": bins,
         "nll": float(-logp[np.arange(n), labels].mean()) if n else float("nan"),
         "worst_group_accuracy": None,
     }
