@@ -56,6 +56,7 @@ def test_digits_run_with_adapters_writes_the_contracted_records(tmp_path):
             assert r["accuracy"] == pytest.approx(plain[r["split"]])
     page = (out / "report.md").read_text()
     assert "### Test-time adaptation: accuracy by OOD split" in page
+    assert "**OOD splits**: uci (100), 4 corrupted splits of ID test (2 corruptions)" in page
     assert (out / "report_files" / "adaptation_severity.png").is_file()
 
 

@@ -155,7 +155,11 @@ def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[s
     """Lines describing the run; those the run directory cannot tell are left out."""
     data = config.get("data") or {}
     sizes = {r["split"]: r["n"] for r in records}
-    ood = [f"{k} ({v})" for k, v in sizes.items() if k not in ("id_val", "id_test")]
+    ood = [f"{k} ({sizes[k]})" for k in ood_splits(records)]
+    corrupted = {r["split"] for r in records if "corruption" in r}
+    if corrupted:
+        kinds = len({r["corruption"] for r in records if "corruption" in r})
+        ood.append(f"{len(corrupted)} corrupted splits of ID test ({kinds} corruptions)")
     lines = [
         ("data", f"{data['kind']}: ID {', '.join(data.get('id_domains') or [])}" if data else None),
         ("OOD splits", ", ".join(ood) or "none"),
