@@ -1,8 +1,5 @@
 import pytest
 
-import shiftlab.data
-import shiftlab.finetune
-import shiftlab.models  # noqa: F401
 from shiftlab.errors import ConfigError
 from shiftlab.registry import BACKBONES, DATASETS, FINETUNE, Registry
 

@@ -75,7 +75,13 @@ def test_run_writes_the_contracted_directory(tmp_path, sentences_dir, tiny_encod
         "wise_ft[val_selected]",
         "wise_ft[fixed_0.5]",
     ]
-    assert list(dict.fromkeys(r["model"] for r in records)) == models
+    shown = [r["model"] for r in records if not r.get("trend_point")]
+    assert list(dict.fromkeys(shown)) == models
+    # extra effective-robustness baseline points: probes at other C, not saved
+    points = {r["model"] for r in records if r.get("trend_point")}
+    assert points and all(m.startswith("linear_probe[C=") for m in points)
+    baselines = {r["model"] for r in records if r.get("standard")}
+    assert baselines == {"linear_probe", "full_ft", *points}  # never zero_shot, flyp, wise_ft
     for record in records:
         assert set(record) >= RECORD_KEYS
         assert record["adapter"] is None and record["seed"] == 0

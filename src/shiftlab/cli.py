@@ -46,13 +46,6 @@ def _options(config: type | None) -> list[str]:
     ]
 
 
-def _load_registries() -> None:
-    import shiftlab.adapt
-    import shiftlab.data
-    import shiftlab.finetune
-    import shiftlab.models  # noqa: F401
-
-
 def _default(f: dataclasses.Field) -> object:
     if f.default is not dataclasses.MISSING:
         return f.default
@@ -64,7 +57,6 @@ def _default(f: dataclasses.Field) -> object:
 
 def registry_markdown() -> str:
     """Markdown tables of every registry: name, summary, options with defaults."""
-    _load_registries()
     parts = []
     for kind, registry in REGISTRIES.items():
         header = "| name | what it does | paper | options (defaults) |\n|---|---|---|---|"
@@ -83,7 +75,6 @@ def registry_markdown() -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    _load_registries()
     if args.markdown:
         print(registry_markdown())
         return 0

@@ -96,10 +96,13 @@ class ReportConfig:
 
     baselines: list[str] | None = param(
         None,
-        "models (or recipes) whose ID-OOD trend defines effective robustness; "
-        "default: zero_shot, linear_probe and full_ft",
+        "models, recipe entries or recipes whose ID-OOD trend defines effective robustness; "
+        "default: the standard ID-trained models (linear probes, full_ft, erm, soup "
+        "ingredients, with their extra trend points), never zero_shot",
     )
-    link: Literal["probit", "logit"] = param("probit", "space in which the trend is linear")
+    link: Literal["probit", "logit"] = param(
+        "logit", "space in which the trend is linear (Taori et al.: logit)"
+    )
 
 
 @dataclass
@@ -256,11 +259,6 @@ def _parse_adapt(raw: Any) -> list[AdaptSpec]:
 
 def parse(raw: Mapping[str, Any]) -> RunConfig:
     """Validate a raw config mapping and resolve every section to its dataclass."""
-    # Registration happens on import; the config needs every registry filled.
-    import shiftlab.data
-    import shiftlab.finetune
-    import shiftlab.models  # noqa: F401
-
     if not isinstance(raw, Mapping):
         raise ConfigError("a run config must be a YAML mapping with at least a 'data:' section")
     known = {

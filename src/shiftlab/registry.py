@@ -1,6 +1,7 @@
 """One generic registry; one instance per concept (recipes, adapters, datasets, backbones).
 
-Methods register themselves where they are defined::
+Methods register themselves where they are defined, and :mod:`shiftlab.catalogue` imports
+every method package the first time a registry is read::
 
     @FINETUNE.register("wise_ft", config=WiseFTConfig)
     def wise_ft(ctx, cfg): ...
@@ -82,23 +83,35 @@ class Registry(Generic[T]):
         return decorate
 
     def __getitem__(self, name: str) -> Entry[T]:
+        _fill()
         try:
             return self._entries[name]
         except KeyError:
             raise ConfigError(unknown_name_message(self.kind, name, list(self._entries))) from None
 
     def __contains__(self, name: object) -> bool:
+        _fill()
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
+        _fill()
         return iter(self._entries[name] for name in sorted(self._entries))
 
     def __len__(self) -> int:
+        _fill()
         return len(self._entries)
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
+        _fill()
         return sorted(self._entries)
+
+
+def _fill() -> None:
+    """Make sure every method package has registered itself (see :mod:`shiftlab.catalogue`)."""
+    from shiftlab import catalogue
+
+    catalogue.load()
 
 
 FINETUNE: Registry[Any] = Registry("recipe")

@@ -1,6 +1,14 @@
+import math
+
 import torch
 
-from shiftlab.adapt.losses import conjugate_loss, entropy, poly_pseudo_label
+from shiftlab.adapt.losses import (
+    conjugate_loss,
+    entropy,
+    poly_pseudo_label,
+    rpl_loss,
+    softmax_pl_loss,
+)
 
 LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-3.0, 4.0, 0.0]], dtype=torch.float64)
 
@@ -50,3 +58,31 @@ def test_temperature_divides_the_logits_first():
 
 def test_squared_loss_conjugate_is_minus_half_the_squared_norm():
     torch.testing.assert_close(conjugate_loss(LOGITS, "squared"), -0.5 * (LOGITS**2).sum(1))
+
+
+def test_softmax_pl_is_the_polyloss_at_the_softmax_label():
+    eps = 6.0
+    p = LOGITS.softmax(1)
+    # -sum p log p + eps sum p (1 - p): the soft-label PolyLoss with y = softmax(h)
+    by_hand = -(p * p.log()).sum(1) + eps * (p * (1 - p)).sum(1)
+    torch.testing.assert_close(softmax_pl_loss(LOGITS, eps=eps), by_hand)
+    torch.testing.assert_close(softmax_pl_loss(LOGITS, eps=0.0), entropy(LOGITS))
+    # the temperature divides the logits first
+    torch.testing.assert_close(
+        softmax_pl_loss(LOGITS, eps=eps, temperature=2.0), softmax_pl_loss(LOGITS / 2, eps=eps)
+    )
+
+
+def test_rpl_is_the_generalised_cross_entropy_of_the_argmax():
+    # row 0: p_max = e^2 / (e^2 + e^0.5 + e^-1); loss = (1 - p_max ** 0.8) / 0.8
+    rows = [[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-3.0, 4.0, 0.0]]
+    expected = []
+    for row in rows:
+        exps = [math.exp(v) for v in row]
+        top = max(exps) / sum(exps)
+        expected.append((1 - top**0.8) / 0.8)
+    torch.testing.assert_close(rpl_loss(LOGITS, q=0.8), torch.tensor(expected, dtype=torch.float64))
+    # the label is the argmax (no gradient path through it); the gradient flows through p
+    h = LOGITS.clone().requires_grad_(True)
+    rpl_loss(h).sum().backward()
+    assert h.grad.abs().sum() > 0

@@ -7,16 +7,25 @@ from shiftlab.errors import AdaptError
 from shiftlab.registry import ADAPT
 
 
-def test_collapse_onto_one_class_resets_the_adapter():
+def test_collapse_onto_one_class_resets_the_adapter_when_the_guard_is_on():
     # entropy minimisation at an absurd learning rate drives every prediction to one class
-    adapter = create("tent", cnn_classifier(), lr=5.0, collapse_window=64)
+    adapter = create("tent", cnn_classifier(), lr=5.0, collapse_window=64, collapse_fraction=0.95)
     for seed in range(12):
         adapter(batch(seed))
     assert adapter.resets and "collapsed onto one class" in adapter.resets[0]
-    safe = create("tent", cnn_classifier(), collapse_window=64)
+    safe = create("tent", cnn_classifier(), collapse_window=64, collapse_fraction=0.95)
     for seed in range(12):
         safe(batch(seed))
     assert safe.resets == []
+
+
+def test_the_collapse_guard_is_off_by_default():
+    # as in TENT and the conjugate reference: the same collapsing run is never reset
+    assert all(entry.config().collapse_fraction is None for entry in ADAPT)
+    adapter = create("tent", cnn_classifier(), lr=5.0, collapse_window=64)
+    for seed in range(12):
+        adapter(batch(seed))
+    assert adapter.resets == []
 
 
 def test_nan_loss_resets_and_returns_the_reset_models_predictions():

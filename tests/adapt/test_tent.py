@@ -115,3 +115,15 @@ def test_logits_keep_their_meaning():
     assert F.cross_entropy(norm_logits, norm_logits.argmax(1)) >= 0
     with pytest.raises(Exception, match="unknown adapter 'tnet'; did you mean 'tent'"):
         create("tnet", model)
+
+
+def test_tent_adapts_in_train_mode_unless_the_model_has_dropout():
+    adapter = create("tent", cnn_classifier())
+    assert adapter.model.training  # TENT's configure_model: model.train()
+    with_dropout = Classifier(
+        torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Dropout(0.1)),
+        torch.nn.Linear(8, 3),
+    )
+    assert not create("tent", with_dropout).model.training  # shiftlab's choice: eval
+    assert create("tent", with_dropout, train_mode="train").model.training
+    assert not create("tent", cnn_classifier(), train_mode="eval").model.training

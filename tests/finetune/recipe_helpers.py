@@ -9,7 +9,7 @@ from shiftlab.config import NoOptions
 from shiftlab.registry import FINETUNE
 from shiftlab.runner import references
 
-TINY = {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "num_c": 3}
+TINY = {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "num_c": 3, "epochs_range": [1, 2]}
 
 
 def tiny_options(config: Any) -> Any:

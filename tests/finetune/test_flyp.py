@@ -51,3 +51,17 @@ def test_trains_both_sides_and_the_temperature(make_context, tiny_benchmark, tin
     torch.testing.assert_close(F.normalize(head, dim=1), prompts, atol=1e-5, rtol=0)
     pretrained = ctx.zero_shot_head().weight
     assert not torch.allclose(F.normalize(head, dim=1), F.normalize(pretrained, dim=1))
+
+
+def test_flyp_trains_without_gradient_clipping(
+    make_context, tiny_benchmark, tiny_backbone, monkeypatch
+):
+    calls = []
+    original = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(
+        torch.nn.utils, "clip_grad_norm_", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    run_recipe(make_context, tiny_benchmark, tiny_backbone, "flyp")
+    assert calls == []  # locuslab/FLYP clips nothing
+    run_recipe(make_context, tiny_benchmark, tiny_backbone, "full_ft")
+    assert calls  # full_ft clips at norm 1, as WiSE-FT's fine-tuning

@@ -9,7 +9,7 @@ from shiftlab.finetune.br_dro import Adversary, SampleReweighting, adversary_los
 from shiftlab.finetune.cvar_dro import cvar_weights
 from shiftlab.finetune.group_dro import group_dro_update, group_mean_losses
 from shiftlab.finetune.groups import balanced_plan
-from shiftlab.finetune.jtt import upsampled_indices
+from shiftlab.finetune.jtt import OnlineErrors, upsampled_indices
 
 
 def test_group_mean_losses_and_absent_groups():
@@ -109,3 +109,19 @@ def test_br_dro_sample_weights_grow_by_exp_step_w_and_drive_the_next_epoch():
     )
     share = np.mean(drawn == 3)
     assert abs(share - sampler.weights[3]) < 0.02 and share > 0.99
+
+
+def test_online_error_set_reads_the_training_pass_of_the_final_epoch():
+    labels = np.array([0, 1, 1, 0])
+    online = OnlineErrors(labels, epoch=1)
+
+    def logits_for(predicted):
+        return torch.nn.functional.one_hot(torch.tensor(predicted), 2).float()
+
+    online.observe(np.array([0, 1, 2, 3]), logits_for([1, 0, 0, 1]))  # epoch 0: ignored
+    online.on_epoch_end(0)
+    online.observe(np.array([2, 0]), logits_for([0, 0]))  # epoch 1, batch 1: 2 wrong
+    online.observe(np.array([3, 1]), logits_for([1, 1]))  # epoch 1, batch 2: 3 wrong
+    online.on_epoch_end(1)
+    online.observe(np.array([0, 1, 2, 3]), logits_for([1, 0, 0, 1]))  # epoch 2: ignored
+    assert online.errors().tolist() == [2, 3]

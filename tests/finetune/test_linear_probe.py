@@ -1,5 +1,6 @@
 import numpy as np
 import torch
+from recipe_helpers import default_options, run_recipe
 from sklearn.linear_model import LogisticRegression
 
 from shiftlab.finetune.linear_probe import LinearProbeConfig, fit_linear_probe
@@ -47,3 +48,32 @@ def test_binary_head_splits_the_logit_symmetrically_and_pads_absent_classes():
     probe = fit_linear_probe(x, y, x, y, 3, LinearProbeConfig(num_c=3), seed=0)
     torch.testing.assert_close(probe.weight[0], -probe.weight[1])
     assert torch.equal(probe.weight[2], torch.zeros(6)) and probe.bias[2] == 0
+
+
+def test_trend_points_are_other_cs_better_than_chance(make_context, tiny_benchmark, tiny_backbone):
+    options = default_options("linear_probe")
+    options.num_c, options.trend_points = 12, 4
+    made, ctx = run_recipe(make_context, tiny_benchmark, tiny_backbone, "linear_probe", options)
+    main, points = made[0], made[1:]
+    assert main.info == {"standard": True} and main.save
+    assert 1 <= len(points) <= 4
+    val = tiny_benchmark.val
+    chance = np.bincount(val.labels).max() / len(val)
+    for p in points:
+        assert p.name == f"linear_probe[C={p.params['C']:.3g}]" and not p.save
+        assert p.info == {"standard": True, "trend_point": True}
+        assert p.params["C"] != main.params["C"]
+        assert ctx.accuracy(p.model, val) > chance
+    options.trend_points = 0
+    made, _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "linear_probe", options)
+    assert len(made) == 1
+
+
+def test_full_ft_epoch_points_score_the_other_epochs(make_context, tiny_benchmark, tiny_backbone):
+    options = default_options("full_ft")
+    options.epochs, options.epoch_points = 3, True
+    made, _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "full_ft", options)
+    assert [p.name for p in made] == ["full_ft", "full_ft[epoch=1]", "full_ft[epoch=2]"]
+    assert all(p.info.get("trend_point") and not p.save for p in made[1:])
+    first = made[1].model.head.weight
+    assert not torch.equal(first, made[0].model.head.weight)  # weights of another epoch

@@ -17,3 +17,28 @@ def test_defaults_train_in_eval_mode_at_a_lower_lr_than_full_ft():
     lp, ft = default_options("lp_ft"), default_options("full_ft")
     assert lp.eval_mode is True
     assert lp.lr < ft.lr
+
+
+def test_the_head_gets_no_weight_decay(make_context, tiny_benchmark, tiny_backbone, monkeypatch):
+    import shiftlab.finetune.trainer as trainer
+
+    made = []
+    original = trainer.make_optimizer
+
+    def spy(params, cfg):
+        made.append(original(params, cfg))
+        return made[-1]
+
+    monkeypatch.setattr(trainer, "make_optimizer", spy)
+    options = default_options("lp_ft")
+    (predictor,), _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "lp_ft", options)
+    head = {id(p) for p in predictor.model.head.parameters()}
+    decay = {id(p): g["weight_decay"] for g in made[0].param_groups for p in g["params"]}
+    assert all(decay[i] == 0.0 for i in head)
+    featurizer = [decay[id(p)] for p in predictor.model.featurizer.parameters()]
+    assert featurizer and all(d == options.weight_decay == 0.1 for d in featurizer)
+    # decay_head: true puts the head back under the same decay
+    made.clear()
+    options.decay_head = True
+    (predictor,), _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "lp_ft", options)
+    assert {g["weight_decay"] for g in made[0].param_groups} == {0.1}

@@ -1,7 +1,13 @@
 import torch
 from recipe_helpers import default_options, run_recipe
 
-from shiftlab.finetune.model_soup import greedy_soup, running_average, uniform_soup
+from shiftlab.finetune.model_soup import (
+    ModelSoupConfig,
+    greedy_soup,
+    running_average,
+    sample_ingredients,
+    uniform_soup,
+)
 
 
 def scalar(value):
@@ -48,7 +54,7 @@ def test_recipe_trains_the_grid_and_the_greedy_soup_is_no_worse(
     make_context, tiny_benchmark, tiny_backbone
 ):
     options = default_options("model_soup")
-    options.lrs, options.seeds = [1e-4, 1e-3], [0, 1]
+    options.search, options.lrs, options.seeds = "grid", [1e-4, 1e-3], [0, 1]
     made, ctx = run_recipe(make_context, tiny_benchmark, tiny_backbone, "model_soup", options)
     names = [p.name for p in made]
     assert names == [
@@ -68,3 +74,37 @@ def test_recipe_trains_the_grid_and_the_greedy_soup_is_no_worse(
     # same start, different seeds: the seed-0 and seed-1 ingredients differ
     w0, w1 = (p.model.head.weight for p in ingredients[:2])
     assert not torch.equal(w0, w1)
+
+
+def test_random_search_ingredients_differ_and_repeat_for_the_same_seed():
+    cfg = ModelSoupConfig(ingredients=6)
+    draws = sample_ingredients(cfg, seed=0)
+    assert draws == sample_ingredients(cfg, seed=0)
+    assert draws != sample_ingredients(cfg, seed=1)
+    for key in ("lr", "weight_decay", "epochs"):
+        assert len({d[key] for d in draws}) > 1, key  # the search varies every hyperparameter
+    for d in draws:  # within the reference's ranges (hparam_info.json)
+        assert 1e-6 <= d["lr"] <= 1e-4 and 1e-4 <= d["weight_decay"] <= 0.5
+        assert 4 <= d["epochs"] <= 16 and 0 <= d["label_smoothing"] <= 0.25
+    assert [d["seed"] for d in draws] == list(range(6))
+
+
+def test_random_search_soup_trains_its_draws_and_seed_only_grids_say_so(
+    make_context, tiny_benchmark, tiny_backbone
+):
+    options = default_options("model_soup")  # random search, epochs drawn from [1, 2]
+    options.ingredients = 2
+    made, _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "model_soup", options)
+    draws = sample_ingredients(options, seed=0)
+    ingredients = [p for p in made if p.params.get("ingredient")]
+    assert [p.name for p in ingredients] == ["model_soup[ingredient=0]", "model_soup[ingredient=1]"]
+    for predictor, draw in zip(ingredients, draws, strict=True):
+        assert {k: predictor.params[k] for k in draw} == draw
+    assert [p.name for p in made[2:]] == ["model_soup[uniform]", "model_soup[greedy]"]
+    grid = default_options("model_soup")
+    grid.search, grid.seeds = "grid", [0, 1]
+    made, _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "model_soup", grid)
+    assert [p.name for p in made[2:]] == [
+        "model_soup[uniform_seed_only]",
+        "model_soup[greedy_seed_only]",
+    ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from shiftlab.adapt import conjugate, norm, pseudo_label, source, tent
+from shiftlab.adapt import conjugate, norm, pseudo_label, rpl, softmax_pl, source, tent
 from shiftlab.adapt.base import AdaptConfig, Adapter
 from shiftlab.adapt.params import norm_affine_parameters, use_batch_statistics
 from shiftlab.config import build
@@ -41,6 +41,8 @@ __all__ = [
     "norm",
     "norm_affine_parameters",
     "pseudo_label",
+    "rpl",
+    "softmax_pl",
     "source",
     "tent",
     "use_batch_statistics",

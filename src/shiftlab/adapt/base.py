@@ -3,7 +3,15 @@
 
 Online mode carries the adapted state from batch to batch within a stream; episodic mode resets
 before every batch. The runner resets between streams. A guard resets the adapter when the
-loss is not finite or when its predictions collapse onto one class, and counts the resets.
+loss is not finite, and (when ``collapse_fraction`` is set; off by default, as in TENT and the
+conjugate reference, since it also fires on imbalanced streams predicted correctly) when its
+predictions collapse onto one class; it counts the resets.
+
+Adapters that learn put the model in train mode, as TENT's ``configure_model`` does
+(``train_mode: auto`` on a model without dropout; BatchNorm uses test-batch statistics in
+either mode). A model with dropout (text encoders) stays in eval mode under ``auto``: that is
+shiftlab's choice, not the references' (they adapt BatchNorm CNNs, which have none), so that
+adaptation does not add dropout noise to the predictions it scores.
 """
 
 from __future__ import annotations
@@ -36,9 +44,14 @@ class AdaptConfig:
     batch_size: int = param(200, "examples per test batch")
     predict_after_update: bool = param(False, "predict with the updated model (re-forward)")
     collapse_fraction: float | None = param(
-        0.95, "reset when one class takes this share of the last collapse_window predictions"
+        None,
+        "reset when one class takes this share of the last collapse_window predictions "
+        "(e.g. 0.95); off, as in the references",
     )
     collapse_window: int = param(400, "predictions the collapse guard looks at")
+    train_mode: Literal["auto", "train", "eval"] = param(
+        "auto", "model mode while adapting; auto: train (as TENT) unless the model has dropout"
+    )
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr < 0:
@@ -137,9 +150,16 @@ class Adapter(nn.Module):
         return top / len(self._recent) >= self.cfg.collapse_fraction
 
 
+def has_dropout(model: nn.Module) -> bool:
+    """Whether any dropout layer of ``model`` would drop something in train mode."""
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
 class NormAdapter(Adapter):
     """Adapters that update normalisation layers with test-batch statistics (TENT's setup)."""
 
     def configure(self, model: nn.Module) -> list[nn.Parameter]:
         use_batch_statistics(model)
+        mode = self.cfg.train_mode
+        model.train(mode == "train" or (mode == "auto" and not has_dropout(model)))
         return norm_affine_parameters(model)

@@ -52,3 +52,24 @@ def conjugate_loss(
     p = h.softmax(dim=1)
     y = poly_pseudo_label(p, eps)
     return torch.logsumexp(h, dim=1) - (y * h - eps * y * (1 - p)).sum(dim=1)
+
+
+def softmax_pl_loss(
+    logits: torch.Tensor, *, eps: float = 0.0, temperature: float = 1.0
+) -> torch.Tensor:
+    """The conjugate paper's soft pseudo-label baseline, per example (B,): PolyLoss with
+    epsilon at the soft label ``y = softmax(h)``,
+    ``logsumexp(h) - sum(p h - eps p (1 - p))`` (``softmax_pl`` in ``cifar_tta_test.py``).
+    For eps = 0 it is the softmax entropy."""
+    h = logits / temperature
+    p = h.softmax(dim=1)
+    return torch.logsumexp(h, dim=1) - (p * h - eps * p * (1 - p)).sum(dim=1)
+
+
+def rpl_loss(logits: torch.Tensor, *, q: float = 0.8, temperature: float = 1.0) -> torch.Tensor:
+    """Robust pseudo-labels (Rusak et al. 2022), per example (B,): the generalised
+    cross-entropy at the argmax label, ``(1 - p_argmax ** q) / q`` (``rpl`` in
+    ``cifar_tta_test.py``, q = 0.8); gradients flow through the probability, not the label."""
+    p = (logits / temperature).softmax(dim=1)
+    top = p.gather(1, p.argmax(dim=1, keepdim=True)).squeeze(1)
+    return (1 - top**q) / q

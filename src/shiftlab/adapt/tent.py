@@ -1,8 +1,10 @@
 """TENT: fully test-time adaptation by entropy minimisation (Wang et al., ICLR 2021,
 arXiv 2006.10726).
 
-Follows ``DequanWang/tent`` (``tent.py``): BatchNorm layers use test-batch statistics, only the
-affine scale and shift of normalisation layers are updated, by Adam (lr 1e-3, betas (0.9,
+Follows ``DequanWang/tent`` (``tent.py``): the model is put in train mode (``configure_model``;
+a model with dropout stays in eval mode, shiftlab's choice: see :mod:`shiftlab.adapt.base`),
+BatchNorm layers use test-batch statistics, only the affine scale and shift of normalisation
+layers are updated, by Adam (lr 1e-3, betas (0.9,
 0.999), no weight decay), one step per batch, online within a stream; the predictions returned
 are those computed before the update. LayerNorm and GroupNorm affine parameters adapt too, so
 transformers can be adapted (the reference handles BatchNorm2d only).

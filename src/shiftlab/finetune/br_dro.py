@@ -1,5 +1,5 @@
 """Bitrate-constrained DRO (Setlur, Dennis, Eysenbach, Raghunathan, Finn, Smith, Levine, ICLR
-2023, arXiv 2302.02323).
+2023, arXiv 2302.02931).
 
 Follows ``ars22/bitrate_DRO`` (``src/loss.py``, ``compute_bitrate_dro_loss``; a work-in-progress
 repository): the adversary is restricted to simple functions: one zero-initialised linear map
@@ -7,10 +7,13 @@ per class on the learner's detached features, with an L1 penalty (lambda 0.05). 
 adversary takes one Adam step (lr 0.05) classifying which examples have a loss above the batch's
 95th percentile (class-balanced binary cross-entropy); the learner then minimises
 ``sum w_i l_i / (sum w_i + 1e-3)`` with ``w_i = sigmoid(10 w_y . phi(x_i))``. Groups are not used
-for training. With ``reweight_samples`` (the reference's ``--reweight_samples``, used in its
-CelebA runs), each example's sampling weight is multiplied by ``exp(0.05 w_i)`` whenever it is
-trained on (``data/dro_dataset.py``), and each epoch is drawn with replacement in proportion to
-the weights so far.
+for training. With ``reweight_samples`` (the reference's ``--reweight_samples``), each
+example's sampling weight is multiplied by ``exp(0.05 w_i)`` whenever it is trained on
+(``data/dro_dataset.py``), and each epoch is drawn with replacement in proportion to the weights
+so far.
+
+Defaults are the reference's only active run (``run.sh``, CelebA): SGD momentum 0.9, lr 1e-5,
+weight decay 0.1, batch 128, 50 epochs, ``--reweight_samples``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,19 @@ from shiftlab.registry import FINETUNE
 
 @dataclass
 class BRDROConfig(GroupTrainConfig):
-    """The simple adversary: per-class linear maps, L1-penalised."""
+    """The simple adversary: per-class linear maps, L1-penalised; the reference's CelebA run."""
 
+    epochs: int = param(50, "passes over the ID training split (run.sh, CelebA)")
+    lr: float = param(1e-5, "learning rate (run.sh, CelebA)")
+    weight_decay: float = param(0.1, "weight decay (run.sh, CelebA)")
+    batch_size: int = param(128, "examples per step (run.sh, CelebA)")
     quantile: float = param(0.95, "losses above this batch quantile are the adversary's targets")
     l1: float = param(0.05, "lambda: L1 penalty on the adversary's weights")
     adversary_lr: float = param(0.05, "Adam learning rate of the adversary")
     sharpness: float = param(10.0, "t in w = sigmoid(t * adversary score)")
-    reweight_samples: bool = param(False, "resample each epoch by the adversary's weights so far")
+    reweight_samples: bool = param(
+        True, "resample each epoch by the adversary's weights so far (run.sh passes it)"
+    )
     sample_step: float = param(0.05, "step in sampling weight *= exp(step * w) (DRODataset)")
 
 

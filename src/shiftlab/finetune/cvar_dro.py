@@ -27,8 +27,9 @@ from shiftlab.registry import FINETUNE
 
 @dataclass
 class CVaRDROConfig(GroupTrainConfig):
-    """The share of worst losses that is optimised."""
+    """The share of worst losses that is optimised; JTT's driver's weight decay."""
 
+    weight_decay: float = param(1e-4, "weight decay (anniesch/jtt run_expt.py)")
     alpha: float = param(0.2, "fraction of the batch's highest losses averaged")
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.groups import GroupTrainConfig, cross_entropy, describe, group_train
-from shiftlab.models.classifier import Predictor
+from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
 
 
@@ -25,4 +25,6 @@ class ERMConfig(GroupTrainConfig):
 def erm(ctx: RecipeContext, cfg: ERMConfig) -> Iterator[Predictor]:
     """Minimise the average cross-entropy (optionally sampling groups equally)."""
     model, result = group_train(ctx, cfg, cross_entropy)
-    yield Predictor(ctx.name, "erm", model, params=describe(cfg), info=result.selection)
+    # Plain ERM is a standard model (an effective-robustness baseline); group-balanced is not.
+    info = {**result.selection, **({} if cfg.balanced else STANDARD)}
+    yield Predictor(ctx.name, "erm", model, params=describe(cfg), info=info)

@@ -8,10 +8,14 @@ row per template is sampled there), and the symmetric CLIP loss is minimised::
     loss   = (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2
 
 Both sides and the temperature ``t`` (initialised to log of the backbone's logit scale, not
-clamped) are updated, in one AdamW group. Two examples of the same class are negatives of each
-other's prompts, as in the reference (``label_aware_negatives: true`` uses soft targets over
-same-class entries instead). The evaluated model is the fine-tuned featurizer with a zero-shot
-head rebuilt from the fine-tuned prompt side, scaled by the learned ``exp(t)``.
+clamped) are updated, in one AdamW group, with no gradient clipping (``flyp_loss.py`` clips
+nothing; with logit scales of 20 to 100 a clip at norm 1 would bind and act as a hidden cut of
+the learning rate). The reference evaluates every epoch and reports the last checkpoint
+(ImageNet); ``select: id_val_accuracy`` keeps the epoch with the best ID val accuracy instead.
+Two examples of the same class are negatives of each other's prompts, as in the reference
+(``label_aware_negatives: true`` uses soft targets over same-class entries instead). The evaluated
+model is the fine-tuned featurizer with a zero-shot head rebuilt from the fine-tuned prompt side,
+scaled by the learned ``exp(t)``.
 
 For text backbones, inputs and prompts go through the same encoder (one tower), so both sides
 are that encoder's weights. Prompts are encoded once per distinct (class, template) per step;
@@ -39,9 +43,10 @@ from shiftlab.registry import FINETUNE
 
 @dataclass
 class FLYPConfig(TrainConfig):
-    """FLYP's ImageNet recipe: AdamW lr 1e-5, weight decay 0.1, warmup 500, cosine."""
+    """FLYP's ImageNet recipe: AdamW lr 1e-5, weight decay 0.1, warmup 500, cosine, no clip."""
 
     lr: float = param(1e-5, "peak learning rate (FLYP scripts pass 1e-5)")
+    grad_clip: float | None = param(None, "no gradient clipping (flyp_loss.py clips nothing)")
     label_aware_negatives: bool = param(
         False, "treat same-class prompts as positives (soft targets); the reference does not"
     )

@@ -11,6 +11,7 @@ for test-time adaptation with conjugate pseudo-labels (see :mod:`shiftlab.finetu
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -22,7 +23,7 @@ from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.losses import LossName, classification_loss
 from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult
-from shiftlab.models.classifier import Classifier, Predictor
+from shiftlab.models.classifier import STANDARD, Classifier, Predictor
 from shiftlab.registry import FINETUNE
 
 
@@ -36,6 +37,11 @@ class FullFTConfig(TrainConfig):
     label_smoothing: float = param(0.0, "cross-entropy label smoothing (WiSE-FT --ls)")
     loss: LossName = param("ce", "training loss: ce, squared, or poly (PolyLoss)")
     eps: float = param(6.0, "PolyLoss epsilon (tta_conjugate's CIFAR default)")
+    epoch_points: bool = param(
+        False,
+        "also score the weights after each other epoch, as extra baseline points of the "
+        "effective-robustness line (one evaluation per epoch)",
+    )
 
 
 def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
@@ -55,14 +61,21 @@ def finetune(
     eval_mode: bool = False,
     loss: LossName = "ce",
     eps: float = 6.0,
+    decay_head: bool = True,
     **train_options: object,
 ) -> tuple[Classifier, TrainResult]:
     """Train a copy of the pretrained featurizer and ``head`` end to end; return the model and
     what training did (including which epoch's weights were kept).
 
-    ``train_options`` (``seed=``, ``description=``) go to :meth:`RecipeContext.train`.
+    ``decay_head=False`` exempts the head from weight decay. ``train_options`` (``seed=``,
+    ``description=``, ``on_epoch_end=``) go to :meth:`RecipeContext.train`.
     """
     model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
+    if not decay_head:
+        train_options["params"] = [
+            {"params": list(model.featurizer.parameters())},
+            {"params": list(model.head.parameters()), "weight_decay": 0.0},
+        ]
 
     def loss_fn(batch: Batch) -> torch.Tensor:
         logits = model(batch.inputs)
@@ -72,6 +85,26 @@ def finetune(
 
     result = ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
     return model, result
+
+
+def epoch_predictors(
+    name: str, recipe: str, model: Classifier, result: TrainResult, params: dict[str, object]
+) -> Iterator[Predictor]:
+    """``name[epoch=E]`` from the weights kept after every epoch but the selected one: extra
+    baseline points of the effective-robustness line (not saved)."""
+    for epoch, state in result.states.items():
+        if epoch == result.selected_epoch:
+            continue
+        snapshot = copy.deepcopy(model)
+        snapshot.load_state_dict(state)
+        yield Predictor(
+            f"{name}[epoch={epoch}]",
+            recipe,
+            snapshot.eval(),
+            params={**params, "epoch": epoch},
+            save=False,
+            info={**STANDARD, "trend_point": True},
+        )
 
 
 @FINETUNE.register("full_ft", config=FullFTConfig)
@@ -84,8 +117,12 @@ def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
         label_smoothing=cfg.label_smoothing,
         loss=cfg.loss,
         eps=cfg.eps,
+        keep_states=cfg.epoch_points,
     )
-    yield Predictor(ctx.name, "full_ft", model, params=loss_params(cfg), info=result.selection)
+    params = loss_params(cfg)
+    info = {**result.selection, **STANDARD}
+    yield Predictor(ctx.name, "full_ft", model, params=params, info=info)
+    yield from epoch_predictors(ctx.name, "full_ft", model, result, params)
 
 
 def loss_params(cfg: FullFTConfig) -> dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.models.classifier import Predictor, linear_head
+from shiftlab.models.classifier import STANDARD, Predictor, linear_head
 from shiftlab.progress import progress
 from shiftlab.registry import FINETUNE
 
@@ -34,20 +34,47 @@ class LinearProbeConfig:
     c_max_exp: float = param(2.0, "largest C is 10**c_max_exp")
     num_c: int = param(50, "number of C values, log-spaced")
     max_iter: int = param(200, "L-BFGS iterations per fit")
+    trend_points: int = param(
+        8,
+        "probes at other C (better than chance on ID val) also scored, as extra baseline "
+        "points of the effective-robustness line; 0 for none",
+    )
 
     def __post_init__(self) -> None:
         if self.num_c < 1 or self.c_min_exp > self.c_max_exp:
             raise ConfigError("linear probe needs num_c >= 1 and c_min_exp <= c_max_exp")
+        if self.trend_points < 0:
+            raise ConfigError("linear probe trend_points must be >= 0")
 
 
 @dataclass
 class ProbeResult:
-    """A fitted probe: head weights on raw features, the chosen C and its ID val accuracy."""
+    """A fitted probe: head weights on raw features, the chosen C and its ID val accuracy;
+    ``sweep`` holds every C's probe as ``(C, ID val accuracy, weight, bias)``."""
 
     weight: torch.Tensor  # (K, D)
     bias: torch.Tensor  # (K,)
     c: float
     val_accuracy: float
+    sweep: list[tuple[float, float, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
+def _raw_head(
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    classes: np.ndarray,
+    shape: tuple[int, int],
+    mean: float,
+    std: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's head on normalised features -> weight (K, D) and bias (K,) on raw features."""
+    if len(classes) == 2:  # sklearn's binary head scores class 1 only; split it symmetrically
+        coef = np.concatenate([-coef / 2, coef / 2])
+        intercept = np.concatenate([-intercept / 2, intercept / 2])
+    weight, bias = np.zeros(shape), np.zeros(shape[0])
+    weight[classes] = coef / std  # classes absent from training keep zero rows
+    bias[classes] = intercept - coef.sum(axis=1) * mean / std
+    return torch.tensor(weight, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32)
 
 
 def fit_linear_probe(
@@ -69,7 +96,8 @@ def fit_linear_probe(
     scale = lambda x: (x - mean) / std  # noqa: E731
     xs, vs = scale(train_x), scale(val_x)
     model = LogisticRegression(warm_start=True, max_iter=cfg.max_iter, random_state=seed)
-    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
+    shape = (num_classes, train_x.shape[1])
+    sweep = []
     cs = np.logspace(cfg.c_min_exp, cfg.c_max_exp, cfg.num_c)
     with warnings.catch_warnings(), progress("linear probe: C sweep", len(cs), "fits") as advance:
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -77,25 +105,27 @@ def fit_linear_probe(
             model.set_params(C=c)
             model.fit(xs, train_y)
             accuracy = float((model.predict(vs) == val_y).mean())
-            if best is None or accuracy > best[1]:
-                best = (float(c), accuracy, model.coef_.copy(), model.intercept_.copy())
+            weight, bias = _raw_head(
+                model.coef_, model.intercept_, model.classes_, shape, mean, std
+            )
+            sweep.append((float(c), accuracy, weight, bias))
             advance(1)
-    assert best is not None
-    c, accuracy, coef, intercept = best
-    classes = model.classes_
-    if len(classes) == 2:  # sklearn's binary head scores class 1 only; split it symmetrically
-        coef = np.concatenate([-coef / 2, coef / 2])
-        intercept = np.concatenate([-intercept / 2, intercept / 2])
-    weight = np.zeros((num_classes, train_x.shape[1]))
-    bias = np.zeros(num_classes)
-    weight[classes] = coef / std  # classes absent from training keep zero rows
-    bias[classes] = intercept - coef.sum(axis=1) * mean / std
-    return ProbeResult(
-        torch.tensor(weight, dtype=torch.float32),
-        torch.tensor(bias, dtype=torch.float32),
-        c,
-        accuracy,
-    )
+    # The first C with the best accuracy (the most regularised), as the reference's strict >.
+    c, accuracy, weight, bias = max(sweep, key=lambda point: point[1])
+    return ProbeResult(weight, bias, c, accuracy, sweep)
+
+
+def trend_probes(
+    result: ProbeResult, val_y: np.ndarray, count: int
+) -> list[tuple[float, float, torch.Tensor, torch.Tensor]]:
+    """Up to ``count`` probes of the sweep at other C, evenly spaced in C among those better
+    than a constant prediction on ID val (a probe at chance says nothing of the trend)."""
+    chance = float(np.bincount(val_y).max() / len(val_y))
+    useful = [p for p in result.sweep if p[1] > chance and p[0] != result.c]
+    if count == 0 or not useful:
+        return []
+    picks = np.unique(np.round(np.linspace(0, len(useful) - 1, min(count, len(useful)))))
+    return [useful[int(i)] for i in picks]
 
 
 def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeConfig) -> ProbeResult:
@@ -117,4 +147,15 @@ def linear_probe(ctx: RecipeContext, cfg: LinearProbeConfig) -> Iterator[Predict
     """Logistic regression on frozen features, C chosen on ID val; only the head is learned."""
     probe = probe_pretrained(ctx, cfg)
     head = linear_head(probe.weight, probe.bias)
-    yield Predictor(ctx.name, "linear_probe", ctx.head_only(head), params={"C": probe.c})
+    yield Predictor(
+        ctx.name, "linear_probe", ctx.head_only(head), params={"C": probe.c}, info=STANDARD
+    )
+    for c, _, weight, bias in trend_probes(probe, ctx.benchmark.val.labels, cfg.trend_points):
+        yield Predictor(
+            f"{ctx.name}[C={c:.3g}]",
+            "linear_probe",
+            ctx.head_only(linear_head(weight, bias)),
+            params={"C": c},
+            save=False,
+            info={**STANDARD, "trend_point": True},
+        )

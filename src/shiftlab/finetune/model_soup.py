@@ -1,9 +1,15 @@
 """Model soups: averaging weights of fine-tuned models (Wortsman et al., ICML 2022,
 arXiv 2203.05482).
 
-Follows ``mlfoundations/model-soups`` (``main.py``). The recipe trains its own ingredients: one
-fine-tuning (as ``full_ft``, from the same zero-shot-initialised model) per point of a grid of
-learning rates and seeds. Then:
+Follows ``mlfoundations/model-soups`` (``main.py``). The recipe trains its own ingredients, each
+a fine-tuning (as ``full_ft``) from the same zero-shot-initialised model. By default they come
+from a seeded random hyperparameter search, as the paper's 72 CLIP ingredients do; the ranges
+are those of the reference's ``hparam_info.json``: learning rate log-uniform in [1e-6, 1e-4],
+weight decay log-uniform in [1e-4, 0.5], epochs uniform in 4..16, label smoothing 0 half of the
+time and otherwise uniform in [0, 0.25]. (The reference also samples RandAugment and mixup, for
+images; text has no such augmentation, so they are not drawn.) ``search: grid`` trains a grid of
+learning rates x seeds instead; soups whose ingredients differ only by seed are named
+``[uniform_seed_only]`` and ``[greedy_seed_only]``, since they are not the paper's soups. Then:
 
 - uniform soup: the mean of every ingredient's weights, every state-dict entry included;
 - greedy soup: ingredients sorted by ID val accuracy, best first; one pass adds an ingredient
@@ -17,17 +23,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.full_ft import FullFTConfig, finetune, initial_head
-from shiftlab.models.classifier import Predictor
+from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
 
 State = dict[str, torch.Tensor]
@@ -35,23 +43,76 @@ State = dict[str, torch.Tensor]
 
 @dataclass
 class ModelSoupConfig(FullFTConfig):
-    """The ingredients' grid (each trained as full_ft) and which soups to make."""
+    """How the ingredients are drawn (each trained as full_ft) and which soups to make."""
 
-    lr: float = param(2e-5, "learning rate when lrs is not set (model-soups finetune.py)")
-    epochs: int = param(8, "epochs per ingredient (model-soups finetune.py)")
+    lr: float = param(2e-5, "learning rate of grid ingredients when lrs is not set")
+    epochs: int = param(8, "epochs of grid ingredients (model-soups finetune.py)")
     batch_size: int = param(256, "examples per step (model-soups finetune.py)")
-    lrs: list[float] | None = param(None, "learning rates of the grid; default [lr]")
-    seeds: list[int] = param([0, 1, 2], "training seeds of the grid (data order, dropout)")
+    search: Literal["random", "grid"] = param(
+        "random", "random: the paper's hyperparameter search; grid: lrs x seeds"
+    )
+    ingredients: int = param(4, "random search: number of ingredients (the paper: 72)")
+    lr_range: list[float] = param([1e-6, 1e-4], "random search: lr, log-uniform")
+    weight_decay_range: list[float] = param([1e-4, 0.5], "random search: weight decay, log-uniform")
+    epochs_range: list[int] = param([4, 16], "random search: epochs, uniform integers")
+    label_smoothing_max: float = param(
+        0.25, "random search: label smoothing is 0 half the time, else uniform up to this"
+    )
+    lrs: list[float] | None = param(None, "grid: learning rates; default [lr]")
+    seeds: list[int] = param([0, 1, 2], "grid: training seeds (data order, dropout)")
     soups: list[Literal["uniform", "greedy"]] = param(["uniform", "greedy"], "soups to make")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.grid()) < 2:
-            raise ConfigError("model_soup needs at least two ingredients (lrs x seeds)")
+        count = self.ingredients if self.search == "random" else len(self.grid())
+        if count < 2:
+            raise ConfigError("model_soup needs at least two ingredients")
+        for name in ("lr_range", "weight_decay_range", "epochs_range"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(f"model_soup {name} must be [low, high] with 0 < low <= high")
 
     def grid(self) -> list[tuple[float, int]]:
-        """(lr, seed) of every ingredient."""
+        """(lr, seed) of every grid ingredient."""
         return [(lr, seed) for lr in (self.lrs or [self.lr]) for seed in self.seeds]
+
+    @property
+    def seed_only(self) -> bool:
+        """Whether the ingredients differ only by their seed."""
+        return self.search == "grid" and len(self.lrs or [self.lr]) == 1
+
+
+def sample_ingredients(cfg: ModelSoupConfig, seed: int) -> list[dict[str, Any]]:
+    """The random search: one hyperparameter draw per ingredient, the same for the same seed.
+
+    Each draw holds ``lr``, ``weight_decay``, ``epochs``, ``label_smoothing`` and ``seed`` (the
+    ingredient's training seed).
+    """
+    rng = np.random.default_rng([seed, 2203_05482])
+
+    def log_uniform(low: float, high: float) -> float:
+        return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+    draws = []
+    for i in range(cfg.ingredients):
+        smoothing = 0.0 if rng.random() < 0.5 else float(rng.uniform(0, cfg.label_smoothing_max))
+        draws.append(
+            {
+                "lr": log_uniform(*cfg.lr_range),
+                "weight_decay": log_uniform(*cfg.weight_decay_range),
+                "epochs": int(rng.integers(cfg.epochs_range[0], cfg.epochs_range[1] + 1)),
+                "label_smoothing": round(smoothing, 4),
+                "seed": i,
+            }
+        )
+    return draws
+
+
+def ingredient_plan(cfg: ModelSoupConfig, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """(name suffix, hyperparameters) of every ingredient."""
+    if cfg.search == "random":
+        return [(f"ingredient={d['seed']}", d) for d in sample_ingredients(cfg, seed)]
+    return [(f"lr={lr:g},seed={s}", {"lr": lr, "seed": s}) for lr, s in cfg.grid()]
 
 
 def running_average(soup: State, theta: State, n: int) -> State:
@@ -95,30 +156,34 @@ def greedy_soup(
 
 @FINETUNE.register("model_soup", config=ModelSoupConfig)
 def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
-    """Fine-tune a grid of ingredients from one start, then average their weights."""
+    """Fine-tune ingredients from one start (a random hyperparameter search), then average
+    their weights."""
     val = ctx.benchmark.val
     start = initial_head(ctx, cfg.head_init)
 
     names, states, scores = [], [], []
     model = None
-    for lr, seed in cfg.grid():
-        name = f"{ctx.name}[lr={lr:g},seed={seed}]"
-        options = dataclasses.replace(cfg, lr=lr)
+    for suffix, hyper in ingredient_plan(cfg, ctx.seed):
+        name = f"{ctx.name}[{suffix}]"
+        options = dataclasses.replace(
+            cfg, **{k: v for k, v in hyper.items() if k in ("lr", "weight_decay", "epochs")}
+        )
         model, result = finetune(
             ctx,
             copy.deepcopy(start),
             options,
-            label_smoothing=cfg.label_smoothing,
+            label_smoothing=hyper.get("label_smoothing", cfg.label_smoothing),
             loss=cfg.loss,
             eps=cfg.eps,
-            seed=ctx.seed + seed,
+            seed=ctx.seed + hyper["seed"],
             description=name,
         )
         names.append(name)
         states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         scores.append(ctx.accuracy(model, val))
-        params = {"lr": lr, "seed": seed, "ingredient": True}
-        yield Predictor(name, "model_soup", model, params=params, save=False, info=result.selection)
+        params = {**hyper, "ingredient": True}
+        info = {**result.selection, **STANDARD}
+        yield Predictor(name, "model_soup", model, params=params, save=False, info=info)
 
     assert model is not None
     scratch = copy.deepcopy(model)
@@ -134,5 +199,6 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
             state, chosen, _ = greedy_soup(states, scores, soup_accuracy)
         soup = copy.deepcopy(model)
         soup.load_state_dict(state)
-        params = {"soup": kind, "ingredients": [names[i] for i in chosen]}
-        yield Predictor(f"{ctx.name}[{kind}]", "model_soup", soup.eval(), params=params)
+        label = f"{kind}_seed_only" if cfg.seed_only else kind
+        params = {"soup": kind, "search": cfg.search, "ingredients": [names[i] for i in chosen]}
+        yield Predictor(f"{ctx.name}[{label}]", "model_soup", soup.eval(), params=params)

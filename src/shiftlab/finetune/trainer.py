@@ -71,6 +71,7 @@ class TrainResult:
     selected_by: str = "last"
     selected_epoch: int = 0  # 1-based
     scores: list[float] = field(default_factory=list)  # each epoch's (first) selection score
+    states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # keep_states
 
     @property
     def selection(self) -> dict[str, Any]:
@@ -88,8 +89,9 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "c
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / decay_steps))
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser named by ``cfg.optimizer``."""
+def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser named by ``cfg.optimizer``, over parameters or parameter groups (dicts
+    whose own ``weight_decay`` overrides ``cfg``'s)."""
     params = list(params)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -98,6 +100,17 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.op
     return torch.optim.SGD(
         params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False
     )
+
+
+def param_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
+    """Parameters (or groups of them, as dicts) as optimiser groups of those requiring grad;
+    empty groups are dropped."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+    else:
+        groups = [{"params": [p for p in params if p.requires_grad]}]
+    return [g for g in groups if g["params"]]
 
 
 def epoch_plan(n: int, epochs: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -129,6 +142,7 @@ def train(
     plan: list[np.ndarray] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
     score: Callable[[], float | tuple[float, ...]] | None = None,
+    keep_states: bool = False,
 ) -> TrainResult:
     """Minimise ``loss_fn`` over the training examples.
 
@@ -141,7 +155,8 @@ def train(
         seed: seeds shuffling and any randomness in the forward pass (dropout).
         device: where labels (and image inputs) are moved.
         description: label of the progress bar and of errors.
-        params: parameters to optimise; default, those of ``model`` requiring grad.
+        params: parameters to optimise, or parameter groups (dicts, e.g. with their own
+            ``weight_decay``); default, those of ``model`` requiring grad.
         eval_mode: keep the model in eval mode (frozen norm statistics, no dropout), as LP-FT.
         plan: the example indices of each epoch (e.g. upsampled); default a permutation each.
             ``plan[e]`` is read when epoch ``e`` starts, so ``on_epoch_end`` may refill later
@@ -150,6 +165,8 @@ def train(
         score: the ID val score of the model as it is, a number or a tuple compared in order
             (needed unless ``cfg.select`` is "last"); the weights of the epoch scoring highest
             (the first, on ties) are kept.
+        keep_states: keep a CPU copy of the weights after every epoch (``result.states``, by
+            1-based epoch).
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -157,10 +174,11 @@ def train(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     plan = plan if plan is not None else epoch_plan(len(labels), cfg.epochs, rng)
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    groups = param_groups(params if params is not None else model.parameters())
+    params = [p for group in groups for p in group["params"]]
     if not params:
         raise TrainingError(f"{description}: no parameter requires grad; nothing to train")
-    optimizer = make_optimizer(params, cfg)
+    optimizer = make_optimizer(groups, cfg)
     sizes = [len(order) for order in plan]
     total = sum(len(_batches(order, cfg.batch_size)) for order in plan)
     if cfg.warmup_steps >= total:
@@ -176,6 +194,7 @@ def train(
         raise ConfigError(f"{description}: select: {cfg.select} needs a scorer of the model")
     best: tuple[tuple[float, ...], int, dict[str, torch.Tensor]] | None = None
     scores: list[float] = []
+    states: dict[int, dict[str, torch.Tensor]] = {}
     labels_tensor = torch.as_tensor(labels, dtype=torch.long)
     model.train(not eval_mode)
     step, seen, losses = 0, 0, []
@@ -211,6 +230,10 @@ def train(
             losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
+            if keep_states:
+                states[epoch + 1] = {
+                    k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                }
             if cfg.select != "last":
                 value = score()
                 key = value if isinstance(value, tuple) else (value,)
@@ -228,6 +251,7 @@ def train(
         cfg.select,
         len(sizes),
         scores,
+        states,
     )
     if best is not None:
         model.load_state_dict(best[2])

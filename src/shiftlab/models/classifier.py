@@ -32,6 +32,11 @@ def linear_head(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Li
     return head
 
 
+# Record keys of a standard model trained on the ID data (a probe, plain fine-tuning, ERM): the
+# default baselines of effective robustness. Robustness interventions never carry them.
+STANDARD = {"standard": True}
+
+
 @dataclass
 class Predictor:
     """A named model to evaluate.

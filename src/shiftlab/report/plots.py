@@ -23,13 +23,25 @@ def _png(fig: plt.Figure) -> bytes:
 
 def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
     """Scatter of ID test vs mean OOD accuracy, the y = x line, WiSE-FT curves, and the
-    baselines' trend (effective robustness is the height above it)."""
-    points = [
+    baselines' trend (effective robustness is the height above it); extra trend points (probes
+    at other C, earlier epochs) are small grey dots."""
+    every = [
         r for r in rows if r.id_test is not None and r.ood_mean is not None and not r.calibrated
     ]
+    points = [r for r in every if not r.trend_point]
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    extra = [r for r in every if r.trend_point]
+    if extra:
+        ax.scatter(
+            [r.id_test for r in extra],
+            [r.ood_mean for r in extra],
+            s=10,
+            color="grey",
+            alpha=0.6,
+            label="extra baseline points",
+        )
     curves = wise_curves(points)
     on_curve = {r.model for curve in curves.values() for r in curve}
     for name, curve in curves.items():
@@ -51,7 +63,7 @@ def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
         ax.annotate(
             r.model, (r.id_test, r.ood_mean), fontsize=8, xytext=(4, 4), textcoords="offset points"
         )
-    values = [v for r in points for v in (r.id_test, r.ood_mean)]
+    values = [v for r in every for v in (r.id_test, r.ood_mean)]
     low, high = min(values) - 0.02, max(values) + 0.02
     ax.plot([low, high], [low, high], "--", color="grey", lw=1, label="y = x")
     if trend is not None:
@@ -62,7 +74,7 @@ def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
             ":",
             color="black",
             lw=1.2,
-            label=f"baselines' trend ({trend.kind})",
+            label=f"baselines' trend ({trend.kind}, {trend.points} points)",
         )
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)

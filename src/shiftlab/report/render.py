@@ -44,12 +44,7 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
     ]
     bold = bold_best(values, [3, 4, 5, 6, 7], lambda a, b: a > b)
     bold |= bold_best(values, [8, 9], lambda a, b: a < b)
-    trend_note = (
-        f" Effective robustness: OOD mean accuracy minus the {trend.kind}-space linear trend "
-        "of the baselines (Taori et al. 2020)."
-        if trend is not None
-        else " Effective robustness needs two baselines of different ID accuracy."
-    )
+    trend_note = " " + trend_sentence(trend)
     return Table(
         "Every predictor: ID and OOD",
         [
@@ -70,6 +65,27 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
         "there are no others). Best of each column in bold." + trend_note,
         bold=bold,
     )
+
+
+def trend_sentence(trend: Trend | None) -> str:
+    """What effective robustness is measured against, in words: the link, the number of
+    baseline points, the fit's R^2, and a plain warning when the line rests on too few."""
+    if trend is None:
+        return (
+            "Effective robustness needs baselines (standard ID-trained models, or "
+            "report.baselines) at two or more different ID accuracies; this run has none."
+        )
+    sentence = (
+        f"Effective robustness: OOD mean accuracy minus the {trend.kind}-space linear trend of "
+        f"{trend.points} baseline points (ID-trained standard models; Taori et al. 2020), "
+        f"R^2 = {trend.r2:.2f}."
+    )
+    if not trend.reliable:
+        sentence += (
+            f" With {trend.points} points (fewer than 4) the line is unreliable: "
+            "read these numbers as rough."
+        )
+    return sentence
 
 
 def _calibration_table(rows: list[ModelRow]) -> Table | None:
@@ -180,10 +196,12 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     config_path = run_dir / "config.yaml"
     config = read_yaml(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     report_cfg = config.get("report") or {}
-    rows = model_rows(records)
+    every_row = model_rows(records)
     trend = add_effective_robustness(
-        rows, report_cfg.get("baselines"), report_cfg.get("link", "probit")
+        every_row, report_cfg.get("baselines"), report_cfg.get("link", "logit")
     )
+    rows = [r for r in every_row if not r.trend_point]  # trend points: in the fit and plot only
+    records = [r for r in records if not r.get("trend_point")]
     candidates = (
         _main_table(rows, trend),
         _domain_table(records, rows),
@@ -196,7 +214,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     images = {
         name: png
         for name, png in (
-            ("id_vs_ood.png", plots.id_vs_ood(rows, trend)),
+            ("id_vs_ood.png", plots.id_vs_ood(every_row, trend)),
             ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
             ("reliability.png", plots.reliability(rows)),
             ("adaptation_severity.png", plots.severity(severity_curves(records))),

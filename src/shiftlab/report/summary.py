@@ -9,8 +9,6 @@ import numpy as np
 
 from shiftlab.evaluate.robustness import Link, Trend, effective_robustness, fit_trend
 
-DEFAULT_BASELINES = ("zero_shot", "linear_probe", "full_ft")
-
 
 @dataclass
 class ModelRow:
@@ -33,6 +31,8 @@ class ModelRow:
     calibrated: bool = False
     reliability_id: dict[str, list[Any]] | None = None
     effective_robustness: float | None = None
+    standard: bool = False  # an ID-trained standard model: a default effective-robustness baseline
+    trend_point: bool = False  # an extra baseline point (a probe at another C, an earlier epoch)
 
 
 def mean_of(values: list[float | None]) -> float | None:
@@ -79,6 +79,8 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
                 worst_group_ood=mean_of([r.get("worst_group_accuracy") for r in ood]),
                 calibrated=bool(rs[0].get("calibrated", False)),
                 reliability_id=role.get("id_test", {}).get("reliability"),
+                standard=bool(rs[0].get("standard", False)),
+                trend_point=bool(rs[0].get("trend_point", False)),
             )
         )
     return rows
@@ -95,19 +97,23 @@ def wise_curves(rows: list[ModelRow]) -> dict[str, list[ModelRow]]:
 
 def is_baseline(row: ModelRow, baselines: list[str] | None) -> bool:
     """Whether ``row`` defines the ID-OOD trend: named, by model or recipe, in ``baselines``;
-    by default the zero_shot, linear_probe and full_ft models. Calibrated twins never count
-    (their accuracies are their twins')."""
+    by default every standard model trained on the ID data (records with ``standard: true``:
+    linear probes, full fine-tuning, ERM, soup ingredients, and their extra trend points), as
+    Taori et al.'s line fit; never zero-shot, FLYP, WiSE-FT, ensembles or adapted models unless
+    named. Calibrated twins never count (their accuracies are their twins')."""
     if row.calibrated:
         return False
     if baselines is None:
-        return row.model in DEFAULT_BASELINES
-    return row.model in baselines or row.recipe in baselines
+        return row.standard
+    name = row.model.split("[", 1)[0]
+    return row.model in baselines or name in baselines or row.recipe in baselines
 
 
 def add_effective_robustness(
     rows: list[ModelRow], baselines: list[str] | None, kind: Link
 ) -> Trend | None:
-    """Fit the baselines' trend and set every row's effective robustness; the trend or None."""
+    """Fit the baselines' trend (link space) and set every row's effective robustness; the
+    trend (with its number of points and R^2) or None."""
     points = [r for r in rows if is_baseline(r, baselines) and None not in (r.id_test, r.ood_mean)]
     trend = fit_trend([r.id_test for r in points], [r.ood_mean for r in points], kind)
     if trend is not None:
