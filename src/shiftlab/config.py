@@ -82,12 +82,18 @@ _DATA_COMMON = {f.name for f in dataclasses.fields(DataConfig)} - {"options"}
 
 @dataclass
 class BackboneConfig:
-    """The pretrained featurizer: a registered name, or a Hugging Face folder or model id."""
+    """The pretrained featurizer: a registered name (``minilm``, ``efficientnet_lite0``,
+    ``timm:<model>``, ``open_clip:<arch>``, ...), or a Hugging Face folder or model id."""
 
     name: str = "minilm"
     max_length: int | None = None  # tokens; default: the model's own limit
     batch_size: int | None = None  # encoding batch; default 32 on CPU, 256 on CUDA
     logit_scale: float | None = None  # zero-shot head scale; default: the backbone's
+    # Image backbones:
+    pretrained: bool | str = True  # timm: true/false/a weights file; open_clip: a tag or file
+    image_size: int | None = None  # input resolution; default: the model's own
+    augment: bool = False  # train-time augmentation (timm's training transform)
+    channels_last: bool = False  # channels-last memory format for convolutional backbones
 
 
 @dataclass

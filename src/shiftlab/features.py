@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from shiftlab.data.benchmark import Split, take
+from shiftlab.data.batches import channels_last, input_transform, iterate
+from shiftlab.data.benchmark import Split
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.progress import progress
 
@@ -36,14 +37,18 @@ def encode(
     featurizer.eval()
     n = len(inputs)
     order = featurizer.order(inputs) if hasattr(featurizer, "order") else np.arange(n)
+    index_chunks = [order[start : start + batch_size] for start in range(0, n, batch_size)]
+    batches = iterate(
+        inputs,
+        index_chunks,
+        transform=input_transform(featurizer),
+        device=device or "cpu",
+        last=channels_last(featurizer),
+    )
     chunks: list[torch.Tensor] = []
     try:
         with progress(description, n) as advance:
-            for start in range(0, n, batch_size):
-                index = order[start : start + batch_size]
-                batch = take(inputs, index)
-                if isinstance(batch, np.ndarray):
-                    batch = torch.from_numpy(batch).to(device or "cpu")
+            for index, batch in zip(index_chunks, batches, strict=True):
                 chunks.append(featurizer(batch).float().cpu())
                 advance(len(index))
     finally:

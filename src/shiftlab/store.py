@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig, read_yaml, to_plain
+from shiftlab.config import AdaptSpec, DataConfig, RecipeSpec, RunConfig, read_yaml, to_plain
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
@@ -52,6 +52,21 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """All records of a ``records.jsonl`` file."""
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def same_setting(previous: Any, current: Any, default: Any) -> bool:
+    """Whether a run directory's setting equals the current one. A key that an older shiftlab
+    did not write matches when the current value is that key's default (it could not have been
+    set otherwise), so upgrading never orphans a run directory."""
+    if isinstance(previous, dict) and isinstance(current, dict):
+        default = default if isinstance(default, dict) else {}
+        return all(
+            same_setting(previous[k], current.get(k), default.get(k))
+            if k in previous
+            else current.get(k) == default.get(k)
+            for k in {*previous, *current}
+        )
+    return previous == current
 
 
 def recipe_digest(
@@ -93,7 +108,12 @@ class RunStore:
         resolved = cfg.to_dict()
         if store.config_path.is_file():
             previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
-            changed = [k for k in IDENTITY_KEYS if previous.get(k) != resolved.get(k)]
+            defaults = RunConfig(data=DataConfig(kind=cfg.data.kind)).to_dict()
+            changed = [
+                k
+                for k in IDENTITY_KEYS
+                if not same_setting(previous.get(k), resolved.get(k), defaults.get(k))
+            ]
             if changed:
                 raise RunDirError(
                     f"{path} holds a run with a different {', '.join(changed)}; "

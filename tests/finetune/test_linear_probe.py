@@ -50,7 +50,7 @@ def test_binary_head_splits_the_logit_symmetrically_and_pads_absent_classes():
     assert torch.equal(probe.weight[2], torch.zeros(6)) and probe.bias[2] == 0
 
 
-def test_trend_points_are_other_cs_better_than_chance(make_context, tiny_benchmark, tiny_backbone):
+def test_trend_points_are_other_cs_well_above_chance(make_context, tiny_benchmark, tiny_backbone):
     options = default_options("linear_probe")
     options.num_c, options.trend_points = 12, 4
     made, ctx = run_recipe(make_context, tiny_benchmark, tiny_backbone, "linear_probe", options)
@@ -59,11 +59,12 @@ def test_trend_points_are_other_cs_better_than_chance(make_context, tiny_benchma
     assert 1 <= len(points) <= 4
     val = tiny_benchmark.val
     chance = np.bincount(val.labels).max() / len(val)
+    floor = chance + 0.5 * (ctx.accuracy(main.model, val) - chance)
     for p in points:
         assert p.name == f"linear_probe[C={p.params['C']:.3g}]" and not p.save
         assert p.info == {"standard": True, "trend_point": True}
         assert p.params["C"] != main.params["C"]
-        assert ctx.accuracy(p.model, val) > chance
+        assert ctx.accuracy(p.model, val) >= floor and ctx.accuracy(p.model, val) > chance
     options.trend_points = 0
     made, _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "linear_probe", options)
     assert len(made) == 1

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from shiftlab.adapt.base import Adapter
-from shiftlab.data.benchmark import Split, take
+from shiftlab.data.batches import channels_last, input_transform, iterate
+from shiftlab.data.benchmark import Split
 from shiftlab.evaluate.evaluator import make_record
 from shiftlab.models.classifier import Predictor
 from shiftlab.progress import progress
@@ -25,12 +26,19 @@ def adapt_stream(
     """
     n = len(split)
     order = np.random.default_rng(seed).permutation(n)
+    chunks = [
+        order[start : start + adapter.cfg.batch_size]
+        for start in range(0, n, adapter.cfg.batch_size)
+    ]
+    batches = iterate(
+        split.inputs,
+        chunks,
+        transform=input_transform(adapter.model),
+        device=device,
+        last=channels_last(adapter.model),
+    )
     logits: torch.Tensor | None = None
-    for start in range(0, n, adapter.cfg.batch_size):
-        index = order[start : start + adapter.cfg.batch_size]
-        inputs = take(split.inputs, index)
-        if isinstance(inputs, np.ndarray):
-            inputs = torch.from_numpy(inputs).to(device)
+    for index, inputs in zip(chunks, batches, strict=True):
         out = adapter(inputs).float().cpu()
         if logits is None:
             logits = torch.empty(n, out.shape[1])

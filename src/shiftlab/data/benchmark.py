@@ -12,6 +12,7 @@ import numpy as np
 
 from shiftlab.config import CorruptionsConfig, DataConfig
 from shiftlab.data.corruptions import CORRUPTIONS, corrupt
+from shiftlab.data.images import ImageFiles, concat_files
 from shiftlab.data.splits import stratified_partition, stratified_subsample
 from shiftlab.errors import DataError
 from shiftlab.registry import unknown_name_message
@@ -22,9 +23,11 @@ Modality = Literal["text", "image"]
 
 
 def take(inputs: Any, index: np.ndarray) -> Any:
-    """Select rows of ``inputs`` (a list of texts or an array of images) by integer index."""
+    """Select rows of ``inputs`` (texts, an array of images, or image files) by integer index."""
     if isinstance(inputs, np.ndarray):
         return inputs[index]
+    if isinstance(inputs, ImageFiles):
+        return inputs.subset(index)
     return [inputs[i] for i in index]
 
 
@@ -32,6 +35,8 @@ def concat(parts: Sequence[Any]) -> Any:
     """Concatenate inputs of one modality."""
     if parts and isinstance(parts[0], np.ndarray):
         return np.concatenate(parts)
+    if parts and isinstance(parts[0], ImageFiles):
+        return concat_files(parts)
     return [x for part in parts for x in part]
 
 
@@ -113,6 +118,8 @@ class Split:
         if isinstance(self.inputs, np.ndarray):
             digest.update(str(self.inputs.shape).encode())
             digest.update(np.ascontiguousarray(self.inputs).tobytes())
+        elif isinstance(self.inputs, ImageFiles):
+            digest.update(self.inputs.digest())
         else:
             for text in self.inputs:
                 digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
@@ -141,8 +148,10 @@ class Benchmark:
 
     @property
     def input_shape(self) -> tuple[int, ...] | None:
-        """Shape of one image (C, H, W); None for text."""
-        return tuple(self.train.inputs.shape[1:]) if self.modality == "image" else None
+        """Shape of one image (C, H, W) of an array benchmark; None for text and image files
+        (whose size the backbone's transform decides)."""
+        inputs = self.train.inputs
+        return tuple(inputs.shape[1:]) if isinstance(inputs, np.ndarray) else None
 
     def eval_splits(self) -> list[Split]:
         """Every split a predictor is scored on: ID val, ID test, then each OOD split."""

@@ -70,16 +70,16 @@ class RecipeContext:
     def zero_shot_head(self, featurizer: nn.Module | None = None, scale: float | None = None):
         """Zero-shot head (K x D linear) from the class prompts, on ``featurizer``'s text side."""
         self.require_text_side("needs a zero-shot head")
-        encoder = Backbone.text_side(featurizer or self.backbone.featurizer)
-        was_training = encoder.training
-        encoder.eval()
+        module = featurizer or self.backbone.featurizer
+        was_training = module.training
+        module.eval()
         head = zero_shot_head(
-            encoder,
+            Backbone.text_side(module),
             self.benchmark.class_names,
             self.prompts,
             self.backbone.logit_scale if scale is None else scale,
         )
-        encoder.train(was_training)
+        module.train(was_training)
         return head
 
     def head_only(self, head: nn.Linear) -> Classifier:

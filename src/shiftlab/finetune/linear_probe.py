@@ -36,8 +36,8 @@ class LinearProbeConfig:
     max_iter: int = param(200, "L-BFGS iterations per fit")
     trend_points: int = param(
         8,
-        "probes at other C (better than chance on ID val) also scored, as extra baseline "
-        "points of the effective-robustness line; 0 for none",
+        "probes at other C (ID val accuracy at least halfway from chance to the best) also "
+        "scored, as extra baseline points of the effective-robustness line; 0 for none",
     )
 
     def __post_init__(self) -> None:
@@ -118,10 +118,12 @@ def fit_linear_probe(
 def trend_probes(
     result: ProbeResult, val_y: np.ndarray, count: int
 ) -> list[tuple[float, float, torch.Tensor, torch.Tensor]]:
-    """Up to ``count`` probes of the sweep at other C, evenly spaced in C among those better
-    than a constant prediction on ID val (a probe at chance says nothing of the trend)."""
+    """Up to ``count`` probes of the sweep at other C, evenly spaced in C among those whose ID
+    val accuracy is at least halfway from a constant prediction's to the best probe's (probes
+    regularised down to the class prior say nothing of the trend)."""
     chance = float(np.bincount(val_y).max() / len(val_y))
-    useful = [p for p in result.sweep if p[1] > chance and p[0] != result.c]
+    floor = chance + 0.5 * (result.val_accuracy - chance)
+    useful = [p for p in result.sweep if p[1] >= floor and p[1] > chance and p[0] != result.c]
     if count == 0 or not useful:
         return []
     picks = np.unique(np.round(np.linspace(0, len(useful) - 1, min(count, len(useful)))))

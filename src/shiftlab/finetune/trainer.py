@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from shiftlab.config import param
-from shiftlab.data.benchmark import take
+from shiftlab.data.batches import ImageTransform, channels_last, input_transform, iterate
 from shiftlab.errors import ConfigError, TrainingError
 from shiftlab.progress import progress
 from shiftlab.runtime import log
@@ -143,6 +143,7 @@ def train(
     on_epoch_end: Callable[[int], None] | None = None,
     score: Callable[[], float | tuple[float, ...]] | None = None,
     keep_states: bool = False,
+    transform: ImageTransform | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn`` over the training examples.
 
@@ -167,12 +168,16 @@ def train(
             (the first, on ties) are kept.
         keep_states: keep a CPU copy of the weights after every epoch (``result.states``, by
             1-based epoch).
+        transform: the image transform of raw image inputs (with its augmentation); default
+            the model's own (none for cached features).
 
     Raises:
         TrainingError: the loss became NaN or infinite.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    last = channels_last(model)
+    transform = transform if transform is not None else input_transform(model)
     plan = plan if plan is not None else epoch_plan(len(labels), cfg.epochs, rng)
     groups = param_groups(params if params is not None else model.parameters())
     params = [p for group in groups for p in group["params"]]
@@ -205,11 +210,11 @@ def train(
                 raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
             batches = _batches(plan[epoch], cfg.batch_size)
             epoch_loss = 0.0
-            for index in batches:
-                batch_inputs = take(inputs, index)
-                if isinstance(batch_inputs, np.ndarray):
-                    batch_inputs = torch.from_numpy(batch_inputs).to(device)
-                batch = Batch(batch_inputs, labels_tensor[index].to(device), index)
+            batch_inputs = iterate(
+                inputs, batches, transform=transform, device=device, train=True, last=last
+            )
+            for index, x in zip(batches, batch_inputs, strict=True):
+                batch = Batch(x, labels_tensor[index].to(device), index)
                 loss = loss_fn(batch)
                 value = float(loss.detach())
                 if not math.isfinite(value):

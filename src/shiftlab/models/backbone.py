@@ -44,8 +44,9 @@ class Backbone:
 
     @staticmethod
     def text_side(featurizer: nn.Module) -> Callable[[list[str]], torch.Tensor]:
-        """The function that encodes prompts with ``featurizer`` (one tower for text models)."""
-        return featurizer
+        """The function that encodes prompts with ``featurizer``: its ``encode_prompts`` (the
+        text tower of a two-tower model), else the featurizer itself (one tower for text)."""
+        return getattr(featurizer, "encode_prompts", featurizer)
 
 
 def _minilm_path() -> str:
@@ -72,13 +73,16 @@ def load_backbone(
     seed: int = 0,
     input_shape: tuple[int, ...] | None = None,
 ) -> Backbone:
-    """A registered backbone by name, else a Hugging Face text encoder from a path or model id.
+    """A registered backbone by name (``family:model`` for timm and open_clip), else a Hugging
+    Face text encoder from a path or model id.
 
     ``seed`` initialises backbones trained from scratch; ``input_shape`` (C, H, W) sizes an
     image backbone's input.
     """
-    if cfg.name in BACKBONES:
-        backbone = BACKBONES[cfg.name].obj(cfg, seed=seed, input_shape=input_shape)
+    family = cfg.name.split(":", 1)[0] if ":" in cfg.name else None
+    if cfg.name in BACKBONES or (family is not None and family in BACKBONES):
+        entry = BACKBONES[cfg.name if cfg.name in BACKBONES else family]
+        backbone = entry.obj(cfg, seed=seed, input_shape=input_shape)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
             unknown_name_message("backbone", cfg.name, BACKBONES.names())
