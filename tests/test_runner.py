@@ -79,7 +79,7 @@ def test_run_writes_the_contracted_directory(tmp_path, sentences_dir, tiny_encod
     assert list(dict.fromkeys(shown)) == models
     # extra effective-robustness baseline points: probes at other C, not saved
     points = {r["model"] for r in records if r.get("trend_point")}
-    assert points and all(m.startswith("linear_probe[C=") for m in points)
+    assert all(m.startswith("linear_probe[C=") for m in points)
     baselines = {r["model"] for r in records if r.get("standard")}
     assert baselines == {"linear_probe", "full_ft", *points}  # never zero_shot, flyp, wise_ft
     for record in records:

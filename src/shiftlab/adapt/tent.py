@@ -18,12 +18,16 @@ import torch
 
 from shiftlab.adapt.base import AdaptConfig, NormAdapter
 from shiftlab.adapt.losses import entropy
+from shiftlab.config import param
 from shiftlab.registry import ADAPT
 
 
 @dataclass
 class TentConfig(AdaptConfig):
-    """TENT's defaults (cfgs/tent.yaml): Adam 1e-3, batch 200, one step, online."""
+    """TENT's defaults (cfgs/tent.yaml): Adam 1e-3, batch 200, one step, online; with
+    ``optimizer: sgd``, Nesterov momentum as its conf.py."""
+
+    nesterov: bool = param(True, "Nesterov momentum (SGD only; TENT's conf.py)")
 
 
 @ADAPT.register("tent", config=TentConfig)

@@ -64,6 +64,10 @@ class ModelSoupConfig(FullFTConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.search == "random" and self.lrs is not None:
+            raise ConfigError("model_soup lrs (and seeds) apply to search: grid")
+        if self.epoch_points:
+            raise ConfigError("model_soup keeps no per-epoch weights: epoch_points must be false")
         count = self.ingredients if self.search == "random" else len(self.grid())
         if count < 2:
             raise ConfigError("model_soup needs at least two ingredients")
