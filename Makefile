@@ -2,11 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Where no GPU is present, a CPU build of torch is installed first, so that the package's own
-# torch range is already satisfied and pip never pulls a multi-GB CUDA build. Off this
-# project's machines, point TORCH_INDEX at https://download.pytorch.org/whl/cpu.
-TORCH_VERSION ?= 2.13.0
+# Where no GPU is present, a matching torch + torchvision pair is installed first, so that the
+# package's own ranges are already satisfied and pip never pulls another build. On this
+# project's machines the pair comes from local disk (a CUDA build that runs on the CPU); off
+# them, point TORCH_INDEX at https://download.pytorch.org/whl/cpu for CPU builds.
+TORCH_VERSION ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
 TORCH_INDEX ?=
+EXTRAS ?= dev
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format bench docs clean
@@ -18,10 +21,11 @@ $(STAMP): pyproject.toml
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
 		echo "GPU found: torch comes from the package requirements"; \
 	else \
-		echo "no GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
-		$(BIN)/pip install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+		echo "no GPU: installing torch $(TORCH_VERSION) and torchvision $(TORCHVISION_VERSION) first"; \
+		$(BIN)/pip install -q "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)" \
+			$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
 	fi
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: install

@@ -105,3 +105,93 @@ def make_context(tmp_path: Path):
         )
 
     return factory
+
+
+TINY_CLIP = "shiftlab-tiny-clip"
+
+
+@pytest.fixture(scope="session")
+def tiny_images_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real PACS photos and sketches: 2 domains x 3 classes x 8 images, in the domain layout."""
+    root = tmp_path_factory.mktemp("pacs-tiny")
+    for domain in ("photo", "sketch"):
+        for cls in ("dog", "guitar", "house"):
+            target = root / domain / cls
+            target.mkdir(parents=True)
+            for image in sorted((data_dir / "pacs" / domain / cls).iterdir())[:8]:
+                shutil.copy(image, target / image.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_image_benchmark(tiny_images_dir: Path):
+    """ID photo (24 images, 14 / 5 / 5), OOD sketch (24); groups label x domain."""
+    from shiftlab.config import parse
+
+    cfg = parse(
+        {
+            "data": {
+                "kind": "image_folder",
+                "path": str(tiny_images_dir),
+                "id_domains": ["photo"],
+                "groups": "label_x_domain",
+            }
+        }
+    )
+    return load_benchmark(cfg.data)
+
+
+@pytest.fixture(scope="session")
+def timm_backbone():
+    """timm's 0.1M-parameter test EfficientNet (BatchNorm), random weights, 32 px."""
+    cfg = BackboneConfig(name="timm:test_efficientnet", pretrained=False, image_size=32)
+    return load_backbone(cfg, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_config(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 1-layer, 32-wide open_clip ViT + text tower, registered with open_clip by name."""
+    import json
+
+    import open_clip
+
+    folder = tmp_path_factory.mktemp("clip-config")
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 1,
+            "width": 32,
+            "patch_size": 8,
+            "head_width": 16,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    (folder / f"{TINY_CLIP}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder / f"{TINY_CLIP}.json")
+    return TINY_CLIP
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoint(tiny_clip_config: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the tiny CLIP with seeded random weights, written as users' files are."""
+    import open_clip
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(tiny_clip_config, pretrained=None)
+    path = tmp_path_factory.mktemp("clip-weights") / "tiny-clip.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_backbone(tiny_clip_config: str, clip_checkpoint: Path):
+    """The tiny CLIP loaded from its checkpoint through the open_clip backbone."""
+    cfg = BackboneConfig(name=f"open_clip:{tiny_clip_config}", pretrained=str(clip_checkpoint))
+    return load_backbone(cfg, torch.device("cpu"))

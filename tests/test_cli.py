@@ -158,3 +158,45 @@ def test_list_reads_the_registries(capsys):
     out = capsys.readouterr().out
     for name in ("zero_shot", "linear_probe", "full_ft", "lp_ft", "flyp", "wise_ft"):
         assert name in out
+
+
+IMAGE_CONFIG = """
+data: {{kind: image_folder, path: {path}, id_domains: [photo]{extra}}}
+backbone: {{name: {backbone}, pretrained: false, image_size: 32}}
+recipes: [{recipe}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("changes", "pattern"),
+    [
+        ({"path": "no/such/folder"}, r"image folder not found: no/such/folder"),
+        ({"broken": True}, r"unreadable image .*broken\.jpg.*on_bad_image: skip"),
+        (
+            {"backbone": "timm:efficientnet_lite9"},
+            r"timm has no model 'efficientnet_lite9'; did you",
+        ),
+        ({"recipe": "zero_shot"}, r"recipe 'zero_shot' needs a text side .*timm:test_efficientnet"),
+    ],
+)
+def test_bad_image_input_gives_one_line_and_no_run_dir(
+    tmp_path, capsys, tiny_images_dir, changes, pattern
+):
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(tiny_images_dir, folder)
+    if changes.get("broken"):
+        (folder / "photo" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    values = {
+        "path": folder,
+        "extra": "",
+        "backbone": "timm:test_efficientnet",
+        "recipe": "linear_probe",
+        **{k: v for k, v in changes.items() if k != "broken"},
+    }
+    cfg = write_config(tmp_path / "bad.yaml", IMAGE_CONFIG.format(**values))
+    out = tmp_path / "out"
+    code, err = run_cli(["run", str(cfg), "--out", str(out)], capsys)
+    assert_one_line_error(code, err, pattern)
+    assert not out.exists()

@@ -49,6 +49,7 @@ class Entry(Generic[T]):
     name: str
     obj: T
     config: type | None = None
+    requires: frozenset[str] = frozenset()  # what the backbone must offer (e.g. "text_side")
 
     @property
     def citation(self) -> str | None:
@@ -71,13 +72,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, *, config: type | None = None) -> Callable[[T], T]:
-        """Decorator registering ``obj`` under ``name``; ``config`` is its options dataclass."""
+    def register(
+        self, name: str, *, config: type | None = None, requires: tuple[str, ...] = ()
+    ) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name``; ``config`` is its options dataclass,
+        ``requires`` what it needs of the backbone (checked before a run starts)."""
 
         def decorate(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
-            self._entries[name] = Entry(name, obj, config)
+            self._entries[name] = Entry(name, obj, config, frozenset(requires))
             return obj
 
         return decorate

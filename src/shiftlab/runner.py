@@ -66,6 +66,30 @@ def check_references(cfg: RunConfig) -> dict[str, list[str]]:
     return depends
 
 
+def capabilities(backbone: Backbone) -> set[str]:
+    """What a backbone offers recipes (``Entry.requires`` names these)."""
+    found = {backbone.modality}
+    if backbone.has_text_side:
+        found.add("text_side")
+    return found
+
+
+def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
+    """Every recipe must be able to work on the backbone (checked before any training).
+
+    Raises:
+        ConfigError: a recipe needs what the backbone lacks (e.g. a text side for prompts).
+    """
+    have = capabilities(backbone)
+    why = {"text_side": "a text side to encode class prompts (e.g. open_clip or a text model)"}
+    for spec in cfg.recipes:
+        for need in sorted(FINETUNE[spec.recipe].requires - have):
+            raise ConfigError(
+                f"recipe '{spec.name}' needs {why.get(need, need)}, which backbone "
+                f"'{backbone.name}' lacks; remove it or choose another backbone"
+            )
+
+
 def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
     """Every adapter must name predictors some recipe makes, and be able to work on the
     backbone (checked before any training).
@@ -113,6 +137,7 @@ class Session:
         self.backbone = load_backbone(
             cfg.backbone, self.device, seed=cfg.seed, input_shape=self.benchmark.input_shape
         )
+        check_recipes(cfg, self.backbone)
         check_adapters(cfg, self.backbone)
         self.store = RunStore.create(out, cfg)
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
@@ -156,7 +181,7 @@ class Session:
     def score(self, predictor: Predictor) -> list[dict[str, Any]]:
         """Records of a predictor (and of its temperature-scaled twin when calibrating)."""
         scored = [predictor]
-        if self.cfg.calibrate:
+        if self.cfg.calibrate and not predictor.info.get("trend_point"):
             scored.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
         records = []
         for p in scored:

@@ -1,6 +1,15 @@
 """Benchmarks: loaders register themselves in ``DATASETS`` on import."""
 
-from shiftlab.data import colored_digits, digits, sentiment_sentences, table, vader
+from shiftlab.data import (
+    colored_digits,
+    digits,
+    hf_data,
+    image_folder,
+    sentiment_sentences,
+    table,
+    vader,
+    wilds_data,
+)
 from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
 from shiftlab.data.load import load_benchmark
 
@@ -12,8 +21,11 @@ __all__ = [
     "build_benchmark",
     "colored_digits",
     "digits",
+    "hf_data",
+    "image_folder",
     "load_benchmark",
     "sentiment_sentences",
     "table",
     "vader",
+    "wilds_data",
 ]

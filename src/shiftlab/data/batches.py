@@ -119,7 +119,9 @@ class _DecodedCache:
             self.items.move_to_end(key)
             return self.items[key]
         chunks = [np.arange(i, min(i + 64, len(files))) for i in range(0, len(files), 64)]
-        tensors = [b.half() for b in _loader(files, transform, chunks, False, workers)]
+        # Nothing else runs while the cache fills: decode on every core.
+        fill = max(workers, min(4, os.cpu_count() or 1))
+        tensors = [b.half() for b in _loader(files, transform, chunks, False, fill)]
         decoded = torch.cat(tensors) if tensors else torch.empty(0)
         self.items[key] = decoded
         while sum(v.numel() * 2 for v in self.items.values()) > self.max_bytes:

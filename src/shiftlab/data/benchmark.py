@@ -12,13 +12,14 @@ import numpy as np
 
 from shiftlab.config import CorruptionsConfig, DataConfig
 from shiftlab.data.corruptions import CORRUPTIONS, corrupt
-from shiftlab.data.images import ImageFiles, concat_files
+from shiftlab.data.images import Corruption, ImageFiles, concat_files
 from shiftlab.data.splits import stratified_partition, stratified_subsample
 from shiftlab.errors import DataError
 from shiftlab.registry import unknown_name_message
 from shiftlab.runtime import log
 
 Role = Literal["train", "id_val", "id_test", "ood"]
+ID_ROLES: tuple[Role, ...] = ("train", "id_val", "id_test")
 Modality = Literal["text", "image"]
 
 
@@ -78,6 +79,10 @@ class LoadedData:
     """What a dataset loader returns: domains by name, the class names, and the modality.
 
     A domain may be given as a zero-argument function returning it, read only if used.
+    ``fixed_splits`` (role ``train`` / ``id_val`` / ``id_test`` -> domain name) says that some
+    domains already are the ID splits (a benchmark's official splits): when the config names no
+    ``id_domains``, they are used as they are (caps still apply), a role left out is carved from
+    the ``train`` domain in ``data.split``'s proportions, and the OOD domains default to the rest.
     """
 
     domains: dict[str, Domain | Callable[[], Domain]]
@@ -85,6 +90,7 @@ class LoadedData:
     modality: Modality = "text"
     group_names: list[str] | None = None
     attributes: list[str] = field(default_factory=list)  # per-example attributes domains carry
+    fixed_splits: dict[str, str] | None = None
 
 
 @dataclass
@@ -187,10 +193,36 @@ def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> N
         )
 
 
+def photo_corruptions() -> tuple[list[str], list[str]]:
+    """ImageNet-C's corruptions (``imagecorruptions``): the 15 of the benchmark, and all 19."""
+    from shiftlab.data.images import imagecorruptions
+
+    package = imagecorruptions()
+    return list(package.get_corruption_names("common")), list(package.get_corruption_names("all"))
+
+
+def corrupted_inputs(inputs: Any, kind: str, severity: int, seed: int) -> Any:
+    """``inputs`` under a corruption: image files are corrupted lazily when decoded, with
+    ImageNet-C's reference code; arrays of small images with the MNIST-C style set."""
+    if isinstance(inputs, ImageFiles):
+        if severity not in (1, 2, 3, 4, 5):
+            raise DataError(f"corruption severity must be 1 to 5, got {severity}")
+        return inputs.corrupted(Corruption(kind, severity, seed))
+    return corrupt(inputs, kind, severity, seed)
+
+
 def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[Split]:
     """One OOD split per (corruption, severity) of ``source``, named ``<corruption>_<severity>``;
-    records of each carry ``corruption`` and ``severity``."""
-    kinds = cfg.types if cfg.types is not None else list(CORRUPTIONS)
+    records of each carry ``corruption`` and ``severity``. Photos (image files) get ImageNet-C's
+    15 corruptions by default; image arrays (digits) the MNIST-C style set."""
+    if isinstance(source.inputs, ImageFiles):
+        default, known = photo_corruptions()
+    else:
+        default = known = list(CORRUPTIONS)
+    kinds = cfg.types if cfg.types is not None else default
+    for kind in kinds:
+        if kind not in known:
+            raise DataError(unknown_name_message("corruption", kind, known))
     if cfg.per_split is not None and cfg.per_split < len(source):
         index = stratified_subsample(source.labels, cfg.per_split, np.random.default_rng(seed))
         source = Split(
@@ -204,7 +236,7 @@ def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[S
         Split(
             f"{kind}_{severity}",
             "ood",
-            corrupt(source.inputs, kind, severity, seed),
+            corrupted_inputs(source.inputs, kind, severity, seed),
             source.labels,
             source.groups,
             info={"corruption": kind, "severity": severity},
@@ -266,7 +298,12 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         DataError: a named domain is absent or empty, or ID training data has one class.
     """
     available = list(loaded.domains)
-    id_domains = cfg.id_domains or available[:1]
+    fixed = loaded.fixed_splits if cfg.id_domains is None else None
+    if fixed and (
+        "train" not in fixed or set(fixed) - {*ID_ROLES} or len({*fixed.values()}) < len(fixed)
+    ):
+        raise ValueError(f"fixed_splits maps train (id_val, id_test) to distinct domains: {fixed}")
+    id_domains = list(fixed.values()) if fixed else cfg.id_domains or available[:1]
     ood_domains = cfg.ood_domains
     if ood_domains is None:
         ood_domains = [d for d in available if d not in id_domains]
@@ -280,16 +317,24 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     if cfg.groups is not None:
         group_names = assign_groups(used, cfg.groups, loaded.class_names, loaded.attributes)
     rng = np.random.default_rng(cfg.seed)
-    parts: dict[str, list[Domain]] = {"train": [], "id_val": [], "id_test": []}
+    parts: dict[str, list[Domain]] = {role: [] for role in ID_ROLES}
+    role_of = {d: r for r, d in fixed.items()} if fixed else {}
+    fractions = dict(zip(ID_ROLES, (cfg.split.train, cfg.split.val, cfg.split.test), strict=True))
     for domain in id_domains:
         data = used[domain]
         if len(data) == 0:
             raise DataError(f"ID domain '{domain}' is empty after filtering")
-        _check_classes(domain, data.labels, loaded.class_names)
+        role = role_of.get(domain, "train")
+        if role == "train":
+            _check_classes(domain, data.labels, loaded.class_names)
         data = data.capped(_cap(cfg, domain, ood=False), rng)
-        fractions = (cfg.split.train, cfg.split.val, cfg.split.test)
-        train, val, test = stratified_partition(data.strata, fractions, rng)
-        for role, index in zip(parts, (train, val, test), strict=True):
+        if role != "train":  # a fixed ID val / test split, used as it is
+            parts[role].append(data)
+            continue
+        carve = [r for r in ID_ROLES if r == "train" or r not in role_of.values()]
+        scale = sum(fractions[r] for r in carve) if fixed else 1.0
+        pieces = stratified_partition(data.strata, [fractions[r] / scale for r in carve], rng)
+        for role, index in zip(carve, pieces, strict=True):
             if len(index) == 0:
                 raise DataError(
                     f"ID domain '{domain}' has too few examples ({len(data)}) for a "

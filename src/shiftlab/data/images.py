@@ -4,19 +4,25 @@ A split of such a benchmark holds an :class:`ImageFiles`: the paths of its image
 a corrupted copy of a split, which corruption to apply), not pixels. Pixels are made only when a
 batch needs them, by :mod:`shiftlab.data.batches`, in DataLoader workers, through the
 backbone's own transform; so a 10,000-image folder costs a list of paths until it is used.
-Images of any mode (grayscale, RGBA, palette) are converted to RGB.
+Images of any mode (grayscale, RGBA, palette) are converted to RGB. Images that are not files
+(rows of a Hugging Face dataset) are read the same way through an :class:`ImageReader`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+import types
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from shiftlab._optional import require
 from shiftlab.errors import DataError
 
 
@@ -29,8 +35,34 @@ class Corruption:
     seed: int
 
 
-def open_rgb(path: str):  # -> PIL.Image.Image
-    """Decode an image file of any mode to RGB.
+class ImageReader(Protocol):
+    """Reads images by key instead of from files (e.g. rows of a Hugging Face dataset).
+
+    It must pickle (DataLoader workers get a copy), and ``identity`` must say what it reads: the
+    feature cache's key includes it.
+    """
+
+    identity: str
+
+    def __call__(self, key: str):  # -> PIL.Image.Image of any mode
+        """The image stored under ``key``."""
+        ...
+
+
+def to_rgb(image):  # PIL -> PIL
+    """An image of any mode as RGB (transparent pixels over white, as a viewer shows them)."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+def open_rgb(path: str, reader: ImageReader | None = None):  # -> PIL.Image.Image
+    """Decode an image file (or the image ``reader`` holds under the key ``path``) to RGB.
 
     Raises:
         DataError: the file cannot be read as an image (named).
@@ -38,18 +70,47 @@ def open_rgb(path: str):  # -> PIL.Image.Image
     from PIL import Image, UnidentifiedImageError
 
     try:
+        if reader is not None:
+            return to_rgb(reader(path))
         with Image.open(path) as image:
-            if image.mode in ("RGBA", "LA", "PA") or (
-                image.mode == "P" and "transparency" in image.info
-            ):
-                # Transparent pixels over white, as a viewer shows them.
-                rgba = image.convert("RGBA")
-                canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-                canvas.paste(rgba, mask=rgba.getchannel("A"))
-                return canvas
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+            return to_rgb(image)
+    except (OSError, UnidentifiedImageError, ValueError, KeyError, IndexError) as exc:
         raise DataError(f"cannot read image {path}: {exc}") from None
+
+
+def imagecorruptions():  # -> module
+    """The ``imagecorruptions`` package (ImageNet-C's reference code), made to run on today's
+    scientific stack and to be reproducible: it calls ``skimage.filters.gaussian(...,
+    multichannel=True)`` (removed in scikit-image 0.19; now ``channel_axis=-1``) and
+    ``np.float_`` (removed in NumPy 2.0), and its impulse noise draws from scikit-image's own
+    unseeded generator, which is given a seed from NumPy's global one (seeded per image). The
+    shims keep its arithmetic exactly as written."""
+    with warnings.catch_warnings():  # its imports of deprecated scipy / pkg_resources names
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        module = require("imagecorruptions", "vision")
+    corruptions = sys.modules["imagecorruptions.corruptions"]
+    if not getattr(corruptions, "_shiftlab_compat", False):
+        import skimage
+        from skimage.filters import gaussian
+
+        def compat_gaussian(image, sigma=1, multichannel=None, **kwargs):
+            if multichannel is not None:
+                kwargs.setdefault("channel_axis", -1 if multichannel else None)
+            return gaussian(image, sigma=sigma, **kwargs)
+
+        def seeded_random_noise(image, **kwargs):
+            kwargs.setdefault("rng", int(np.random.randint(2**31)))
+            return skimage.util.random_noise(image, **kwargs)
+
+        corruptions.gaussian = compat_gaussian
+        corruptions.sk = types.SimpleNamespace(
+            util=types.SimpleNamespace(random_noise=seeded_random_noise), color=skimage.color
+        )
+        if not hasattr(np, "float_"):
+            np.float_ = np.float64  # an alias NumPy 2 dropped; fog's plasma fractal uses it
+        corruptions._shiftlab_compat = True
+    return module
 
 
 def corrupt_image(image, corruption: Corruption, key: int):  # PIL -> PIL
@@ -58,9 +119,7 @@ def corrupt_image(image, corruption: Corruption, key: int):  # PIL -> PIL
     corrupted image is the same in every run and every DataLoader worker."""
     from PIL import Image
 
-    from shiftlab._optional import require
-
-    corruptions = require("imagecorruptions", "vision")
+    corruptions = imagecorruptions()
     seed = zlib.crc32(f"{corruption.seed}:{corruption.name}:{corruption.severity}:{key}".encode())
     state = np.random.get_state()
     np.random.seed(seed)
@@ -76,12 +135,19 @@ def corrupt_image(image, corruption: Corruption, key: int):  # PIL -> PIL
 class ImageFiles(Sequence[str]):
     """N image paths, decoded on demand (optionally corrupted).
 
+    With a ``reader``, the "paths" are keys it reads (``hf:<row>``) rather than files.
     ``take``/``concat`` in :mod:`shiftlab.data.benchmark` keep it an ``ImageFiles``.
     """
 
-    def __init__(self, paths: Sequence[str], corruption: Corruption | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        corruption: Corruption | None = None,
+        reader: ImageReader | None = None,
+    ) -> None:
         self.paths = [str(p) for p in paths]
         self.corruption = corruption
+        self.reader = reader
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -98,33 +164,38 @@ class ImageFiles(Sequence[str]):
 
     def subset(self, index: np.ndarray) -> ImageFiles:
         """The images at ``index``, with the same corruption."""
-        return ImageFiles([self.paths[i] for i in index], self.corruption)
+        return ImageFiles([self.paths[i] for i in index], self.corruption, self.reader)
 
     def corrupted(self, corruption: Corruption) -> ImageFiles:
         """The same images under ``corruption``."""
-        return ImageFiles(self.paths, corruption)
+        return ImageFiles(self.paths, corruption, self.reader)
 
     def load(self, i: int):  # -> PIL.Image.Image
         """Image ``i`` as RGB, corrupted when this is a corrupted split."""
-        image = open_rgb(self.paths[i])
+        image = open_rgb(self.paths[i], self.reader)
         if self.corruption is not None:
             image = corrupt_image(image, self.corruption, zlib.crc32(self.paths[i].encode()))
         return image
 
     def digest(self) -> bytes:
-        """What identifies these inputs: paths, file sizes and the corruption."""
+        """What identifies these inputs: paths, file sizes (or the reader) and the corruption."""
         h = hashlib.blake2b(digest_size=16)
+        if self.reader is not None:
+            h.update(f"reader\0{self.reader.identity}\0".encode())
         for p in self.paths:
             path = Path(p)
-            size = path.stat().st_size if path.is_file() else -1
+            size = path.stat().st_size if self.reader is None and path.is_file() else -1
             h.update(f"{p}\0{size}\0".encode("utf-8", "surrogatepass"))
         h.update(repr(self.corruption).encode())
         return h.digest()
 
 
 def concat_files(parts: Sequence[ImageFiles]) -> ImageFiles:
-    """One ImageFiles of several (which must share their corruption)."""
+    """One ImageFiles of several (which must share their corruption and reader)."""
     corruptions = {p.corruption for p in parts}
     if len(corruptions) > 1:
         raise DataError("cannot join image sets under different corruptions")
-    return ImageFiles([path for p in parts for path in p.paths], corruptions.pop())
+    if len({None if p.reader is None else p.reader.identity for p in parts}) > 1:
+        raise DataError("cannot join image sets read from different sources")
+    paths = [path for p in parts for path in p.paths]
+    return ImageFiles(paths, corruptions.pop(), parts[0].reader)

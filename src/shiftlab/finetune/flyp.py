@@ -84,7 +84,7 @@ class FLYPModel(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
 
 
-@FINETUNE.register("flyp", config=FLYPConfig)
+@FINETUNE.register("flyp", config=FLYPConfig, requires=("text_side",))
 def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
     """Contrastive fine-tuning against class prompts, updating both sides and the temperature."""
     ctx.require_text_side("contrasts inputs with class prompts")

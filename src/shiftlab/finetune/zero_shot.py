@@ -14,7 +14,7 @@ from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
 
 
-@FINETUNE.register("zero_shot", config=NoOptions)
+@FINETUNE.register("zero_shot", config=NoOptions, requires=("text_side",))
 def zero_shot(ctx: RecipeContext, cfg: NoOptions) -> Iterator[Predictor]:
     """Zero-shot head from class prompts on the pretrained featurizer; nothing trained."""
     yield Predictor(ctx.name, "zero_shot", ctx.head_only(ctx.zero_shot_head()))
