@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from helpers import write_config
@@ -193,3 +194,19 @@ def test_calibrate_adds_temperature_scaled_twins(tmp_path, sentences_dir, tiny_e
     markdown = (out / "report.md").read_text()
     assert "### Temperature scaling (fitted on ID val)" in markdown
     assert (out / "report_files" / "reliability.png").is_file()
+
+
+def test_stored_predictions_recompute_every_record(tmp_path, sentences_dir, tiny_encoder_dir):
+    from shiftlab.evaluate.metrics import classification_metrics
+    from shiftlab.predictions import read, split_predictions
+
+    cfg = tiny_config(tmp_path, sentences_dir, tiny_encoder_dir)
+    out = run(cfg, tmp_path / "run", report=False)
+    records = read_records(out / "records.jsonl")
+    assert len(read(out)) == sum(r["n"] for r in records)  # one row per record and example
+    for record in records:
+        ids, labels, true, logits = split_predictions(out, record)
+        assert len(ids) == record["n"] and len(set(ids)) == len(ids) and true is None
+        metrics = classification_metrics(torch.as_tensor(logits), labels, None)
+        assert metrics["accuracy"] == record["accuracy"]
+        assert metrics["nll"] == pytest.approx(record["nll"], abs=1e-6)

@@ -68,6 +68,7 @@ class DataConfig:
     seed: int = 0
     corruptions: CorruptionsConfig | None = None
     groups: str | None = None  # label_x_domain, label_x_<attribute>; default the loader's
+    label_noise: Any = None  # {rate, kind, seed}: synthetic noise on the ID domains' labels
     options: Any = None  # the loader's own dataclass, built from the remaining keys
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +198,12 @@ def _parse_data(raw: Any) -> DataConfig:
             raise ConfigError(f"unknown key 'data.{next(iter(rest))}' for kind '{entry.name}'")
         options = None
     else:
+        if "labels" in rest and "labels" not in {f.name for f in dataclasses.fields(entry.config)}:
+            raise ConfigError(
+                f"data.labels: {rest['labels']} needs per-rater labels, which kind "
+                f"'{entry.name}' does not have (vader does); for synthetic noise with known "
+                "truth use data.label_noise: {rate: 0.2}"
+            )
         try:
             options = build(entry.config, rest, "data")
         except ConfigError as exc:
@@ -205,6 +212,10 @@ def _parse_data(raw: Any) -> DataConfig:
                 message += f"; common keys: {', '.join(sorted(_DATA_COMMON))}"
             raise ConfigError(message) from None
     data = build(DataConfig, common, "data")
+    if data.label_noise is not None:
+        from shiftlab.data.label_noise import LabelNoiseConfig
+
+        data.label_noise = build(LabelNoiseConfig, data.label_noise, "data.label_noise")
     data.options = options
     return data
 

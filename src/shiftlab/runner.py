@@ -21,6 +21,7 @@ from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
+from shiftlab.predictions import Scored
 from shiftlab.registry import ADAPT, FINETUNE, unknown_name_message
 from shiftlab.runtime import log, resolve_device, seed_everything
 from shiftlab.store import RunStore, recipe_digest
@@ -178,13 +179,14 @@ class Session:
             raise ConfigError(f"no predictor named '{name}' was made by an earlier recipe")
         return self.kept[name]
 
-    def score(self, predictor: Predictor) -> list[dict[str, Any]]:
-        """Records of a predictor (and of its temperature-scaled twin when calibrating)."""
-        scored = [predictor]
+    def score(self, predictor: Predictor) -> list[Scored]:
+        """Records, with their logits, of a predictor (and of its temperature-scaled twin when
+        calibrating)."""
+        predictors = [predictor]
         if self.cfg.calibrate and not predictor.info.get("trend_point"):
-            scored.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
-        records = []
-        for p in scored:
+            predictors.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
+        scored = []
+        for p in predictors:
             found = evaluate_predictor(
                 p,
                 self.benchmark.eval_splits(),
@@ -192,9 +194,9 @@ class Session:
                 seed=self.cfg.seed,
                 group_names=self.benchmark.group_names,
             )
-            log(f"  {escape(p.name)}: {_summary(found)}")
-            records += found
-        return records
+            log(f"  {escape(p.name)}: {_summary([s.record for s in found])}")
+            scored += found
+        return scored
 
     def run_recipe(self, spec: RecipeSpec) -> None:
         """Run one recipe entry unless it finished before with the same options."""
@@ -204,7 +206,7 @@ class Session:
             log(f"{spec.name}: finished in an earlier run of {self.store.path}; skipped")
             return
         log(f"[bold]{spec.name}[/bold] ({spec.recipe})")
-        records: list[dict[str, Any]] = []
+        records: list[Scored] = []
         for predictor in self.produce(spec):
             records += self.score(predictor)
             if predictor.save:

@@ -7,6 +7,7 @@ Layout::
     RUN_DIR/state/NAME.json   a finished recipe: its config digest and records (resume marker)
     RUN_DIR/models/NAME.safetensors   weights of kept predictors (heads alone when the
                                       featurizer is the pretrained one)
+    RUN_DIR/predictions/NAME.parquet  per-example logits of every record of entry NAME
     RUN_DIR/cache/            cached features
     RUN_DIR/report.html, report.md, report_files/
 """
@@ -27,11 +28,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from shiftlab import predictions
 from shiftlab.config import AdaptSpec, DataConfig, RecipeSpec, RunConfig, read_yaml, to_plain
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.fingerprint import weights_fingerprint
+from shiftlab.predictions import Scored
 
 IDENTITY_KEYS = ("data", "backbone", "prompts", "seed")
 
@@ -138,8 +141,12 @@ class RunStore:
             return False
         return json.loads(path.read_text(encoding="utf-8")).get("digest") == digest
 
-    def finish(self, name: str, digest: str, records: list[dict[str, Any]]) -> None:
-        """Mark recipe entry ``name`` finished, keeping its records."""
+    def finish(self, name: str, digest: str, scored: list[Scored]) -> None:
+        """Mark entry ``name`` finished: its per-example predictions, then its records (each
+        naming the predictions file), each file written atomically."""
+        relative = f"{predictions.FOLDER}/{safe_name(name)}.parquet"
+        predictions.write(self.path / relative, scored)
+        records = [{**item.record, "predictions": relative} for item in scored]
         state = {"digest": digest, "records": records}
         write_atomic(self._state_path(name), json.dumps(state))
 

@@ -82,7 +82,7 @@ def test_a_split_smaller_than_one_batch_is_adapted_and_scored():
     from shiftlab.models import Predictor
 
     adapter = create("tent", model, batch_size=200)
-    (record,) = adapted_records(
+    (scored,) = adapted_records(
         adapter,
         "tent",
         Predictor("m", "full_ft", model),
@@ -90,7 +90,9 @@ def test_a_split_smaller_than_one_batch_is_adapted_and_scored():
         seed=0,
         device=torch.device("cpu"),
     )
+    record = scored.record
     assert record["n"] == 5 and record["adapter"] == "tent" and record["corruption"] == "x"
+    assert scored.logits.shape == (5, 10)
     assert 0.0 <= record["accuracy"] <= 1.0
     assert adapter.optimizer.state  # it did adapt on the one partial batch
 

@@ -41,3 +41,28 @@ def test_checksum_mismatch_is_refused():
 def test_missing_path_is_named(tmp_path):
     with pytest.raises(DataError, match="VADER data not found"):
         vader(VaderConfig(path=str(tmp_path / "absent.tar.gz")), None)
+
+
+def test_rater_labels_are_one_real_rater_each_with_the_mean_kept_as_truth(loaded):
+    raters = vader(VaderConfig(labels="rater"), None)
+    for domain in ("movie", "tweets"):
+        clean, noisy = loaded.domains[domain], raters.domains[domain]
+        assert noisy.true_labels is not None
+        # the true labels are the mean's labels of the same texts (matched by id)
+        by_id = dict(zip(clean.ids, clean.labels, strict=True))
+        assert [by_id[i] for i in noisy.ids] == noisy.true_labels.tolist()
+        disagree = float((noisy.labels != noisy.true_labels).mean())
+        assert 0.005 < disagree < 0.25  # real, modest human noise
+    again = vader(VaderConfig(labels="rater"), None).domains["movie"].labels
+    other = vader(VaderConfig(labels="rater", rater_seed=1), None).domains["movie"].labels
+    assert (again == raters.domains["movie"].labels).all() and (other != again).any()
+
+
+def test_rater_draw_ignores_neutral_raters():
+    import numpy as np
+
+    from shiftlab.data.vader import rater_labels
+
+    ratings = {"a": [0.0, 0.0, -2.0], "b": [0.0, 0.0], "c": [3.0, 1.0]}
+    out = rater_labels(["a", "b", "c"], ratings, 0.5, np.random.default_rng(0))
+    assert out.tolist() == [0, -1, 1]  # a: the one decided rater; b: none; c: both positive

@@ -51,6 +51,6 @@ def test_fine_tuning_minilm_raises_id_accuracy_over_zero_shot(
     def accuracy(p):
         return evaluate_predictor(p, [bench.val, bench.test], ctx.cache, seed=0)
 
-    tuned_acc = [r["accuracy"] for r in accuracy(tuned)]
-    zero_acc = [r["accuracy"] for r in accuracy(zero)]
+    tuned_acc = [s.record["accuracy"] for s in accuracy(tuned)]
+    zero_acc = [s.record["accuracy"] for s in accuracy(zero)]
     assert sum(tuned_acc) > sum(zero_acc) + 0.05, (tuned_acc, zero_acc)

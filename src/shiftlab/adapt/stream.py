@@ -12,6 +12,7 @@ from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.data.benchmark import Split
 from shiftlab.evaluate.evaluator import make_record
 from shiftlab.models.classifier import Predictor
+from shiftlab.predictions import Scored
 from shiftlab.progress import progress
 
 
@@ -58,9 +59,9 @@ def adapted_records(
     seed: int,
     device: torch.device,
     group_names: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Records of ``predictor`` adapted by ``adapter`` (named ``name``) on each split, with the
-    adapter reset between splits; each record counts the guard's resets."""
+) -> list[Scored]:
+    """Records (with their logits) of ``predictor`` adapted by ``adapter`` (named ``name``) on
+    each split, with the adapter reset between splits; each record counts the guard's resets."""
     adapter.to(device)
     records = []
     with progress(f"{name} on {predictor.name}", sum(len(s) for s in splits)) as advance:
@@ -74,5 +75,5 @@ def adapted_records(
             record["resets"] = len(adapter.resets)
             if adapter.resets:
                 record["reset_reasons"] = sorted(set(adapter.resets))
-            records.append(record)
+            records.append(Scored(record, logits, split))
     return records

@@ -9,6 +9,7 @@ from shiftlab.data import (
     table,
     vader,
     wilds_data,
+    wrench,
 )
 from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
 from shiftlab.data.load import load_benchmark
@@ -28,4 +29,5 @@ __all__ = [
     "table",
     "vader",
     "wilds_data",
+    "wrench",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -49,14 +51,19 @@ class Domain:
     labels: np.ndarray
     groups: np.ndarray | None = None
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    ids: np.ndarray | None = None  # stable example ids (str); default "<domain>:<index>"
+    true_labels: np.ndarray | None = None  # the clean labels, where ``labels`` may be noisy
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @property
     def strata(self) -> np.ndarray:
-        """What splits and caps stratify on: the groups when there are any, else the labels."""
-        return self.labels if self.groups is None else self.groups
+        """What splits and caps stratify on: the groups when there are any, else the (true)
+        labels, so that label noise leaves the split as it is without noise."""
+        if self.groups is not None:
+            return self.groups
+        return self.labels if self.true_labels is None else self.true_labels
 
     def capped(self, cap: int | None, rng: np.random.Generator) -> Domain:
         """At most ``cap`` examples, drawn stratified (itself when already small enough)."""
@@ -71,6 +78,8 @@ class Domain:
             labels=self.labels[index],
             groups=None if self.groups is None else self.groups[index],
             attributes={k: v[index] for k, v in self.attributes.items()},
+            ids=None if self.ids is None else self.ids[index],
+            true_labels=None if self.true_labels is None else self.true_labels[index],
         )
 
 
@@ -101,9 +110,13 @@ class Split:
         name: "train", "id_val", "id_test", or the OOD domain's name.
         role: "train", "id_val", "id_test" or "ood".
         inputs: list of N texts, or an array of N images.
-        labels: int64 array of shape (N,), indices into the benchmark's class names.
+        labels: int64 array of shape (N,), indices into the benchmark's class names: the
+            labels as given (what training and model selection see).
         groups: optional int64 array of shape (N,).
         info: extra record keys for this split (e.g. corruption, severity).
+        ids: stable example ids (N,), str.
+        true_labels: the clean labels (N,) where ``labels`` may be noisy (a label-noise
+            benchmark); metrics are computed against them.
     """
 
     name: str
@@ -112,9 +125,29 @@ class Split:
     labels: np.ndarray
     groups: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    ids: np.ndarray | None = None
+    true_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def eval_labels(self) -> np.ndarray:
+        """What metrics are computed against: the clean labels where known, else the given."""
+        return self.labels if self.true_labels is None else self.true_labels
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> Split:
+        """The examples at ``index`` as a split of the same role."""
+        return Split(
+            name or self.name,
+            self.role,
+            take(self.inputs, index),
+            self.labels[index],
+            None if self.groups is None else self.groups[index],
+            dict(self.info),
+            None if self.ids is None else self.ids[index],
+            None if self.true_labels is None else self.true_labels[index],
+        )
 
     @cached_property
     def fingerprint(self) -> str:
@@ -225,13 +258,7 @@ def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[S
             raise DataError(unknown_name_message("corruption", kind, known))
     if cfg.per_split is not None and cfg.per_split < len(source):
         index = stratified_subsample(source.labels, cfg.per_split, np.random.default_rng(seed))
-        source = Split(
-            source.name,
-            source.role,
-            take(source.inputs, index),
-            source.labels[index],
-            None if source.groups is None else source.groups[index],
-        )
+        source = source.subset(index)
     return [
         Split(
             f"{kind}_{severity}",
@@ -240,16 +267,31 @@ def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[S
             source.labels,
             source.groups,
             info={"corruption": kind, "severity": severity},
+            ids=source.ids,
+            true_labels=source.true_labels,
         )
         for kind in kinds
         for severity in cfg.severities
     ]
 
 
+def with_label_noise(data: Domain, cfg: Any, num_classes: int, name: str) -> Domain:
+    """Domain ``name`` with synthetic label noise (``data.label_noise``, seeded per domain);
+    its clean labels kept as its true labels."""
+    from shiftlab.data.label_noise import inject_label_noise
+
+    seed = (cfg.seed, zlib.crc32(name.encode()))
+    noisy, _ = inject_label_noise(data.labels, num_classes, rate=cfg.rate, kind=cfg.kind, seed=seed)
+    true = data.labels if data.true_labels is None else data.true_labels
+    return dataclasses.replace(data, labels=noisy, true_labels=true)
+
+
 def _materialise(loaded: LoadedData, name: str) -> Domain:
     domain = loaded.domains[name]
     if callable(domain):
         domain = loaded.domains[name] = domain()
+    if domain.ids is None:  # the loader gave none: the example's position in its domain
+        domain.ids = np.array([f"{name}:{i}" for i in range(len(domain))], dtype=object)
     return domain
 
 
@@ -328,6 +370,8 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if role == "train":
             _check_classes(domain, data.labels, loaded.class_names)
         data = data.capped(_cap(cfg, domain, ood=False), rng)
+        if cfg.label_noise is not None:
+            data = with_label_noise(data, cfg.label_noise, len(loaded.class_names), domain)
         if role != "train":  # a fixed ID val / test split, used as it is
             parts[role].append(data)
             continue
@@ -347,17 +391,32 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if len(data) == 0:
             raise DataError(f"OOD domain '{domain}' is empty after filtering")
         data = data.capped(_cap(cfg, domain, ood=True), rng)
-        ood.append(Split(domain, "ood", data.inputs, data.labels, data.groups))
+        ood.append(
+            Split(
+                domain,
+                "ood",
+                data.inputs,
+                data.labels,
+                data.groups,
+                ids=data.ids,
+                true_labels=data.true_labels,
+            )
+        )
 
     def merged(role: Role) -> Split:
         domains = parts[role]
-        groups = [d.groups for d in domains]
+
+        def joined(values: list[np.ndarray | None]) -> np.ndarray | None:
+            return None if any(v is None for v in values) else np.concatenate(values)
+
         return Split(
             role,
             role,
             concat([d.inputs for d in domains]),
             np.concatenate([d.labels for d in domains]),
-            None if any(g is None for g in groups) else np.concatenate(groups),
+            joined([d.groups for d in domains]),
+            ids=joined([d.ids for d in domains]),
+            true_labels=joined([d.true_labels for d in domains]),
         )
 
     train = merged("train")

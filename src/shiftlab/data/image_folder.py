@@ -7,6 +7,7 @@ backbone's transform when read). Every file is checked when the benchmark is bui
 read, not its pixels): an unreadable one stops the run with its path named
 (``on_bad_image: error``, the default) or is left out with a log line (``skip``). Splits hold
 paths (:class:`shiftlab.data.images.ImageFiles`), decoded in DataLoader workers when used.
+Example ids are the images' paths relative to the root folder.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
@@ -126,7 +129,8 @@ def image_folder(cfg: ImageFolderConfig, class_names: list[str] | None) -> Loade
     start = 0
     for domain, pairs in items.items():
         paths = [str(p) for p, _ in pairs]
-        domains[domain] = Domain(ImageFiles(paths), labels[start : start + len(pairs)])
+        ids = np.array([p.relative_to(root).as_posix() for p, _ in pairs], dtype=object)
+        domains[domain] = Domain(ImageFiles(paths), labels[start : start + len(pairs)], ids=ids)
         start += len(pairs)
     log(
         f"image_folder {root}: "

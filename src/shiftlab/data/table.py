@@ -29,6 +29,9 @@ class TableConfig:
     label_column: str = param("label", "column holding the label (strings or integers)")
     domain_column: str | None = param(None, "column naming each row's domain (ID or OOD)")
     group_column: str | None = param(None, "optional column naming each row's group")
+    id_column: str | None = param(
+        None, "optional column of stable example ids; default the row's line number in the file"
+    )
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -77,11 +80,13 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
         "label_column": cfg.label_column,
         "domain_column": cfg.domain_column,
         "group_column": cfg.group_column,
+        "id_column": cfg.id_column,
     }
     texts: list[str] = []
     labels: list[str] = []
     domains: list[str] = []
     groups: list[str] = []
+    ids: list[str] = []
     skipped = 0
     for number, row in rows:
         for option, column in wanted.items():
@@ -98,11 +103,16 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
         domains.append(str(row[cfg.domain_column]) if cfg.domain_column else ALL)
         if cfg.group_column:
             groups.append(str(row[cfg.group_column]))
+        ids.append(str(row[cfg.id_column]) if cfg.id_column else f"{path.name}:{number}")
     if skipped:
         log(f"{path.name}: skipped {skipped} rows with an empty text or label")
     if not texts:
         raise DataError(f"{path} has no rows with both a text and a label")
+    if cfg.id_column and len(set(ids)) != len(ids):
+        repeated = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"id '{repeated}' appears twice in column '{cfg.id_column}' of {path}")
     encoded, names = encode_labels(labels, class_names, cfg.label_column)
+    id_array = np.array(ids, dtype=object)
     group_ids, group_names = None, None
     if cfg.group_column:
         group_names = sorted(set(groups))
@@ -116,6 +126,7 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
             inputs=[texts[i] for i in index],
             labels=encoded[index],
             groups=None if group_ids is None else group_ids[index],
+            ids=id_array[index],
         )
     return LoadedData(result, names, "text", group_names)
 

@@ -3,6 +3,12 @@
 Movie-review snippets, tweets, Amazon reviews and NYT editorial snippets, each rated by about 20
 people on -4..+4. The data ships inside the ``vaderSentiment==3.3.2`` source distribution, which
 is fetched with pip, verified by sha256 and cached under :func:`shiftlab.runtime.cache_dir`.
+
+Labels come from the mean rating (``labels: mean``, the default). ``labels: rater`` gives real,
+instance-dependent human label noise: each text is labelled by one of its raters, drawn at
+random (seeded) among those whose own rating is outside the neutral band, binarised as the mean
+is; the clean label (from the mean) is kept as the example's true label, against which models
+are scored and curation is judged. Example ids are ``<domain>:<id in the file>``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,6 +37,7 @@ FILES = {
     "amazon": "amazonReviewSnippets_GroundTruth.txt",
     "nyt": "nytEditorialSnippets_GroundTruth.txt",
 }
+RATER_FILES = {d: f.replace("_GroundTruth", "_anonDataRatings") for d, f in FILES.items()}
 CLASS_NAMES = ["negative", "positive"]
 
 
@@ -43,6 +51,12 @@ class VaderConfig:
         "default: fetched with pip into the cache",
     )
     neutral_band: float = param(0.5, "texts with |mean rating| below this are dropped")
+    labels: Literal["mean", "rater"] = param(
+        "mean",
+        "mean: the label of the mean rating; rater: one seeded random rater's label (real "
+        "human noise), the mean's kept as the true label",
+    )
+    rater_seed: int = param(0, "seed of the rater drawn per text (labels: rater)")
 
 
 def _extract(archive: bytes, dest: Path) -> None:
@@ -50,7 +64,7 @@ def _extract(archive: bytes, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        for filename in FILES.values():
+        for filename in [*FILES.values(), *RATER_FILES.values()]:
             if filename not in members:
                 raise DataError(f"{filename} is missing from the VADER archive")
             handle = tar.extractfile(members[filename])
@@ -84,7 +98,7 @@ def vader_folder(path: str | None) -> Path:
         _extract(_inner_archive(source), target)
         return target
     target = Path(cache_dir()) / "vader-3.3.2"
-    if all((target / f).is_file() for f in FILES.values()):
+    if all((target / f).is_file() for f in [*FILES.values(), *RATER_FILES.values()]):
         return target
     with temporary_dir() as tmp:
         sdist = pip_sdist(REQUIREMENT, Path(tmp))
@@ -93,23 +107,48 @@ def vader_folder(path: str | None) -> Path:
     return target
 
 
-def _read(path: Path) -> tuple[list[str], np.ndarray]:
-    """Texts and mean ratings of one ``id<TAB>mean<TAB>text`` file."""
+def _lines(path: Path) -> list[tuple[int, list[str]]]:
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    texts, ratings = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        parts = line.split("\t", 2)
-        if len(parts) != 3:
+    return [(n, line.split("\t")) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
+def _read(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Ids, texts and mean ratings of one ``id<TAB>mean<TAB>text`` file."""
+    ids, texts, ratings = [], [], []
+    for number, parts in _lines(path):
+        if len(parts) < 3:
             raise DataError(f"{path}:{number} is not 'id<TAB>rating<TAB>text'")
+        ids.append(parts[0].strip())
         ratings.append(float(parts[1]))
-        texts.append(parts[2].strip())
-    return texts, np.array(ratings)
+        texts.append("\t".join(parts[2:]).strip())
+    return ids, texts, np.array(ratings)
+
+
+def _rater_ratings(path: Path) -> dict[str, list[float]]:
+    """Each text's individual ratings, from ``id<TAB>mean<TAB>std<TAB>[r1, r2, ...]``."""
+    ratings = {}
+    for number, parts in _lines(path):
+        if len(parts) != 4 or not parts[3].strip().startswith("["):
+            raise DataError(f"{path}:{number} is not 'id<TAB>mean<TAB>std<TAB>[ratings]'")
+        ratings[parts[0].strip()] = [float(v) for v in parts[3].strip(" []\r").split(",")]
+    return ratings
+
+
+def rater_labels(
+    ids: list[str], ratings: dict[str, list[float]], band: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One rater's binary label per text: a rater drawn uniformly among those whose rating is
+    outside the neutral band; -1 where every rater was neutral."""
+    out = np.full(len(ids), -1, dtype=np.int64)
+    for i, key in enumerate(ids):
+        decisive = [r for r in ratings.get(key, []) if abs(r) >= band]
+        if decisive:
+            out[i] = int(decisive[int(rng.integers(len(decisive)))] > 0)
+    return out
 
 
 @DATASETS.register("vader", config=VaderConfig)
@@ -121,12 +160,28 @@ def vader(cfg: VaderConfig, class_names: list[str] | None) -> LoadedData:
         raise DataError("VADER is binary: class_names must name 2 classes (negative, positive)")
     folder = vader_folder(cfg.path)
     domains = {}
+    rng = np.random.default_rng(cfg.rater_seed)
     for domain, filename in FILES.items():
         file = folder / filename
         if not file.is_file():
             raise DataError(f"VADER file {filename} not found in {folder}")
-        texts, ratings = _read(file)
+        ids, texts, ratings = _read(file)
         keep = np.flatnonzero(np.abs(ratings) >= cfg.neutral_band)
         labels = (ratings[keep] > 0).astype(np.int64)
-        domains[domain] = Domain([texts[i] for i in keep], labels)
+        true_labels = None
+        if cfg.labels == "rater":
+            rater_file = folder / RATER_FILES[domain]
+            if not rater_file.is_file():
+                raise DataError(f"VADER file {rater_file.name} not found in {folder}")
+            given = rater_labels(
+                [ids[i] for i in keep], _rater_ratings(rater_file), cfg.neutral_band, rng
+            )
+            decided = given >= 0  # a text no rater was decided on has no rater label
+            keep, true_labels, labels = keep[decided], labels[decided], given[decided]
+        domains[domain] = Domain(
+            [texts[i] for i in keep],
+            labels,
+            ids=np.array([f"{domain}:{ids[i]}" for i in keep], dtype=object),
+            true_labels=true_labels,
+        )
     return LoadedData(domains, list(class_names or CLASS_NAMES), "text")

@@ -13,6 +13,7 @@ from shiftlab.features import FeatureCache
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.combination import Combination
 from shiftlab.models.fingerprint import weights_fingerprint
+from shiftlab.predictions import Scored
 
 
 def model_logits(
@@ -59,8 +60,10 @@ def make_record(
         "n": len(split),
     }
     record.update(
-        classification_metrics(logits, split.labels, split.groups, group_names=group_names)
+        classification_metrics(logits, split.eval_labels, split.groups, group_names=group_names)
     )
+    if split.true_labels is not None:
+        record["clean_labels"] = True  # scored against the true labels, not the given noisy ones
     record["seed"] = seed
     record.update(split.info)
     record.update(predictor.info)
@@ -74,17 +77,13 @@ def evaluate_predictor(
     *,
     seed: int,
     group_names: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Records of ``predictor`` on each split, in order."""
+) -> list[Scored]:
+    """The record of ``predictor`` on each split, in order, with the logits behind it."""
     model = predictor.model
     fingerprint = weights_fingerprint(model.featurizer) if isinstance(model, Classifier) else None
-    return [
-        make_record(
-            predictor,
-            split,
-            predictor_logits(predictor, split, cache, fingerprint),
-            seed=seed,
-            group_names=group_names,
-        )
-        for split in splits
-    ]
+    scored = []
+    for split in splits:
+        logits = predictor_logits(predictor, split, cache, fingerprint)
+        record = make_record(predictor, split, logits, seed=seed, group_names=group_names)
+        scored.append(Scored(record, logits, split))
+    return scored

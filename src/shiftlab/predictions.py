@@ -1,0 +1,121 @@
+"""Per-example predictions: every record's logits, stored so any metric can be recomputed.
+
+Each finished entry of a run (a recipe, an adapter, a curation step) writes one Parquet file,
+``RUN_DIR/predictions/<entry>.parquet`` (Apache Arrow's ``pyarrow``), with one row per
+(model, adapter, split, example)::
+
+    model     string    the record's model
+    adapter   string    the record's adapter (null: none)
+    split     string    the record's split
+    example   string    the example's stable id
+    label     int64     the label as given (what training and selection saw)
+    true_label int64    the clean label of a label-noise benchmark (null elsewhere)
+    group     int64     the example's group (null without groups)
+    logits    list<float32>   the model's K logits for the example
+
+Every record names its file (``"predictions": "predictions/<entry>.parquet"``); pandas, polars
+or DuckDB read these files without shiftlab. :func:`read` returns all of a run's rows as one
+table; :func:`split_predictions` the arrays of one (model, adapter, split).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shiftlab.data.benchmark import Split
+
+FOLDER = "predictions"
+
+
+@dataclass
+class Scored:
+    """A record together with the logits (N, K) it was computed from, on ``split``."""
+
+    record: dict[str, Any]
+    logits: torch.Tensor
+    split: Split
+
+
+def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("model", "adapter", "split", "example", "label", "true_label", "group")
+    }
+    logits = []
+    for item in scored:
+        split, n = item.split, len(item.split)
+        ids = split.ids if split.ids is not None else [f"{split.name}:{i}" for i in range(n)]
+        columns["model"] += [item.record["model"]] * n
+        columns["adapter"] += [item.record.get("adapter")] * n
+        columns["split"] += [item.record["split"]] * n
+        columns["example"] += [str(i) for i in ids]
+        columns["label"] += split.labels.tolist()
+        columns["true_label"] += (
+            [None] * n if split.true_labels is None else split.true_labels.tolist()
+        )
+        columns["group"] += [None] * n if split.groups is None else split.groups.tolist()
+        logits.append(item.logits.detach().float().cpu().numpy())
+    k = logits[0].shape[1] if logits else 0
+    flat = np.concatenate(logits).reshape(-1) if logits else np.zeros(0, dtype=np.float32)
+    arrays = {
+        "model": pa.array(columns["model"], pa.string()).dictionary_encode(),
+        "adapter": pa.array(columns["adapter"], pa.string()).dictionary_encode(),
+        "split": pa.array(columns["split"], pa.string()).dictionary_encode(),
+        "example": pa.array(columns["example"], pa.string()),
+        "label": pa.array(columns["label"], pa.int64()),
+        "true_label": pa.array(columns["true_label"], pa.int64()),
+        "group": pa.array(columns["group"], pa.int64()),
+        "logits": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), k),
+    }
+    return pa.table(arrays)
+
+
+def write(path: Path, scored: list[Scored]) -> None:
+    """Write the rows of ``scored`` to ``path`` atomically (a temporary file, then a rename)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(_table(scored), tmp)
+    os.replace(tmp, path)
+
+
+def read(run_dir: Path):  # -> pyarrow.Table
+    """Every stored prediction of a run, as one table (columns as in the module docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted((Path(run_dir) / FOLDER).glob("*.parquet"))
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+
+
+def split_predictions(
+    run_dir: Path, record: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Example ids (N,), given labels (N,), true labels (N,) or None, and logits (N, K) behind
+    one record, read from the file it names."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(Path(run_dir) / record["predictions"])
+    adapter = record.get("adapter")
+    mask = pc.and_(
+        pc.equal(table["model"].cast("string"), record["model"]),
+        pc.equal(table["split"].cast("string"), record["split"]),
+    )
+    adapters = table["adapter"].cast("string")
+    mask = pc.and_(mask, pc.is_null(adapters) if adapter is None else pc.equal(adapters, adapter))
+    rows = table.filter(mask)
+    logits = np.array(rows["logits"].combine_chunks().flatten()).reshape(rows.num_rows, -1)
+    true = rows["true_label"]
+    true_labels = None if true.null_count == rows.num_rows else np.asarray(true)
+    return np.asarray(rows["example"]), np.asarray(rows["label"]), true_labels, logits
