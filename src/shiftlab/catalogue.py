@@ -14,6 +14,7 @@ PACKAGES = (
     "shiftlab.models",
     "shiftlab.finetune",
     "shiftlab.adapt",
+    "shiftlab.curation",
 )
 
 _state = {"loaded": False}

@@ -23,7 +23,15 @@ from typing import Any, Literal
 import yaml
 
 from shiftlab.errors import ConfigError
-from shiftlab.registry import ADAPT, BACKBONES, DATASETS, FINETUNE, closest
+from shiftlab.registry import (
+    ADAPT,
+    BACKBONES,
+    CURATE,
+    CURATE_ACTIONS,
+    DATASETS,
+    FINETUNE,
+    closest,
+)
 from shiftlab.typed import NoOptions, build, coerce, param, ref, to_plain
 
 DEFAULT_RECIPES = ["zero_shot", "linear_probe", "full_ft", "lp_ft", "flyp", "wise_ft"]
@@ -113,6 +121,42 @@ class ReportConfig:
 
 
 @dataclass
+class CurationConfig:
+    """How curation scores are computed, and which recipes retrain on each curated set."""
+
+    scorer: str = param(
+        "linear_probe",
+        "out-of-sample probabilities from K-fold linear probes on cached features (no encoder "
+        "pass), or a training recipe entry of the run (e.g. full_ft: K fine-tunings, costlier)",
+    )
+    folds: int = param(5, "K of the stratified, seeded K-fold")
+    scores: dict[str, dict[str, Any]] = param(
+        {}, "scores to compute besides those the actions need, with their options"
+    )
+    retrain: list[str] | None = param(
+        None, "recipe entries retrained on each curated set; default every entry that trains"
+    )
+    test_label_errors: bool = param(
+        True, "look for label errors in ID test and OOD splits (confident learning)"
+    )
+
+
+@dataclass
+class CurateSpec:
+    """One entry of ``curate:``: a curation action and its options."""
+
+    name: str
+    action: str
+    config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        options = to_plain(self.config)
+        if self.name != self.action:
+            options = {"name": self.name, **options}
+        return {self.action: options}
+
+
+@dataclass
 class RecipeSpec:
     """One entry of ``recipes:``: the predictor base name, the recipe, and its options."""
 
@@ -162,6 +206,8 @@ class RunConfig:
     calibrate: bool = False
     report: ReportConfig = field(default_factory=ReportConfig)
     adapt: list[AdaptSpec] = field(default_factory=list)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    curate: list[CurateSpec] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, every default filled in, as written to the run directory."""
@@ -175,6 +221,8 @@ class RunConfig:
             "calibrate": self.calibrate,
             "report": to_plain(self.report),
             "adapt": [spec.to_dict() for spec in self.adapt],
+            "curation": to_plain(self.curation),
+            "curate": [spec.to_dict() for spec in self.curate],
         }
 
     def recipe(self, name: str) -> RecipeSpec:
@@ -274,6 +322,25 @@ def _parse_adapt(raw: Any) -> list[AdaptSpec]:
     return specs
 
 
+def _parse_curate(raw: Any) -> list[CurateSpec]:
+    specs: list[CurateSpec] = []
+    for action, options in _items([] if raw is None else raw, "curate"):
+        entry = CURATE_ACTIONS[action]
+        name = str(options.pop("name", action))  # curated sets are told apart by their labels
+        specs.append(CurateSpec(name, action, build(entry.config, options, f"curate.{name}")))
+    return specs
+
+
+def _parse_curation(raw: Any) -> CurationConfig:
+    cfg = build(CurationConfig, raw, "curation")
+    for score, options in cfg.scores.items():
+        entry = CURATE[score]
+        build(entry.config, options or {}, f"curation.scores.{score}")  # checked now
+    if cfg.folds < 2:
+        raise ConfigError(f"curation.folds must be >= 2, got {cfg.folds}")
+    return cfg
+
+
 def parse(raw: Mapping[str, Any]) -> RunConfig:
     """Validate a raw config mapping and resolve every section to its dataclass."""
     if not isinstance(raw, Mapping):
@@ -288,6 +355,8 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         "calibrate",
         "report",
         "adapt",
+        "curation",
+        "curate",
     }
     for key in raw:
         if key not in known:
@@ -313,6 +382,8 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         calibrate=coerce(raw.get("calibrate", False), bool, "calibrate"),
         report=build(ReportConfig, raw.get("report"), "report"),
         adapt=_parse_adapt(raw.get("adapt")),
+        curation=_parse_curation(raw.get("curation")),
+        curate=_parse_curate(raw.get("curate")),
     )
 
 

@@ -83,12 +83,12 @@ class FeatureCache:
         """Features of ``split`` under ``featurizer``, shape (N, D); encodes on a miss."""
         fingerprint = fingerprint or weights_fingerprint(featurizer)
         key = f"{fingerprint[:20]}-{split.fingerprint[:16]}"
-        if key in self.memory:
-            return self.memory[key]
-        path = self.directory / f"{key}.safetensors" if self.directory is not None else None
-        if path is not None and path.is_file():
-            features = load_file(str(path))["features"]
-        else:
+        features = self.cached(split, fingerprint)
+        if features is None and split.parent is not None:
+            parent, index = split.parent
+            if len(index) == len(parent):  # the same examples (e.g. relabelled): the parent's
+                return self.get(featurizer, parent, fingerprint)[torch.from_numpy(index)]
+        if features is None:
             features = encode(
                 featurizer,
                 split.inputs,
@@ -97,7 +97,36 @@ class FeatureCache:
                 device=self.device,
             )
             self.passes[split.name] += 1
-            if path is not None:
-                save_file({"features": features.contiguous()}, str(path))
+            if self.directory is not None:
+                save_file(
+                    {"features": features.contiguous()}, str(self.directory / f"{key}.safetensors")
+                )
         self.memory[key] = features
         return features
+
+    def cached(self, split: Split, fingerprint: str) -> torch.Tensor | None:
+        """Features of ``split`` if they are known already (in memory, on disk, or those of a
+        split it selects examples of): nothing is encoded."""
+        key = f"{fingerprint[:20]}-{split.fingerprint[:16]}"
+        if key in self.memory:
+            return self.memory[key]
+        path = self.directory / f"{key}.safetensors" if self.directory is not None else None
+        if path is not None and path.is_file():
+            self.memory[key] = load_file(str(path))["features"]
+            return self.memory[key]
+        if split.parent is not None:
+            parent, index = split.parent
+            known = self.cached(parent, fingerprint)
+            if known is not None:
+                return known[torch.from_numpy(index)]
+        return None
+
+    def attach(self, directory: Path) -> None:
+        """Keep features on disk from now on, starting with those already in memory (a cache
+        used before its run directory existed)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        for key, features in self.memory.items():
+            path = directory / f"{key}.safetensors"
+            if not path.is_file():
+                save_file({"features": features.contiguous()}, str(path))

@@ -14,10 +14,13 @@ from torch import nn
 
 from shiftlab.adapt.stream import adapted_records
 from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig
-from shiftlab.data import load_benchmark
+from shiftlab.curation.actions import Variant
+from shiftlab.curation.stage import CurationStage
+from shiftlab.data import Benchmark, load_benchmark
 from shiftlab.errors import AdaptError, ConfigError
 from shiftlab.evaluate import evaluate_predictor
 from shiftlab.evaluate.calibration import temperature_scaled
+from shiftlab.evaluate.evaluator import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
@@ -91,6 +94,40 @@ def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
             )
 
 
+def check_curation(cfg: RunConfig) -> list[str]:
+    """The recipe entries retrained on curated sets (default: every entry that trains on the
+    ID split itself, i.e. not zero_shot and not one that consumes other models).
+
+    Raises:
+        ConfigError: ``retrain`` or ``scorer`` names no suitable entry.
+    """
+    specs = {spec.name: spec for spec in cfg.recipes}
+    trains = [
+        name
+        for name, spec in specs.items()
+        if spec.recipe != "zero_shot" and not references(spec.config)
+    ]
+    curation = cfg.curation
+    if curation.scorer != "linear_probe" and curation.scorer not in trains:
+        raise ConfigError(
+            unknown_name_message("curation scorer", curation.scorer, ["linear_probe", *trains])
+        )
+    chosen = trains if curation.retrain is None else curation.retrain
+    for name in chosen:
+        if name not in trains:
+            raise ConfigError(
+                unknown_name_message("recipe to retrain", name, trains).replace(
+                    "(known:", "(entries that train:"
+                )
+            )
+    return list(chosen) if cfg.curate else []
+
+
+def curated_entry(variant: Variant, spec: RecipeSpec) -> str:
+    """The run entry of recipe ``spec`` retrained on a curated set."""
+    return f"curate.{variant.label}.{spec.name}"
+
+
 def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
     """Every adapter must name predictors some recipe makes, and be able to work on the
     backbone (checked before any training).
@@ -140,22 +177,37 @@ class Session:
         )
         check_recipes(cfg, self.backbone)
         check_adapters(cfg, self.backbone)
-        self.store = RunStore.create(out, cfg)
+        self.specs = {spec.name: spec for spec in cfg.recipes}
+        self.retrain = check_curation(cfg)
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
         batch = cfg.backbone.batch_size or (256 if self.device.type == "cuda" else 32)
-        self.cache = FeatureCache(self.store.cache_dir, batch, self.device)
-        self.specs = {spec.name: spec for spec in cfg.recipes}
-        self.entries = [*self.specs, *(f"adapt.{spec.name}" for spec in cfg.adapt)]
+        self.cache = FeatureCache(None, batch, self.device)
+        if RunStore.holds_run_of(out, cfg):  # resuming: reuse the features already encoded
+            self.cache.attach(RunStore(out).cache_dir)
         self.kept: dict[str, Predictor] = {}
         self.digests: dict[str, str] = {}
         self.extra = {"calibrate": cfg.calibrate}
+        # Curation is planned before the run directory exists: a bad curation leaves nothing.
+        self.curation = self.plan_curation() if cfg.curate or cfg.curation.scores else None
+        self.store = RunStore.create(out, cfg)
+        self.cache.attach(self.store.cache_dir)
+        if self.curation is not None:
+            self.curation.write(self.store.path, self.benchmark.class_names)
+        variants = self.curation.variants if self.curation is not None else []
+        self.curated = [(v, self.specs[name]) for v in variants for name in self.retrain]
+        self.entries = [
+            *self.specs,
+            *(curated_entry(v, spec) for v, spec in self.curated),
+            *(f"adapt.{spec.name}" for spec in cfg.adapt),
+        ]
 
-    def produce(self, spec: RecipeSpec) -> Iterator[Predictor]:
-        """The predictors of one recipe entry, seeded by the run."""
+    def produce(self, spec: RecipeSpec, benchmark: Benchmark | None = None) -> Iterator[Predictor]:
+        """The predictors of one recipe entry, seeded by the run (on ``benchmark``: a curated
+        training set; default the run's)."""
         seed_everything(self.cfg.seed)
         ctx = RecipeContext(
             spec.name,
-            self.benchmark,
+            benchmark or self.benchmark,
             self.backbone,
             self.cache,
             self.cfg.prompts,
@@ -164,6 +216,36 @@ class Session:
             self.lookup,
         )
         yield from FINETUNE[spec.recipe].obj(ctx, spec.config)
+
+    def plan_curation(self) -> CurationStage:
+        """Score the training split and build the curated sets (see :mod:`shiftlab.curation`)."""
+        curation = self.cfg.curation
+        scorer = None if curation.scorer == "linear_probe" else self.specs[curation.scorer]
+        stage = CurationStage(
+            curation,
+            self.cfg.curate,
+            self.benchmark,
+            self.cache,
+            self.backbone.featurizer,
+            self.backbone.fingerprint,
+            seed=self.cfg.seed,
+            device=self.device,
+            recipe_probabilities=self.fold_probabilities,
+            scorer_spec=scorer,
+        )
+        stage.plan()
+        return stage
+
+    def fold_probabilities(
+        self, spec: RecipeSpec, fit: np.ndarray, held_out: np.ndarray
+    ) -> np.ndarray:
+        """Probabilities (M, K) on the held-out training examples of recipe ``spec`` trained on
+        the others (one fold of the curation scorer)."""
+        train = self.benchmark.train
+        fold = dataclasses.replace(self.benchmark, train=train.subset(fit))
+        predictor = next(iter(self.produce(spec, fold)))
+        held = train.subset(held_out)
+        return model_logits(predictor.model, held, self.cache).softmax(dim=1).numpy()
 
     def lookup(self, name: str) -> Predictor:
         """A predictor of an earlier entry: in memory, saved, or made again."""
@@ -216,6 +298,32 @@ class Session:
         self.store.finish(spec.name, digest, records)
         self.store.write_records(self.entries)
 
+    def run_curated(self, variant: Variant, spec: RecipeSpec) -> None:
+        """Retrain recipe ``spec`` on a curated training set; its predictors are named
+        ``<curated set>/<name>`` and their records carry ``curation``."""
+        key = curated_entry(variant, spec)
+        extra = {**self.extra, "curated": variant.train.fingerprint, "curation": variant.info()}
+        digest = recipe_digest(spec, [self.digests[d] for d in self.depends[spec.name]], extra)
+        if self.store.finished(key, digest):
+            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
+            return
+        log(f"[bold]{escape(variant.label)}/{spec.name}[/bold] ({spec.recipe} on a curated set)")
+        curated = dataclasses.replace(self.benchmark, train=variant.train)
+        scored: list[Scored] = []
+        for predictor in self.produce(spec, curated):
+            if predictor.info.get("trend_point"):
+                continue  # the baseline trend comes from the uncurated run
+            info = {k: v for k, v in predictor.info.items() if k != "standard"}
+            renamed = dataclasses.replace(
+                predictor,
+                name=f"{variant.label}/{predictor.name}",
+                save=False,
+                info={**info, "curation": variant.info()},
+            )
+            scored += self.score(renamed)
+        self.store.finish(key, digest, scored)
+        self.store.write_records(self.entries)
+
     def run_adapter(self, spec: AdaptSpec) -> None:
         """Adapt every predictor the entry names on every OOD split, unless done before."""
         key = f"adapt.{spec.name}"
@@ -253,6 +361,8 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     session = Session(cfg, out)
     for spec in cfg.recipes:
         session.run_recipe(spec)
+    for variant, spec in session.curated:
+        session.run_curated(variant, spec)
     for spec in cfg.adapt:
         session.run_adapter(spec)
     session.store.write_records(session.entries)

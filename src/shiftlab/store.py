@@ -101,6 +101,25 @@ class RunStore:
         self.cache_dir = path / "cache"
 
     @classmethod
+    def holds_run_of(cls, path: Path, cfg: RunConfig) -> bool:
+        """Whether ``path`` holds a run of the same data, backbone, prompts and seed."""
+        store = cls(path)
+        if not store.config_path.is_file():
+            return False
+        previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
+        return not store.changed_identity(previous, cfg)
+
+    def changed_identity(self, previous: dict[str, Any], cfg: RunConfig) -> list[str]:
+        """The identity keys on which a previous run's config differs from ``cfg``."""
+        resolved = cfg.to_dict()
+        defaults = RunConfig(data=DataConfig(kind=cfg.data.kind)).to_dict()
+        return [
+            k
+            for k in IDENTITY_KEYS
+            if not same_setting(previous.get(k), resolved.get(k), defaults.get(k))
+        ]
+
+    @classmethod
     def create(cls, path: Path, cfg: RunConfig) -> RunStore:
         """Open ``path`` for ``cfg``: new, or a run of the same data, backbone, prompts and seed.
 
@@ -111,12 +130,7 @@ class RunStore:
         resolved = cfg.to_dict()
         if store.config_path.is_file():
             previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
-            defaults = RunConfig(data=DataConfig(kind=cfg.data.kind)).to_dict()
-            changed = [
-                k
-                for k in IDENTITY_KEYS
-                if not same_setting(previous.get(k), resolved.get(k), defaults.get(k))
-            ]
+            changed = store.changed_identity(previous, cfg)
             if changed:
                 raise RunDirError(
                     f"{path} holds a run with a different {', '.join(changed)}; "

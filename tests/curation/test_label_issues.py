@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from shiftlab.curation import (
-    detection_metrics,
-    inject_label_noise,
-    label_issues,
-    out_of_sample_probabilities,
-)
+from shiftlab.curation import detection_metrics, label_issues, out_of_sample_probabilities
+from shiftlab.data.label_noise import inject_label_noise
 from shiftlab.errors import DataError
 
 
@@ -31,17 +27,22 @@ def test_flags_quality_and_suggestions_are_cleanlabs():
 
 
 def test_planted_flips_are_found_with_out_of_sample_probabilities():
-    # 4 Gaussian blobs in 8 dims (std 2): the probe predicts the true class of 98.8% of the
-    # examples out of sample, so a flip is detectable in nearly every case. 10% of the labels
-    # are flipped. Flagging at random would have precision 0.1 (the noise rate); a bar of 0.8
-    # on both precision and recall leaves room for confident learning's per-class pruning
-    # (measured here: precision 0.97, recall 0.97).
-    x, y = make_blobs(600, n_features=8, centers=4, cluster_std=2.0, random_state=0,
-                      center_box=(-6, 6))  # fmt: skip
-    noisy, flipped = inject_label_noise(y, 4, rate=0.1, kind="symmetric", seed=0)
-    probs = out_of_sample_probabilities(x, noisy, 4, folds=5, seed=0, c=1.0)
-    scores = detection_metrics(label_issues(noisy, probs).flagged, flipped)
-    assert scores["n_true"] == 60
+    # 4 Gaussian blobs in 8 dims (std 2), 10% of the labels flipped, three seeds pooled. Out of
+    # sample, the probe predicts the true class of 94-99% of the examples (and of 92-100% of
+    # the flipped ones), so nearly every flip is detectable. Flagging at random would have
+    # precision 0.1 (the noise rate). Confident learning prunes by estimated counts per class,
+    # so it misses some detectable flips; 0.8 on both precision and recall leaves room for that
+    # (measured: precision 0.92, recall 0.90).
+    flagged, truth = [], []
+    for seed in range(3):
+        x, y = make_blobs(600, n_features=8, centers=4, cluster_std=2.0, random_state=seed,
+                          center_box=(-6, 6))  # fmt: skip
+        noisy, flipped = inject_label_noise(y, 4, rate=0.1, kind="symmetric", seed=seed)
+        probs = out_of_sample_probabilities(x, noisy, 4, folds=5, seed=seed, c=1.0)
+        flagged.append(label_issues(noisy, probs).flagged)
+        truth.append(flipped)
+    scores = detection_metrics(np.concatenate(flagged), np.concatenate(truth))
+    assert scores["n_true"] == 180
     assert scores["precision"] >= 0.8
     assert scores["recall"] >= 0.8
 

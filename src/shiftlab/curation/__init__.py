@@ -4,6 +4,7 @@ flags recover it. Pure functions; the runner wires them into runs. cleanlab (the
 extra) is imported only when :func:`label_issues` runs.
 """
 
+from shiftlab.curation import actions
 from shiftlab.curation.detection import detection_metrics
 from shiftlab.curation.duplicates import dedupe_drop, near_duplicates
 from shiftlab.curation.el2n import el2n, el2n_scores
@@ -18,7 +19,6 @@ from shiftlab.curation.heads import (
     train_linear_head,
 )
 from shiftlab.curation.label_issues import LabelIssues, label_issues
-from shiftlab.curation.noise import inject_label_noise
 from shiftlab.curation.oof import (
     out_of_sample_generic,
     out_of_sample_probabilities,
@@ -30,6 +30,7 @@ __all__ = [
     "ForgettingTracker",
     "HeadTrainConfig",
     "LabelIssues",
+    "actions",
     "dedupe_drop",
     "detection_metrics",
     "el2n",
@@ -38,7 +39,6 @@ __all__ = [
     "grand",
     "grand_scores",
     "initial_linear_head",
-    "inject_label_noise",
     "label_issues",
     "linear_head_factory",
     "linear_head_trainer",

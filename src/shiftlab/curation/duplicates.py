@@ -14,10 +14,15 @@ float64 from the unit vectors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from shiftlab.config import param
+from shiftlab.curation.context import CurationContext, ScoreResult
 from shiftlab.errors import ConfigError, DataError
+from shiftlab.registry import CURATE
 
 
 def _unit_rows(embeddings: np.ndarray, name: str) -> np.ndarray:
@@ -89,3 +94,53 @@ def dedupe_drop(pairs: list[tuple[int, int, float]], n: int) -> np.ndarray:
             raise DataError(f"pair ({i}, {j}) is not two distinct indices in [0, {n})")
         later.add(b)
     return np.array(sorted(later), dtype=np.int64)
+
+
+@dataclass
+class NearDuplicatesConfig:
+    """The similarity above which two examples are duplicates."""
+
+    threshold: float = param(
+        0.95,
+        "cosine similarity of pretrained embeddings above which two examples are near duplicates",
+    )
+    leakage: bool = param(True, "also pair training examples with ID val, ID test and OOD ones")
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.threshold < 1:
+            raise ConfigError(f"near_duplicates threshold must be in [-1, 1), got {self.threshold}")
+
+
+@CURATE.register("near_duplicates", config=NearDuplicatesConfig)
+def near_duplicates_score(ctx: CurationContext, cfg: NearDuplicatesConfig) -> ScoreResult:
+    """Training examples nearly equal to another one (or to an evaluation example: leakage)."""
+    train = ctx.train_features()
+    n = len(train)
+    best = np.zeros(n)
+    flagged = np.zeros(n, dtype=bool)
+    pairs: list[tuple[str, int, int, float]] = []
+    within = near_duplicates(train, threshold=cfg.threshold)
+    for i, j, similarity in within:
+        pairs.append(("train", i, j, similarity))
+    flagged[dedupe_drop(within, n)] = True  # those dedupe drops: every later copy
+    leaks = 0
+    if cfg.leakage:
+        for split in ctx.benchmark.eval_splits():
+            if "corruption" in split.info:
+                continue
+            found = near_duplicates(
+                train, threshold=cfg.threshold, others=ctx.features(split).numpy()
+            )
+            pairs += [(split.name, i, j, s) for i, j, s in found]
+            leaks += len(found)
+    for name, i, j, similarity in pairs:
+        best[i] = max(best[i], similarity)
+        if name == "train":  # both ends are training examples
+            best[j] = max(best[j], similarity)
+    return ScoreResult(
+        best,
+        "highest cosine similarity to another example (high: duplicated)",
+        flagged=flagged,
+        pairs=pairs,
+        summary={"duplicate_pairs": len(within), "leaks": leaks, "threshold": cfg.threshold},
+    )

@@ -11,13 +11,22 @@ trained 20 epochs with the reference's early schedule) are in :mod:`shiftlab.cur
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.curation.heads import DEFAULT_SEEDS, head_logits
+from shiftlab.config import param
+from shiftlab.curation.context import CurationContext, ScoreResult
+from shiftlab.curation.heads import (
+    DEFAULT_SEEDS,
+    HeadTrainConfig,
+    head_logits,
+    linear_head_trainer,
+)
 from shiftlab.errors import ConfigError, DataError
+from shiftlab.registry import CURATE
 
 
 def el2n(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -76,3 +85,21 @@ def el2n_scores(
     for seed in seeds:
         total += el2n(head_logits(train_head(seed), features, batch_size=batch_size), labels)
     return total / len(seeds)
+
+
+@dataclass
+class EL2NConfig(HeadTrainConfig):
+    """Heads trained early (the reference's schedule), averaged over runs."""
+
+    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
+
+
+@CURATE.register("el2n", config=EL2NConfig)
+def el2n_score(ctx: CurationContext, cfg: EL2NConfig) -> ScoreResult:
+    """EL2N of linear heads on cached features, trained a few epochs, averaged over seeds."""
+    features, labels = ctx.train_features(), ctx.train.labels
+    k = ctx.benchmark.num_classes
+    seeds = [ctx.seed + i for i in range(cfg.runs)]
+    trainer = linear_head_trainer(features, labels, k, cfg=cfg, device=ctx.device)
+    values = el2n_scores(trainer, features, labels, seeds=seeds)
+    return ScoreResult(values, "EL2N (high: hard or mislabelled)", summary={"runs": cfg.runs})

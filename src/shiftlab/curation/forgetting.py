@@ -17,10 +17,17 @@ With the shared trainer, observe inside the loss function:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from shiftlab.curation.context import CurationContext, ScoreResult
+from shiftlab.curation.heads import HeadTrainConfig, initial_linear_head
 from shiftlab.errors import DataError
+from shiftlab.finetune.trainer import Batch, train
+from shiftlab.registry import CURATE
 
 
 def _numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -107,3 +114,40 @@ class ForgettingTracker:
         fill = int(self.presentations.max(initial=0)) if never_learned is None else never_learned
         counts[~self._learned] = fill
         return counts
+
+
+@dataclass
+class ForgettingConfig(HeadTrainConfig):
+    """A linear head trained on cached features, every presentation watched."""
+
+
+@CURATE.register("forgetting", config=ForgettingConfig)
+def forgetting_score(ctx: CurationContext, cfg: ForgettingConfig) -> ScoreResult:
+    """Forgetting events of each example over a linear head's training run (Toneva et al.)."""
+    features, labels = ctx.train_features(), ctx.train.labels
+    head = initial_linear_head(features.shape[1], ctx.benchmark.num_classes, ctx.seed)
+    head = head.to(ctx.device)
+    tracker = ForgettingTracker(len(labels))
+
+    def loss_fn(batch: Batch) -> torch.Tensor:
+        logits = head(batch.inputs)
+        tracker.observe(batch.index, (logits.argmax(dim=1) == batch.labels).cpu())
+        return F.cross_entropy(logits, batch.labels)
+
+    train(
+        head,
+        loss_fn,
+        features,
+        labels,
+        cfg,
+        seed=ctx.seed,
+        device=ctx.device,
+        description="forgetting events",
+    )
+    values = tracker.counts()
+    never = int((tracker.counts(never_learned=-1) < 0).sum())
+    return ScoreResult(
+        values,
+        "forgetting events (high: forgotten often or never learned)",
+        summary={"never_learned": never, "epochs": cfg.epochs},
+    )

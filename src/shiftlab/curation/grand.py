@@ -17,6 +17,7 @@ not reproduce GraNd at initialisation beating random pruning. EL2N is the safer 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,8 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from shiftlab.curation.heads import DEFAULT_SEEDS
+from shiftlab.config import param
+from shiftlab.curation.context import CurationContext, ScoreResult
+from shiftlab.curation.heads import DEFAULT_SEEDS, linear_head_factory
 from shiftlab.errors import ConfigError, DataError
+from shiftlab.registry import CURATE
 from shiftlab.runtime import log
 
 Tensors = dict[str, torch.Tensor]
@@ -137,3 +141,20 @@ def grand_scores(
     for seed in seeds:
         total += grand(make_head(seed), features, labels, batch_size=batch_size)
     return total / len(seeds)
+
+
+@dataclass
+class GraNdConfig:
+    """Heads at initialisation, averaged over runs."""
+
+    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
+
+
+@CURATE.register("grand", config=GraNdConfig)
+def grand_score(ctx: CurationContext, cfg: GraNdConfig) -> ScoreResult:
+    """GraNd of linear heads at initialisation on cached features, averaged over seeds."""
+    features, labels = ctx.train_features(), ctx.train.labels
+    make = linear_head_factory(features.shape[1], ctx.benchmark.num_classes)
+    seeds = [ctx.seed + i for i in range(cfg.runs)]
+    values = grand_scores(make, features, labels, seeds=seeds)
+    return ScoreResult(values, "GraNd at initialisation (high: hard)", summary={"runs": cfg.runs})

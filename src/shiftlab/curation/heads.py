@@ -7,12 +7,13 @@ recommend at least 10 runs"): :data:`DEFAULT_SEEDS` is 10 seeds. Here a run is a
 ``torch.nn.Linear`` head on cached features, initialised by PyTorch's default from its seed (the
 reference's Flax ``Dense`` draws LeCun-normal weights and zero biases).
 
-:class:`HeadTrainConfig` is ``scripts/run_full_data.py``'s optimiser: SGD, lr 0.1, momentum 0.9,
-weight decay 5e-4, batch 128, no warmup, no clipping (the shared trainer's SGD is not Nesterov,
-the reference's is). The reference keeps lr 0.1 until its first decay at epoch 60 of 200
-(``decay_steps``), so ``epochs`` <= 60 at a constant rate is exactly the prefix of its schedule
-at which early scores are read. EL2N is read at epoch 20 (the paper's CIFAR-10 setting, as
-reproduced by Kirsch, arXiv 2303.14753): the default ``epochs`` is 20, 10% of the reference run.
+:class:`HeadTrainConfig` is ``scripts/run_full_data.py``'s optimiser (lines 33-43): SGD, lr 0.1,
+momentum 0.9, weight decay 5e-4, batch 128, no warmup, no clipping (the shared trainer's SGD is
+not Nesterov; the reference's is). The reference keeps lr 0.1 until its first decay at epoch 60
+of 200 (``decay_steps``, line 39), so ``epochs`` <= 60 at a constant rate is exactly the prefix
+of its schedule at which early scores are read. EL2N is read at epoch 20 (the paper's CIFAR-10
+setting, as reproduced by Kirsch, arXiv 2303.14753): the default ``epochs`` is 20, 10% of the
+reference run. Scores are computed in eval mode, as the reference's ``get_apply_fn_test``.
 """
 
 from __future__ import annotations

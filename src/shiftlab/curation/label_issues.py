@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from shiftlab._optional import require
+from shiftlab.curation.context import CurationContext, ScoreResult
 from shiftlab.errors import DataError
+from shiftlab.registry import CURATE
+from shiftlab.typed import NoOptions
 
 # cleanlab's own tolerance on probabilities (cleanlab/internal/constants.py).
 _TOLERANCE = 1e-6
@@ -82,4 +85,17 @@ def label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, n_jobs: int = 1)
         flagged=np.asarray(flagged, dtype=bool),
         quality=np.asarray(quality, dtype=np.float64),
         suggested=pred_probs.argmax(axis=1),
+    )
+
+
+@CURATE.register("label_issues", config=NoOptions)
+def label_issues_score(ctx: CurationContext, cfg: NoOptions) -> ScoreResult:
+    """Confident learning (cleanlab) on out-of-sample probabilities: flags, quality, suggestion."""
+    found = label_issues(ctx.train.labels, ctx.out_of_sample())
+    return ScoreResult(
+        found.quality,
+        "label quality (cleanlab self-confidence; low: likely mislabelled)",
+        flagged=found.flagged,
+        suggested=found.suggested,
+        summary={"flagged": int(found.flagged.sum())},
     )

@@ -127,6 +127,9 @@ class Split:
     info: dict[str, Any] = field(default_factory=dict)
     ids: np.ndarray | None = None
     true_labels: np.ndarray | None = None
+    domains: np.ndarray | None = None  # (N,) the domain each example came from
+    # The split this one selects examples of, and which (features are derived, not re-encoded).
+    parent: tuple[Split, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -137,7 +140,9 @@ class Split:
         return self.labels if self.true_labels is None else self.true_labels
 
     def subset(self, index: np.ndarray, name: str | None = None) -> Split:
-        """The examples at ``index`` as a split of the same role."""
+        """The examples at ``index`` as a split of the same role (features derived from this
+        split's, see ``parent``)."""
+        index = np.asarray(index, dtype=np.int64)
         return Split(
             name or self.name,
             self.role,
@@ -147,7 +152,15 @@ class Split:
             dict(self.info),
             None if self.ids is None else self.ids[index],
             None if self.true_labels is None else self.true_labels[index],
+            None if self.domains is None else self.domains[index],
+            parent=(self, index),
         )
+
+    def relabeled(self, labels: np.ndarray) -> Split:
+        """The same examples with other given labels (same features)."""
+        copy = self.subset(np.arange(len(self)))
+        copy.labels = np.asarray(labels, dtype=np.int64)
+        return copy
 
     @cached_property
     def fingerprint(self) -> str:
@@ -269,6 +282,7 @@ def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[S
             info={"corruption": kind, "severity": severity},
             ids=source.ids,
             true_labels=source.true_labels,
+            domains=source.domains,
         )
         for kind in kinds
         for severity in cfg.severities
@@ -359,7 +373,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     if cfg.groups is not None:
         group_names = assign_groups(used, cfg.groups, loaded.class_names, loaded.attributes)
     rng = np.random.default_rng(cfg.seed)
-    parts: dict[str, list[Domain]] = {role: [] for role in ID_ROLES}
+    parts: dict[str, list[tuple[str, Domain]]] = {role: [] for role in ID_ROLES}
     role_of = {d: r for r, d in fixed.items()} if fixed else {}
     fractions = dict(zip(ID_ROLES, (cfg.split.train, cfg.split.val, cfg.split.test), strict=True))
     for domain in id_domains:
@@ -373,7 +387,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if cfg.label_noise is not None:
             data = with_label_noise(data, cfg.label_noise, len(loaded.class_names), domain)
         if role != "train":  # a fixed ID val / test split, used as it is
-            parts[role].append(data)
+            parts[role].append((domain, data))
             continue
         carve = [r for r in ID_ROLES if r == "train" or r not in role_of.values()]
         scale = sum(fractions[r] for r in carve) if fixed else 1.0
@@ -384,7 +398,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                     f"ID domain '{domain}' has too few examples ({len(data)}) for a "
                     f"non-empty {role} split; lower max_per_domain or change data.split"
                 )
-            parts[role].append(data.subset(index))
+            parts[role].append((domain, data.subset(index)))
     ood = []
     for domain in ood_domains:
         data = used[domain]
@@ -400,11 +414,13 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 data.groups,
                 ids=data.ids,
                 true_labels=data.true_labels,
+                domains=np.full(len(data), domain, dtype=object),
             )
         )
 
     def merged(role: Role) -> Split:
-        domains = parts[role]
+        names = [name for name, _ in parts[role]]
+        domains = [d for _, d in parts[role]]
 
         def joined(values: list[np.ndarray | None]) -> np.ndarray | None:
             return None if any(v is None for v in values) else np.concatenate(values)
@@ -417,6 +433,9 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
             joined([d.groups for d in domains]),
             ids=joined([d.ids for d in domains]),
             true_labels=joined([d.true_labels for d in domains]),
+            domains=np.concatenate(
+                [np.full(len(d), n, dtype=object) for n, d in zip(names, domains, strict=True)]
+            ),
         )
 
     train = merged("train")

@@ -153,3 +153,24 @@ def severity(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> bytes | N
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("accuracy on corrupted splits")
     return _png(fig)
+
+
+def pruning(curves: dict[str, dict[str, list[tuple[float, float, float]]]]) -> bytes | None:
+    """Accuracy over the fraction of training data kept, one panel per retrained recipe, ID
+    (solid) and OOD mean (dashed), one colour per pruning score (random: the control)."""
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), squeeze=False)
+    for ax, (recipe, lines) in zip(axes[0], curves.items(), strict=True):
+        for i, (score, points) in enumerate(sorted(lines.items())):
+            color = f"C{i}"
+            xs = [p[0] for p in points]
+            ax.plot(xs, [p[1] for p in points], "-o", color=color, ms=3.5, label=f"{score}, ID")
+            ax.plot(xs, [p[2] for p in points], "--s", color=color, ms=3.5, label=f"{score}, OOD")
+        ax.set_title(recipe, fontsize=9)
+        ax.set_xlabel("fraction of training data kept")
+        ax.invert_xaxis()
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy")
+    return _png(fig)

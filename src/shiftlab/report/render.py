@@ -12,6 +12,7 @@ from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
 from shiftlab.report.adaptation import adapter_tables, severity_curves
+from shiftlab.report.curation import curation_section
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 from shiftlab.store import read_records, write_atomic
@@ -202,6 +203,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     )
     rows = [r for r in every_row if not r.trend_point]  # trend points: in the fit and plot only
     records = [r for r in records if not r.get("trend_point")]
+    curation_tables, curves = curation_section(run_dir, records)
     candidates = (
         _main_table(rows, trend),
         _domain_table(records, rows),
@@ -209,6 +211,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         _worst_group_table(rows),
         _group_table(records),
         *adapter_tables(records),
+        *curation_tables,
     )
     tables = [t for t in candidates if t is not None]
     images = {
@@ -218,6 +221,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
             ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
             ("reliability.png", plots.reliability(rows)),
             ("adaptation_severity.png", plots.severity(severity_curves(records))),
+            ("pruning.png", plots.pruning(curves)),
         )
         if png is not None
     }
