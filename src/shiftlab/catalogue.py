@@ -15,6 +15,10 @@ PACKAGES = (
     "shiftlab.finetune",
     "shiftlab.adapt",
     "shiftlab.curation",
+    "shiftlab.lm.transforms",
+    "shiftlab.lm.audit",
+    "shiftlab.membership",
+    "shiftlab.unlearn",
 )
 
 _state = {"loaded": False}

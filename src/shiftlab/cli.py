@@ -1,4 +1,5 @@
-"""Command line: ``shiftlab run | report | list``; it parses arguments and calls the library."""
+"""Command line: ``shiftlab run | report | compare | list``; it parses arguments and calls the
+library."""
 
 from __future__ import annotations
 
@@ -20,13 +21,37 @@ REGISTRIES: dict[str, Registry] = {
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from shiftlab import config
+    from shiftlab import config, distributed
     from shiftlab.runner import run
 
     cfg = config.load(args.config, args.set)
+    if args.launcher == "accelerate" and not distributed.is_distributed():
+        return distributed.launch(_without_launcher(args.argv), args.num_processes)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     run_dir = run(cfg, out)
     print(run_dir / "report.html")
+    return 0
+
+
+def _without_launcher(argv: list[str]) -> list[str]:
+    """The command line each launched process runs: this one without the launcher options."""
+    kept: list[str] = []
+    skip = False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in ("--launcher", "--num-processes"):
+            skip = True
+        elif not item.startswith(("--launcher=", "--num-processes=")):
+            kept.append(item)
+    return kept
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from shiftlab.lm.audit.command import run_audits
+
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    print(run_audits(Path(args.config), out))
     return 0
 
 
@@ -34,6 +59,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from shiftlab.report import write_report
 
     print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from shiftlab.compare import compare_runs
+
+    runs = [Path(d) for d in args.run_dirs]
+    print(compare_runs(runs, Path(args.out), reference=args.reference))
     return 0
 
 
@@ -107,11 +140,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set recipes.full_ft.lr=1e-5 (repeatable)",
     )
+    run.add_argument(
+        "--launcher",
+        choices=["none", "accelerate"],
+        default="none",
+        help="accelerate: data-parallel on several processes (accelerate launch)",
+    )
+    run.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        help="processes of --launcher accelerate (default: one per GPU)",
+    )
     run.set_defaults(func=_cmd_run)
+
+    audit = commands.add_parser(
+        "audit", help="search inputs that make a language model say a target"
+    )
+    audit.add_argument("config", help="YAML with backbone: and audit: sections")
+    audit.add_argument("--out", help="output directory (default: runs/<config name>)")
+    audit.set_defaults(func=_cmd_audit)
 
     report = commands.add_parser("report", help="(re)write report.html and report.md")
     report.add_argument("run_dir", help="a run directory")
     report.set_defaults(func=_cmd_report)
+
+    compare = commands.add_parser(
+        "compare", help="one report across run directories holding the same splits"
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    compare.add_argument("--out", required=True, help="folder for report.html and report.md")
+    compare.add_argument(
+        "--reference",
+        help="model the paired tests compare against, RUN/MODEL or a model of the first run "
+        "(default: the first run's report.reference, else full_ft)",
+    )
+    compare.set_defaults(func=_cmd_compare)
 
     listing = commands.add_parser("list", help="list recipes, adapters, datasets, backbones")
     listing.add_argument("kind", nargs="?", choices=list(REGISTRIES))
@@ -124,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: errors a user can fix print one line and exit with status 2."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a launcher runs again
     try:
         return int(args.func(args))
     except ShiftlabError as exc:

@@ -30,6 +30,7 @@ from shiftlab.registry import (
     CURATE_ACTIONS,
     DATASETS,
     FINETUNE,
+    TRANSFORMS,
     closest,
 )
 from shiftlab.typed import NoOptions, build, coerce, param, ref, to_plain
@@ -63,6 +64,19 @@ class CorruptionsConfig:
 
 
 @dataclass
+class LabelNoiseConfig:
+    """Synthetic label noise on the ID domains (:mod:`shiftlab.data.label_noise`)."""
+
+    rate: float = param(0.2, "fraction of each ID domain's labels made wrong (exactly)")
+    kind: Literal["symmetric", "pair"] = param("symmetric", "symmetric or pair (k -> k + 1)")
+    seed: int = param(0, "seed of which labels flip and to what")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate < 1:
+            raise ConfigError(f"data.label_noise.rate must be in [0, 1), got {self.rate}")
+
+
+@dataclass
 class DataConfig:
     """Which benchmark to build: a registered loader, its domains, classes and sizes."""
 
@@ -76,7 +90,7 @@ class DataConfig:
     seed: int = 0
     corruptions: CorruptionsConfig | None = None
     groups: str | None = None  # label_x_domain, label_x_<attribute>; default the loader's
-    label_noise: Any = None  # {rate, kind, seed}: synthetic noise on the ID domains' labels
+    label_noise: LabelNoiseConfig | None = None  # synthetic noise on the ID domains' labels
     options: Any = None  # the loader's own dataclass, built from the remaining keys
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +117,7 @@ class BackboneConfig:
     image_size: int | None = None  # input resolution; default: the model's own
     augment: bool = False  # train-time augmentation (timm's training transform)
     channels_last: bool = False  # channels-last memory format for convolutional backbones
+    gguf_file: str | None = None  # causal LMs: a GGUF checkpoint inside the folder / repository
 
 
 @dataclass
@@ -117,6 +132,75 @@ class ReportConfig:
     )
     link: Literal["probit", "logit"] = param(
         "logit", "space in which the trend is linear (Taori et al.: logit)"
+    )
+    reference: str | None = param(
+        None,
+        "the model every other is compared with (paired bootstrap, McNemar); default full_ft "
+        "where present, else the first standard model",
+    )
+
+
+@dataclass
+class TaskConfig:
+    """A language-model task: a prompt template plus label words (classification: each class
+    scored by the log-probability of its verbalizer) or reference answers (generation)."""
+
+    name: str = param("task", "the task's name in records")
+    template: str = param("{text}", "the prompt; {text} is the example's text")
+    label_words: dict[str, str] | None = param(
+        None, "class name -> verbalizer scored after the prompt, e.g. {positive: ' positive'}"
+    )
+    shots: int = param(0, "seeded demonstrations from the task's training split before each prompt")
+    label_map: Literal["identity", "permuted"] = param(
+        "identity",
+        "permuted: demonstrations and gold labels use a seeded permutation of the label words",
+    )
+    separator: str = param("\n\n", "between demonstrations and the query")
+    chat: bool = param(False, "wrap each prompt in the model's chat template (a user turn)")
+    max_new_tokens: int = param(16, "greedy decoding length of generation tasks")
+    seed: int = param(0, "seed of the demonstrations and of the label permutation")
+
+    def __post_init__(self) -> None:
+        if self.shots < 0 or self.max_new_tokens < 1:
+            raise ConfigError(f"task {self.name}: shots >= 0 and max_new_tokens >= 1 needed")
+
+
+@dataclass
+class CapabilityConfig(TaskConfig):
+    """A task the model never trains on, scored as an OOD split of its own (a capability)."""
+
+    data: Any = None  # a data section, as the run's own
+    split: Literal["train", "id_val", "id_test"] = param("id_test", "which split of its data")
+    max_examples: int | None = param(200, "stratified cap on the examples scored")
+
+
+@dataclass
+class ConjugateSpec:
+    """One entry of ``conjugate:``: a prompt transform, its options, and the predictors it
+    evaluates (``on``; default every recipe entry)."""
+
+    name: str
+    transform: str
+    options: dict[str, Any]
+    on: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        options = dict(self.options)
+        if self.on is not None:
+            options = {"on": list(self.on), **options}
+        if self.name != self.transform:
+            options = {"name": self.name, **options}
+        return {self.transform: options}
+
+
+@dataclass
+class ExecutorConfig:
+    """Where the run's work happens: in this process, or as a graph of Ray tasks."""
+
+    kind: Literal["local", "ray"] = param("local", "local: this process; ray: Ray tasks")
+    address: str | None = param(None, "a Ray cluster's address; default a local Ray instance")
+    resources: dict[str, float] = param(
+        {"num_cpus": 1}, "Ray resources of every task, e.g. {num_cpus: 4, num_gpus: 1}"
     )
 
 
@@ -208,6 +292,12 @@ class RunConfig:
     adapt: list[AdaptSpec] = field(default_factory=list)
     curation: CurationConfig = field(default_factory=CurationConfig)
     curate: list[CurateSpec] = field(default_factory=list)
+    task: TaskConfig | None = None
+    capabilities: list[CapabilityConfig] = field(default_factory=list)
+    conjugate: list[ConjugateSpec] = field(default_factory=list)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU
+    seeds: list[int] | None = None  # repeat every training recipe per seed
+    executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig())
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, every default filled in, as written to the run directory."""
@@ -223,6 +313,12 @@ class RunConfig:
             "adapt": [spec.to_dict() for spec in self.adapt],
             "curation": to_plain(self.curation),
             "curate": [spec.to_dict() for spec in self.curate],
+            "task": to_plain(self.task),
+            "capabilities": [{**to_plain(c), "data": c.data.to_dict()} for c in self.capabilities],
+            "conjugate": [spec.to_dict() for spec in self.conjugate],
+            "precision": self.precision,
+            "seeds": None if self.seeds is None else list(self.seeds),
+            "executor": to_plain(self.executor),
         }
 
     def recipe(self, name: str) -> RecipeSpec:
@@ -239,8 +335,15 @@ def _parse_data(raw: Any) -> DataConfig:
             f"data must be a mapping with a 'kind' (one of: {', '.join(DATASETS.names())})"
         )
     entry = DATASETS[str(raw["kind"])]
-    common = {k: v for k, v in raw.items() if k in _DATA_COMMON}
-    rest = {k: v for k, v in raw.items() if k not in _DATA_COMMON}
+    own = {f.name for f in dataclasses.fields(entry.config)} if entry.config else set()
+
+    def is_common(key: str, value: Any) -> bool:
+        # A loader's own option of the same name (colored_digits' label_noise: 0.25) wins
+        # unless the value has the common section's shape (a mapping).
+        return key in _DATA_COMMON and not (key in own and not isinstance(value, Mapping))
+
+    common = {k: v for k, v in raw.items() if is_common(k, v)}
+    rest = {k: v for k, v in raw.items() if not is_common(k, v)}
     if entry.config is None:
         if rest:
             raise ConfigError(f"unknown key 'data.{next(iter(rest))}' for kind '{entry.name}'")
@@ -260,10 +363,6 @@ def _parse_data(raw: Any) -> DataConfig:
                 message += f"; common keys: {', '.join(sorted(_DATA_COMMON))}"
             raise ConfigError(message) from None
     data = build(DataConfig, common, "data")
-    if data.label_noise is not None:
-        from shiftlab.data.label_noise import LabelNoiseConfig
-
-        data.label_noise = build(LabelNoiseConfig, data.label_noise, "data.label_noise")
     data.options = options
     return data
 
@@ -341,6 +440,46 @@ def _parse_curation(raw: Any) -> CurationConfig:
     return cfg
 
 
+def _parse_capabilities(raw: Any) -> list[CapabilityConfig]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError("capabilities must be a list of tasks, each with its own data section")
+    found = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping) or "data" not in item:
+            raise ConfigError(f"capabilities[{i}] needs a data section and a task (template, ...)")
+        options = {k: v for k, v in item.items() if k != "data"}
+        capability = build(CapabilityConfig, options, f"capabilities[{i}]")
+        capability.data = _parse_data(item["data"])
+        found.append(capability)
+    names = [c.name for c in found]
+    if len(set(names)) != len(names):
+        raise ConfigError("two capabilities share a name; give each its own 'name:'")
+    return found
+
+
+def _parse_conjugate(raw: Any) -> list[ConjugateSpec]:
+    specs: list[ConjugateSpec] = []
+    for transform, options in _items([] if raw is None else raw, "conjugate"):
+        TRANSFORMS[transform]  # an unknown transform is an error now (did-you-mean)
+        name = str(options.pop("name", transform))
+        on = options.pop("on", None)
+        on = None if on is None else coerce(on, list[str], f"conjugate.{name}.on")
+        if any(s.name == name for s in specs):
+            raise ConfigError(f"two conjugate entries are named '{name}'; give one a 'name:'")
+        specs.append(ConjugateSpec(name, transform, dict(options), on))
+    return specs
+
+
+def _parse_executor(raw: Any) -> ExecutorConfig:
+    if raw is None:
+        return ExecutorConfig()
+    if isinstance(raw, str):
+        return build(ExecutorConfig, {"kind": raw}, "executor")
+    return build(ExecutorConfig, raw, "executor")
+
+
 def parse(raw: Mapping[str, Any]) -> RunConfig:
     """Validate a raw config mapping and resolve every section to its dataclass."""
     if not isinstance(raw, Mapping):
@@ -357,6 +496,12 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         "adapt",
         "curation",
         "curate",
+        "task",
+        "capabilities",
+        "conjugate",
+        "precision",
+        "seeds",
+        "executor",
     }
     for key in raw:
         if key not in known:
@@ -384,6 +529,14 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         adapt=_parse_adapt(raw.get("adapt")),
         curation=_parse_curation(raw.get("curation")),
         curate=_parse_curate(raw.get("curate")),
+        task=None if raw.get("task") is None else build(TaskConfig, raw["task"], "task"),
+        capabilities=_parse_capabilities(raw.get("capabilities")),
+        conjugate=_parse_conjugate(raw.get("conjugate")),
+        precision=coerce(
+            raw.get("precision", "auto"), Literal["auto", "fp32", "bf16", "fp16"], "precision"
+        ),
+        seeds=coerce(raw.get("seeds"), list[int] | None, "seeds"),
+        executor=_parse_executor(raw.get("executor")),
     )
 
 

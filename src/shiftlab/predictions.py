@@ -11,7 +11,9 @@ Each finished entry of a run (a recipe, an adapter, a curation step) writes one 
     label     int64     the label as given (what training and selection saw)
     true_label int64    the clean label of a label-noise benchmark (null elsewhere)
     group     int64     the example's group (null without groups)
-    logits    list<float32>   the model's K logits for the example
+    logits    list<float32>   the model's K logits for the example (NaN-padded to the run's
+                              largest K; NaN for generation tasks)
+    output    string    the generated answer (generation tasks; null elsewhere)
 
 Every record names its file (``"predictions": "predictions/<entry>.parquet"``); pandas, polars
 or DuckDB read these files without shiftlab. :func:`read` returns all of a run's rows as one
@@ -41,14 +43,17 @@ class Scored:
     record: dict[str, Any]
     logits: torch.Tensor
     split: Split
+    outputs: list[str] | None = None  # generated answers (generation tasks: no logits)
 
 
 def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
     import pyarrow as pa
 
+    scored = list(scored)
     columns: dict[str, list[Any]] = {
         k: [] for k in ("model", "adapter", "split", "example", "label", "true_label", "group")
     }
+    outputs: list[str | None] = []
     logits = []
     for item in scored:
         split, n = item.split, len(item.split)
@@ -62,8 +67,14 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
             [None] * n if split.true_labels is None else split.true_labels.tolist()
         )
         columns["group"] += [None] * n if split.groups is None else split.groups.tolist()
-        logits.append(item.logits.detach().float().cpu().numpy())
-    k = logits[0].shape[1] if logits else 0
+        outputs += item.outputs if item.outputs is not None else [None] * n
+    widths = {item.logits.shape[1] for item in scored if item.outputs is None}
+    k = max(widths) if widths else 0
+    for item in scored:  # generation rows (no logits) and tasks of fewer classes: NaN padded
+        values = item.logits.detach().float().cpu().numpy()
+        padded = np.full((len(values), k), np.nan, dtype=np.float32)
+        padded[:, : values.shape[1]] = values
+        logits.append(padded)
     flat = np.concatenate(logits).reshape(-1) if logits else np.zeros(0, dtype=np.float32)
     arrays = {
         "model": pa.array(columns["model"], pa.string()).dictionary_encode(),
@@ -74,6 +85,7 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
         "true_label": pa.array(columns["true_label"], pa.int64()),
         "group": pa.array(columns["group"], pa.int64()),
         "logits": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), k),
+        "output": pa.array(outputs, pa.string()),
     }
     return pa.table(arrays)
 
@@ -116,6 +128,7 @@ def split_predictions(
     mask = pc.and_(mask, pc.is_null(adapters) if adapter is None else pc.equal(adapters, adapter))
     rows = table.filter(mask)
     logits = np.array(rows["logits"].combine_chunks().flatten()).reshape(rows.num_rows, -1)
+    logits = logits[:, ~np.isnan(logits).all(axis=0)] if rows.num_rows else logits  # padding
     true = rows["true_label"]
     true_labels = None if true.null_count == rows.num_rows else np.asarray(true)
     return np.asarray(rows["example"]), np.asarray(rows["label"]), true_labels, logits

@@ -49,7 +49,7 @@ class Entry(Generic[T]):
     name: str
     obj: T
     config: type | None = None
-    requires: frozenset[str] = frozenset()  # what the backbone must offer (e.g. "text_side")
+    requires: frozenset[str] = frozenset()  # backbone capabilities, any one of which will do
 
     @property
     def citation(self) -> str | None:
@@ -124,3 +124,7 @@ DATASETS: Registry[Any] = Registry("dataset")
 BACKBONES: Registry[Any] = Registry("backbone")
 CURATE: Registry[Any] = Registry("curation score")
 CURATE_ACTIONS: Registry[Any] = Registry("curation action")
+TRANSFORMS: Registry[Any] = Registry("prompt transform")
+AUDITS: Registry[Any] = Registry("audit method")
+MEMBERSHIP: Registry[Any] = Registry("membership score")
+UNLEARN: Registry[Any] = Registry("unlearning method")

@@ -12,8 +12,9 @@ import numpy as np
 from rich.markup import escape
 from torch import nn
 
+from shiftlab import distributed
 from shiftlab.adapt.stream import adapted_records
-from shiftlab.config import AdaptSpec, RecipeSpec, RunConfig
+from shiftlab.config import AdaptSpec, ConjugateSpec, RecipeSpec, RunConfig
 from shiftlab.curation.actions import Variant
 from shiftlab.curation.stage import CurationStage
 from shiftlab.data import Benchmark, load_benchmark
@@ -24,6 +25,7 @@ from shiftlab.evaluate.evaluator import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
+from shiftlab.precision import resolve_precision, set_precision
 from shiftlab.predictions import Scored
 from shiftlab.registry import ADAPT, FINETUNE, unknown_name_message
 from shiftlab.runtime import log, resolve_device, seed_everything
@@ -72,7 +74,7 @@ def check_references(cfg: RunConfig) -> dict[str, list[str]]:
 
 def capabilities(backbone: Backbone) -> set[str]:
     """What a backbone offers recipes (``Entry.requires`` names these)."""
-    found = {backbone.modality}
+    found = {backbone.modality, backbone.kind}
     if backbone.has_text_side:
         found.add("text_side")
     return found
@@ -85,12 +87,43 @@ def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
         ConfigError: a recipe needs what the backbone lacks (e.g. a text side for prompts).
     """
     have = capabilities(backbone)
-    why = {"text_side": "a text side to encode class prompts (e.g. open_clip or a text model)"}
+    why = {
+        "text_side": "a text side to encode class prompts (e.g. open_clip or a text model)",
+        "causal_lm": "a causal language model (e.g. smollm2-135m-instruct)",
+        "encoder": "an encoder backbone (features for a linear head), not a language model",
+    }
     for spec in cfg.recipes:
-        for need in sorted(FINETUNE[spec.recipe].requires - have):
+        needs = FINETUNE[spec.recipe].requires
+        if needs and not needs & have:  # any one of the listed capabilities will do
+            wanted = " or ".join(why.get(n, n) for n in sorted(needs))
             raise ConfigError(
-                f"recipe '{spec.name}' needs {why.get(need, need)}, which backbone "
-                f"'{backbone.name}' lacks; remove it or choose another backbone"
+                f"recipe '{spec.name}' needs {wanted}, which backbone '{backbone.name}' lacks; "
+                "remove it or choose another backbone"
+            )
+
+
+def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
+    """A language model needs a task; tasks, capabilities and conjugate prompts need one.
+
+    Raises:
+        ConfigError: a mismatch between the backbone and the config's LM sections.
+    """
+    if backbone.kind == "causal_lm":
+        if cfg.task is None:
+            raise ConfigError(
+                f"backbone '{backbone.name}' is a language model: add a task: section (template "
+                "and label_words, or an answer_column in the data)"
+            )
+        if cfg.adapt:
+            raise ConfigError(
+                "test-time adapters (adapt:) apply to classifiers, not language models"
+            )
+        return
+    for section in ("task", "capabilities", "conjugate"):
+        if getattr(cfg, section):
+            raise ConfigError(
+                f"{section}: applies to language models, but backbone '{backbone.name}' is a "
+                "classifier's encoder; use e.g. backbone: smollm2-135m-instruct"
             )
 
 
@@ -167,6 +200,11 @@ class Session:
     later recipes and adapters."""
 
     def __init__(self, cfg: RunConfig, out: Path) -> None:
+        distributed.setup(resolve_device(cfg.device))  # joins a launched multi-process run
+        # The resolved precision goes into the run's config.yaml and is what trains and encodes.
+        precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
+        cfg = dataclasses.replace(cfg, precision=precision)
+        set_precision(precision)
         self.cfg = cfg
         self.depends = check_references(cfg)
         self.referenced = {name for spec in cfg.recipes for name in references(spec.config)}
@@ -175,6 +213,9 @@ class Session:
         self.backbone = load_backbone(
             cfg.backbone, self.device, seed=cfg.seed, input_shape=self.benchmark.input_shape
         )
+        check_language_model(cfg, self.backbone)
+        if self.backbone.kind == "causal_lm":
+            self.benchmark = self.language_model_benchmark()
         check_recipes(cfg, self.backbone)
         check_adapters(cfg, self.backbone)
         self.specs = {spec.name: spec for spec in cfg.recipes}
@@ -187,17 +228,22 @@ class Session:
         self.kept: dict[str, Predictor] = {}
         self.digests: dict[str, str] = {}
         self.extra = {"calibrate": cfg.calibrate}
+        if precision != "fp32":  # fp32 digests stay those of earlier versions
+            self.extra["precision"] = precision
         # Curation is planned before the run directory exists: a bad curation leaves nothing.
         self.curation = self.plan_curation() if cfg.curate or cfg.curation.scores else None
         self.store = RunStore.create(out, cfg)
         self.cache.attach(self.store.cache_dir)
         if self.curation is not None:
-            self.curation.write(self.store.path, self.benchmark.class_names)
+            with distributed.main_writes() as main:
+                if main:
+                    self.curation.write(self.store.path, self.benchmark.class_names)
         variants = self.curation.variants if self.curation is not None else []
         self.curated = [(v, self.specs[name]) for v in variants for name in self.retrain]
         self.entries = [
             *self.specs,
             *(curated_entry(v, spec) for v, spec in self.curated),
+            *(f"conjugate.{spec.name}" for spec in cfg.conjugate),
             *(f"adapt.{spec.name}" for spec in cfg.adapt),
         ]
 
@@ -216,6 +262,22 @@ class Session:
             self.lookup,
         )
         yield from FINETUNE[spec.recipe].obj(ctx, spec.config)
+
+    def language_model_benchmark(self) -> Benchmark:
+        """The benchmark as prompts of the run's task, plus one split per capability."""
+        from shiftlab.lm.tasks import chat_template, check_label_words, lm_benchmark
+
+        tokenizer = self.backbone.featurizer.tokenizer
+        capabilities = [(c, load_benchmark(c.data)) for c in self.cfg.capabilities]
+        benchmark = lm_benchmark(
+            self.benchmark,
+            self.cfg.task,
+            capabilities,
+            seed=self.cfg.seed,
+            chat=chat_template(tokenizer),
+        )
+        check_label_words(benchmark, tokenizer)
+        return benchmark
 
     def plan_curation(self) -> CurationStage:
         """Score the training split and build the curated sets (see :mod:`shiftlab.curation`)."""
@@ -324,6 +386,44 @@ class Session:
         self.store.finish(key, digest, scored)
         self.store.write_records(self.entries)
 
+    def run_conjugate(self, spec: ConjugateSpec) -> None:
+        """Score each predictor the entry names on every evaluation split with its prompts (and
+        label words) mapped by a prompt transform; records carry ``conjugate``."""
+        from shiftlab.lm.conjugate import conjugated_outputs, conjugated_split
+        from shiftlab.lm.generate import exact_match, rouge_l
+        from shiftlab.lm.transforms import make_transform
+
+        key = f"conjugate.{spec.name}"
+        targets = spec.on if spec.on is not None else list(self.specs)
+        digest = recipe_digest(spec, [self.digests[entry_of(t)] for t in targets], self.extra)
+        if self.store.finished(key, digest):
+            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
+            return
+        transform = make_transform(spec.transform, **spec.options)
+        splits = [conjugated_split(s, transform) for s in self.benchmark.eval_splits()]
+        scored: list[Scored] = []
+        for name in targets:
+            predictor = self.lookup(name)
+            log(f"{key} on {escape(name)}")
+            for item in evaluate_predictor(
+                predictor,
+                splits,
+                self.cache,
+                seed=self.cfg.seed,
+                group_names=self.benchmark.group_names,
+            ):
+                if item.outputs is not None:  # generation: answers mapped back, then scored
+                    outputs = conjugated_outputs(item.outputs, transform)
+                    answers = [i.answer for i in item.split.inputs]
+                    pairs = list(zip(outputs, answers, strict=True))
+                    item.record["exact_match"] = float(np.mean([exact_match(*p) for p in pairs]))
+                    item.record["rouge_l"] = float(np.mean([rouge_l(*p) for p in pairs]))
+                    item.outputs = outputs
+                item.record["conjugate"] = spec.name
+                scored.append(item)
+        self.store.finish(key, digest, scored)
+        self.store.write_records(self.entries)
+
     def run_adapter(self, spec: AdaptSpec) -> None:
         """Adapt every predictor the entry names on every OOD split, unless done before."""
         key = f"adapt.{spec.name}"
@@ -363,12 +463,16 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
         session.run_recipe(spec)
     for variant, spec in session.curated:
         session.run_curated(variant, spec)
+    for spec in cfg.conjugate:
+        session.run_conjugate(spec)
     for spec in cfg.adapt:
         session.run_adapter(spec)
     session.store.write_records(session.entries)
     if report:
         from shiftlab.report import write_report
 
-        write_report(session.store.path)
+        with distributed.main_writes() as main:
+            if main:
+                write_report(session.store.path)
     log(f"run finished in {time.perf_counter() - started:.0f} s: {session.store.path}")
     return session.store.path

@@ -29,7 +29,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from shiftlab import predictions
-from shiftlab.config import AdaptSpec, DataConfig, RecipeSpec, RunConfig, read_yaml, to_plain
+from shiftlab.config import DataConfig, RunConfig, read_yaml, to_plain
+from shiftlab.distributed import main_writes
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
@@ -72,15 +73,13 @@ def same_setting(previous: Any, current: Any, default: Any) -> bool:
     return previous == current
 
 
-def recipe_digest(
-    spec: RecipeSpec | AdaptSpec, dependencies: list[str], extra: dict[str, Any] | None = None
-) -> str:
+def recipe_digest(spec: Any, dependencies: list[str], extra: dict[str, Any] | None = None) -> str:
     """Hash of a recipe (or adapter) entry's options, of the digests of the entries it
     consumes, and of run options that change its records (``extra``)."""
     payload = json.dumps(
         {
             "recipe": spec.to_dict(),
-            "config": to_plain(spec.config),
+            "config": to_plain(getattr(spec, "config", None)),
             "deps": dependencies,
             "extra": extra or {},
         },
@@ -140,9 +139,11 @@ class RunStore:
             raise RunDirError(
                 f"{path} exists and is not a shiftlab run directory; choose another --out"
             )
-        for folder in (store.state_dir, store.models_dir, store.cache_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(store.config_path, yaml.safe_dump(resolved, sort_keys=False))
+        with main_writes() as main:  # in a run on several processes, the main one writes
+            if main:
+                for folder in (store.state_dir, store.models_dir, store.cache_dir):
+                    folder.mkdir(parents=True, exist_ok=True)
+                write_atomic(store.config_path, yaml.safe_dump(resolved, sort_keys=False))
         return store
 
     def _state_path(self, name: str) -> Path:
@@ -159,10 +160,12 @@ class RunStore:
         """Mark entry ``name`` finished: its per-example predictions, then its records (each
         naming the predictions file), each file written atomically."""
         relative = f"{predictions.FOLDER}/{safe_name(name)}.parquet"
-        predictions.write(self.path / relative, scored)
         records = [{**item.record, "predictions": relative} for item in scored]
         state = {"digest": digest, "records": records}
-        write_atomic(self._state_path(name), json.dumps(state))
+        with main_writes() as main:
+            if main:
+                predictions.write(self.path / relative, scored)
+                write_atomic(self._state_path(name), json.dumps(state))
 
     def write_records(self, names: list[str]) -> None:
         """Rewrite ``records.jsonl`` from the finished entries among ``names``, in that order."""
@@ -172,7 +175,9 @@ class RunStore:
             if path.is_file():
                 state = json.loads(path.read_text(encoding="utf-8"))
                 lines += [json.dumps(r, allow_nan=True) for r in state["records"]]
-        write_atomic(self.records_path, "".join(line + "\n" for line in lines))
+        with main_writes() as main:
+            if main:
+                write_atomic(self.records_path, "".join(line + "\n" for line in lines))
 
     def saved_predictors(self, entries: list[str]) -> list[str]:
         """Names of the saved predictors of the finished ``entries``, in record order."""
@@ -207,7 +212,9 @@ class RunStore:
             "featurizer": "own" if own else "pretrained",
         }
         path = self._model_path(predictor.name)
-        save_file(state, str(path), metadata=metadata)
+        with main_writes() as main:
+            if main:
+                save_file(state, str(path), metadata=metadata)
         return path
 
     def load_predictor(self, name: str, backbone: Backbone, device: torch.device) -> Predictor:

@@ -8,10 +8,14 @@ from recipe_helpers import run_recipe
 from shiftlab.evaluate import predictor_logits
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.registry import FINETUNE
+from shiftlab.runner import capabilities
 
 
 @pytest.mark.parametrize("recipe", FINETUNE.names())
 def test_recipe_conforms(recipe, make_context, tiny_benchmark, tiny_backbone):
+    needs = FINETUNE[recipe].requires
+    if needs and not needs & capabilities(tiny_backbone):
+        pytest.skip(f"{recipe} runs on {', '.join(sorted(needs))} (tests/lm/test_lm_runs.py)")
     before = weights_fingerprint(tiny_backbone.featurizer)
     first, ctx = run_recipe(make_context, tiny_benchmark, tiny_backbone, recipe)
     assert first, f"{recipe} made no predictor"

@@ -3,6 +3,7 @@
 from shiftlab.data import (
     colored_digits,
     digits,
+    fictitious_facts,
     hf_data,
     image_folder,
     sentiment_sentences,
@@ -22,6 +23,7 @@ __all__ = [
     "build_benchmark",
     "colored_digits",
     "digits",
+    "fictitious_facts",
     "hf_data",
     "image_folder",
     "load_benchmark",

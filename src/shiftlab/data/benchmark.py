@@ -53,6 +53,7 @@ class Domain:
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     ids: np.ndarray | None = None  # stable example ids (str); default "<domain>:<index>"
     true_labels: np.ndarray | None = None  # the clean labels, where ``labels`` may be noisy
+    answers: np.ndarray | None = None  # reference answers (str) of a generation task
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -80,6 +81,7 @@ class Domain:
             attributes={k: v[index] for k, v in self.attributes.items()},
             ids=None if self.ids is None else self.ids[index],
             true_labels=None if self.true_labels is None else self.true_labels[index],
+            answers=None if self.answers is None else self.answers[index],
         )
 
 
@@ -128,6 +130,7 @@ class Split:
     ids: np.ndarray | None = None
     true_labels: np.ndarray | None = None
     domains: np.ndarray | None = None  # (N,) the domain each example came from
+    answers: np.ndarray | None = None  # (N,) reference answers (str) of a generation task
     # The split this one selects examples of, and which (features are derived, not re-encoded).
     parent: tuple[Split, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -153,6 +156,7 @@ class Split:
             None if self.ids is None else self.ids[index],
             None if self.true_labels is None else self.true_labels[index],
             None if self.domains is None else self.domains[index],
+            None if self.answers is None else self.answers[index],
             parent=(self, index),
         )
 
@@ -173,9 +177,12 @@ class Split:
         elif isinstance(self.inputs, ImageFiles):
             digest.update(self.inputs.digest())
         else:
-            for text in self.inputs:
+            for item in self.inputs:
+                text = item if isinstance(item, str) else repr(item)
                 digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(self.labels.astype(np.int64).tobytes())
+        for answer in self.answers if self.answers is not None else ():
+            digest.update(str(answer).encode("utf-8", "surrogatepass") + b"\1")
         return digest.hexdigest()
 
 
@@ -381,7 +388,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if len(data) == 0:
             raise DataError(f"ID domain '{domain}' is empty after filtering")
         role = role_of.get(domain, "train")
-        if role == "train":
+        if role == "train" and data.answers is None:  # generation data has no classes
             _check_classes(domain, data.labels, loaded.class_names)
         data = data.capped(_cap(cfg, domain, ood=False), rng)
         if cfg.label_noise is not None:
@@ -415,6 +422,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 ids=data.ids,
                 true_labels=data.true_labels,
                 domains=np.full(len(data), domain, dtype=object),
+                answers=data.answers,
             )
         )
 
@@ -436,10 +444,11 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
             domains=np.concatenate(
                 [np.full(len(d), n, dtype=object) for n, d in zip(names, domains, strict=True)]
             ),
+            answers=joined([d.answers for d in domains]),
         )
 
     train = merged("train")
-    if len(np.unique(train.labels)) < 2:
+    if train.answers is None and len(np.unique(train.labels)) < 2:
         raise DataError("the ID training split has only one class; training needs at least two")
     if group_names is not None and train.groups is not None:
         missing = [g for i, g in enumerate(group_names) if not (train.groups == i).any()]

@@ -10,26 +10,9 @@ against the exact flips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
-
-
-@dataclass
-class LabelNoiseConfig:
-    """How many labels to corrupt, and how."""
-
-    rate: float = param(0.2, "fraction of each ID domain's labels made wrong (exactly)")
-    kind: Literal["symmetric", "pair"] = param("symmetric", "symmetric or pair (k -> k + 1)")
-    seed: int = param(0, "seed of which labels flip and to what")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rate < 1:
-            raise ConfigError(f"data.label_noise.rate must be in [0, 1), got {self.rate}")
 
 
 def inject_label_noise(

@@ -32,6 +32,9 @@ class TableConfig:
     id_column: str | None = param(
         None, "optional column of stable example ids; default the row's line number in the file"
     )
+    answer_column: str | None = param(
+        None, "column of reference answers: a generation task for language models (no labels)"
+    )
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -81,7 +84,10 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
         "domain_column": cfg.domain_column,
         "group_column": cfg.group_column,
         "id_column": cfg.id_column,
+        "answer_column": cfg.answer_column,
     }
+    if cfg.answer_column is not None:  # answers instead of labels
+        wanted["label_column"] = None
     texts: list[str] = []
     labels: list[str] = []
     domains: list[str] = []
@@ -94,7 +100,8 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
                 if number <= 2:
                     raise _column_error(path, column, option, [str(k) for k in row])
                 raise DataError(f"{path}:{number} has no '{column}' field (data.{option})")
-        text, label = row[cfg.text_column], row[cfg.label_column]
+        text = row[cfg.text_column]
+        label = row[cfg.answer_column] if cfg.answer_column else row[cfg.label_column]
         if text is None or label is None or not str(text).strip() or not str(label).strip():
             skipped += 1
             continue
@@ -111,7 +118,11 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
     if cfg.id_column and len(set(ids)) != len(ids):
         repeated = next(i for i in ids if ids.count(i) > 1)
         raise DataError(f"id '{repeated}' appears twice in column '{cfg.id_column}' of {path}")
-    encoded, names = encode_labels(labels, class_names, cfg.label_column)
+    answers = np.array(labels, dtype=object) if cfg.answer_column else None
+    if answers is not None:
+        encoded, names = np.zeros(len(labels), dtype=np.int64), ["answer"]
+    else:
+        encoded, names = encode_labels(labels, class_names, cfg.label_column)
     id_array = np.array(ids, dtype=object)
     group_ids, group_names = None, None
     if cfg.group_column:
@@ -127,6 +138,7 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
             labels=encoded[index],
             groups=None if group_ids is None else group_ids[index],
             ids=id_array[index],
+            answers=None if answers is None else answers[index],
         )
     return LoadedData(result, names, "text", group_names)
 

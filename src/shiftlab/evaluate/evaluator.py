@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from shiftlab.data.benchmark import Split
+from shiftlab.evaluate.intervals import bootstrap_seed, metric_intervals
 from shiftlab.evaluate.metrics import classification_metrics
 from shiftlab.features import FeatureCache
 from shiftlab.models.classifier import Classifier, Predictor
@@ -26,6 +28,8 @@ def model_logits(
     """
     if isinstance(model, Combination):
         return model.combine([model_logits(m, split, cache) for m in model.members])
+    if getattr(model, "direct_logits", False):  # its outputs are logits (a language model)
+        return cache.get(model, split, fingerprint)
     if not isinstance(model, Classifier):
         raise TypeError(f"cannot score a {type(model).__name__}: not a Classifier or Combination")
     features = cache.get(model.featurizer, split, fingerprint)
@@ -49,7 +53,9 @@ def make_record(
     adapter: str | None = None,
     group_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One record: who predicted, on what, and every metric."""
+    """One record: who predicted, on what, every metric, and ``ci``: each metric's 95%
+    percentile bootstrap interval over the split's examples (1,000 resamples seeded by the run
+    seed and the split name, so every model on a split shares its resampled examples)."""
     record: dict[str, Any] = {
         "model": predictor.name,
         "recipe": predictor.recipe,
@@ -61,6 +67,9 @@ def make_record(
     }
     record.update(
         classification_metrics(logits, split.eval_labels, split.groups, group_names=group_names)
+    )
+    record["ci"] = metric_intervals(
+        logits, split.eval_labels, split.groups, seed=bootstrap_seed(seed, split.name)
     )
     if split.true_labels is not None:
         record["clean_labels"] = True  # scored against the true labels, not the given noisy ones
@@ -80,10 +89,43 @@ def evaluate_predictor(
 ) -> list[Scored]:
     """The record of ``predictor`` on each split, in order, with the logits behind it."""
     model = predictor.model
-    fingerprint = weights_fingerprint(model.featurizer) if isinstance(model, Classifier) else None
+    fingerprint = None
+    if isinstance(model, Classifier):
+        fingerprint = weights_fingerprint(model.featurizer)
+    elif getattr(model, "direct_logits", False):
+        fingerprint = weights_fingerprint(model)
     scored = []
     for split in splits:
+        if split.info.get("generation"):  # answered by greedy decoding, not scored by logits
+            scored.append(generation_scored(predictor, split, seed=seed))
+            continue
         logits = predictor_logits(predictor, split, cache, fingerprint)
         record = make_record(predictor, split, logits, seed=seed, group_names=group_names)
         scored.append(Scored(record, logits, split))
     return scored
+
+
+def generation_scored(predictor: Predictor, split: Split, *, seed: int) -> Scored:
+    """The record of a generation split: greedy answers scored by exact match and ROUGE-L F1
+    against the reference answers (no logits)."""
+    from shiftlab.lm.generate import exact_match, rouge_l
+
+    outputs = predictor.model.generate(split.inputs, max_new_tokens=split.info["max_new_tokens"])
+    answers = [item.answer for item in split.inputs]
+    record: dict[str, Any] = {
+        "model": predictor.name,
+        "recipe": predictor.recipe,
+        "params": dict(predictor.params),
+        "adapter": None,
+        "split": split.name,
+        "role": split.role,
+        "n": len(split),
+        "exact_match": float(
+            np.mean([exact_match(o, a) for o, a in zip(outputs, answers, strict=True)])
+        ),
+        "rouge_l": float(np.mean([rouge_l(o, a) for o, a in zip(outputs, answers, strict=True)])),
+        "seed": seed,
+    }
+    record.update(split.info)
+    record.update(predictor.info)
+    return Scored(record, torch.zeros(len(split), 0), split, outputs)

@@ -3,23 +3,46 @@
 Recipes supply a loss on a batch (and say which parameters train); this loop owns everything
 else, so every recipe trains the same way and is compared on equal terms. The schedule is
 WiSE-FT's ``cosine_lr``: linear warmup to the peak over ``warmup_steps``, then cosine to zero.
+
+Scale lives here too, so every recipe gets it without knowing:
+
+- **precision**: the forward pass runs under :func:`shiftlab.precision.autocast` (bf16, or fp16
+  with a gradient scaler); the weights and the optimiser stay fp32.
+- **gradient accumulation** (``accumulate_steps: k``): each batch of ``batch_size`` is split into
+  k micro-batches whose losses are weighted by their share of the batch, so the step is the one
+  step on the whole batch (for losses that are means over examples); the schedule counts steps.
+- **data parallelism**: in a run launched on several processes, each process takes its share of
+  every batch and the weighted gradients are summed (:mod:`shiftlab.distributed`), so the step
+  is again the one-process step on the whole batch.
+- **gradient checkpointing** of Hugging Face encoders (``gradient_checkpointing: true``).
+- **training checkpoints** (``checkpoint_every: E``): every E epochs the whole training state is
+  written atomically to the path the caller gives; a later call with the same path and digest
+  resumes after the saved epoch and ends exactly where an uninterrupted call would.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
+import os
+import random
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from shiftlab import distributed
 from shiftlab.config import param
 from shiftlab.data.batches import ImageTransform, channels_last, input_transform, iterate
 from shiftlab.errors import ConfigError, TrainingError
+from shiftlab.precision import autocast, current_precision, grad_scaler
 from shiftlab.progress import progress
 from shiftlab.runtime import log
 
@@ -40,6 +63,15 @@ class TrainConfig:
     select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
         "last", "which epoch's weights to keep: the last, or the best by this ID val score"
     )
+    accumulate_steps: int = param(
+        1, "micro-batches per step: the same update from batch_size / k examples at a time"
+    )
+    gradient_checkpointing: bool = param(
+        False, "recompute a Hugging Face encoder's activations in the backward pass (less memory)"
+    )
+    checkpoint_every: int | None = param(
+        None, "epochs between training checkpoints a killed run resumes from; null: none"
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -48,12 +80,20 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 1 <= self.accumulate_steps <= self.batch_size:
+            raise ConfigError(
+                f"accumulate_steps must be between 1 and batch_size ({self.batch_size}), "
+                f"got {self.accumulate_steps}"
+            )
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1 or null, got {self.checkpoint_every}")
 
 
 @dataclass
 class Batch:
     """One step's examples: inputs (texts or an image tensor), labels (B,), and their
-    positions in the training split (B,)."""
+    positions in the training split (B,). With accumulation or several processes, one
+    micro-batch: a part of the step's batch."""
 
     inputs: Any
     labels: torch.Tensor
@@ -72,6 +112,7 @@ class TrainResult:
     selected_epoch: int = 0  # 1-based
     scores: list[float] = field(default_factory=list)  # each epoch's (first) selection score
     states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # keep_states
+    resumed_epochs: int = 0  # epochs restored from a training checkpoint instead of trained
 
     @property
     def selection(self) -> dict[str, Any]:
@@ -127,6 +168,187 @@ def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return chunks
 
 
+def micro_batches(index: np.ndarray, parts: int, splittable: bool = True) -> list[np.ndarray]:
+    """What this process computes of one step's batch: its share (several processes), split
+    into ``parts`` micro-batches (sizes differ by at most one; empty ones dropped). A batch whose
+    loss cannot be split is computed whole, on every process."""
+    if not splittable:
+        return [index]
+    mine = distributed.share(index)
+    if parts == 1:
+        return [mine] if len(mine) else []
+    return [m for m in np.array_split(mine, parts) if len(m)]
+
+
+# Training checkpoints ----------------------------------------------------------------------
+
+
+@dataclass
+class _Scope:
+    directory: Path
+    digest: str
+    calls: int = 0
+
+
+_scope: _Scope | None = None
+
+
+@contextlib.contextmanager
+def checkpoints(directory: Path, digest: str) -> Iterator[None]:
+    """Give every :func:`train` call in the block a training checkpoint file, unless it names
+    its own: the n-th call's is ``directory/NN-<description>.pt`` with ``digest``. A recipe is
+    deterministic, so its n-th call on a rerun is the same training, and resumes from its file.
+    (Files are written only by calls whose ``checkpoint_every`` is set.)"""
+    global _scope
+    previous, _scope = _scope, _Scope(Path(directory), digest)
+    try:
+        yield
+    finally:
+        _scope = previous
+
+
+def _scoped_checkpoint(description: str) -> tuple[Path, str] | None:
+    if _scope is None:
+        return None
+    _scope.calls += 1
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", description)[:80]
+    return _scope.directory / f"{_scope.calls:02d}-{name}.pt", _scope.digest
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    legacy = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+        "numpy": rng.bit_generator.state,
+        "numpy_global": [legacy[0], torch.from_numpy(legacy[1].astype(np.int64)), *legacy[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    rng.bit_generator.state = state["numpy"]
+    name, keys, *rest = state["numpy_global"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _get_state(obj: Any) -> Any:
+    """The state of a ``stateful`` object: ``state_dict()``, a generator's state, an array's or
+    a tensor's values."""
+    if isinstance(obj, np.random.Generator):
+        return obj.bit_generator.state
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    return obj.state_dict() if hasattr(obj, "state_dict") else obj.get_state()
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """Restore what :func:`_get_state` returned, in place."""
+    if isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = state
+    elif isinstance(obj, np.ndarray):
+        obj[...] = state.numpy()
+    elif isinstance(obj, torch.Tensor):
+        with torch.no_grad():
+            obj.copy_(state)
+    elif hasattr(obj, "load_state_dict"):
+        obj.load_state_dict(state)
+    else:
+        obj.set_state(state)
+
+
+def _signature(plan: Sequence[np.ndarray], n: int, cfg: TrainConfig, description: str) -> str:
+    """What a checkpoint must match besides the caller's digest: the data size, the epochs'
+    lengths and the optimisation settings (``checkpoint_every`` aside)."""
+    settings = {k: v for k, v in vars(cfg).items() if k != "checkpoint_every"}
+    text = repr((n, [len(p) for p in plan], sorted(settings.items()), description))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_atomic(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, digest: str, signature: str, description: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a foreign or damaged file: train from the start
+        log(f"{description}: ignoring unreadable training checkpoint {path} ({type(exc).__name__})")
+        return None
+    if state.get("digest") != digest or state.get("signature") != signature:
+        log(f"{description}: training checkpoint {path} is of other settings; starting afresh")
+        return None
+    return state
+
+
+# Gradient checkpointing --------------------------------------------------------------------
+
+
+def enable_gradient_checkpointing(model: nn.Module, description: str) -> list[nn.Module]:
+    """Turn on gradient (activation) checkpointing in every Hugging Face model inside ``model``
+    (the outermost ones), non-reentrant; return those it turned on (:func:`_checkpointing_off`
+    turns them off again).
+
+    Raises:
+        ConfigError: ``model`` holds no Hugging Face model that supports it.
+    """
+    found = [
+        m
+        for m in model.modules()
+        if getattr(m, "supports_gradient_checkpointing", False)
+        and callable(
+            getattr(m, "activation_checkpointing_enable", None)
+            or getattr(m, "gradient_checkpointing_enable", None)
+        )
+    ]
+    outer = [m for m in found if not any(m is not o and _contains(o, m) for o in found)]
+    if not outer:
+        raise ConfigError(
+            f"{description}: gradient_checkpointing needs a Hugging Face encoder that supports "
+            f"it in the trained model ({type(model).__name__} has none); set it to false"
+        )
+    enabled = []
+    for module in outer:
+        if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5
+            if not module.is_activation_checkpointing:
+                module.activation_checkpointing_enable({"use_reentrant": False})
+                enabled.append(module)
+        elif not module.is_gradient_checkpointing:
+            module.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+            enabled.append(module)
+    return enabled
+
+
+def _checkpointing_off(modules: list[nn.Module]) -> None:
+    for module in modules:
+        if hasattr(module, "activation_checkpointing_disable"):
+            module.activation_checkpointing_disable()
+        else:
+            module.gradient_checkpointing_disable()
+
+
+def _contains(outer: nn.Module, inner: nn.Module) -> bool:
+    return any(m is inner for m in outer.modules())
+
+
+# The loop ----------------------------------------------------------------------------------
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[Batch], torch.Tensor],
@@ -144,12 +366,17 @@ def train(
     score: Callable[[], float | tuple[float, ...]] | None = None,
     keep_states: bool = False,
     transform: ImageTransform | None = None,
+    precision: str | None = None,
+    splittable: bool = True,
+    checkpoint: Path | None = None,
+    checkpoint_digest: str = "",
+    stateful: Sequence[Any] = (),
 ) -> TrainResult:
     """Minimise ``loss_fn`` over the training examples.
 
     Args:
         model: the module being trained (put in train mode, or eval mode if ``eval_mode``).
-        loss_fn: maps a Batch to a scalar loss.
+        loss_fn: maps a Batch to a scalar loss: the mean over the batch's examples.
         inputs: N training inputs (list of texts or array of images).
         labels: (N,) class indices.
         cfg: optimisation settings.
@@ -170,12 +397,37 @@ def train(
             1-based epoch).
         transform: the image transform of raw image inputs (with its augmentation); default
             the model's own (none for cached features).
+        precision: fp32, bf16 or fp16 (autocast); default the run's
+            (:func:`shiftlab.precision.current_precision`).
+        splittable: whether the loss of a batch is the mean of per-example losses computed
+            independently, so a batch may be split into micro-batches and across processes.
+            False for losses that couple a batch's examples (contrastive, worst-group, top-k)
+            or that watch each batch (online error sets, forgetting events, adversaries):
+            every process then computes each whole batch, and ``accumulate_steps`` must be 1.
+        checkpoint: a file for training checkpoints (written every ``cfg.checkpoint_every``
+            epochs and after the last; resumed from when it exists with ``checkpoint_digest``);
+            default the one :func:`checkpoints` gives, if any.
+        checkpoint_digest: what the checkpoint must have been written for (the caller's digest
+            of the recipe's settings and inputs).
+        stateful: what the training changes besides the model and its own RNGs, for exact
+            resumes: torch or NumPy generators the loss or ``on_epoch_end`` draws from, arrays
+            or tensors they update in place, objects with ``state_dict``. Saved in the
+            checkpoint and restored in place on resume.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
+        ConfigError: fp16 on a CPU; gradient checkpointing without a Hugging Face encoder;
+            accumulation of a loss that cannot be split.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    precision = precision or current_precision()
+    autocast(precision, device)  # checks the device can run it
+    if not splittable and cfg.accumulate_steps > 1:
+        raise ConfigError(
+            f"{description}: accumulate_steps: {cfg.accumulate_steps} would split each batch, "
+            "but this loss couples the examples of a batch; use accumulate_steps: 1"
+        )
     last = channels_last(model)
     transform = transform if transform is not None else input_transform(model)
     plan = plan if plan is not None else epoch_plan(len(labels), cfg.epochs, rng)
@@ -184,6 +436,7 @@ def train(
     if not params:
         raise TrainingError(f"{description}: no parameter requires grad; nothing to train")
     optimizer = make_optimizer(groups, cfg)
+    scaler = grad_scaler(precision, device)
     sizes = [len(order) for order in plan]
     total = sum(len(_batches(order, cfg.batch_size)) for order in plan)
     if cfg.warmup_steps >= total:
@@ -197,56 +450,140 @@ def train(
     )
     if cfg.select != "last" and score is None:
         raise ConfigError(f"{description}: select: {cfg.select} needs a scorer of the model")
+    parallel = distributed.is_distributed()
+    if parallel:
+        plan_digest = hashlib.sha256(str(len(labels)).encode())
+        for order in plan:
+            plan_digest.update(np.ascontiguousarray(order, dtype=np.int64).tobytes())
+        _agree(description, "the training plan", plan_digest.hexdigest())
+        distributed.broadcast_module(model, params)
+    if checkpoint is None:
+        scoped = _scoped_checkpoint(description)
+        if scoped is not None:
+            checkpoint, checkpoint_digest = scoped
+    signature = _signature(plan, len(labels), cfg, description)
     best: tuple[tuple[float, ...], int, dict[str, torch.Tensor]] | None = None
     scores: list[float] = []
     states: dict[int, dict[str, torch.Tensor]] = {}
     labels_tensor = torch.as_tensor(labels, dtype=torch.long)
+    step, seen, losses, first_epoch = 0, 0, [], 0
+    saved = None
+    if checkpoint is not None:
+        saved = _load_checkpoint(checkpoint, checkpoint_digest, signature, description)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved["scaler"]:
+            scaler.load_state_dict(saved["scaler"])
+        for e, order in enumerate(saved["plan"]):
+            plan[e][:] = order.numpy()
+        step, seen, first_epoch = saved["step"], saved["seen"], saved["epoch"] + 1
+        losses, scores, states = list(saved["losses"]), list(saved["scores"]), saved["states"]
+        if saved["best"] is not None:
+            key, epoch, state = saved["best"]
+            best = (tuple(key), epoch, state)
+        rngs = saved["rng"]
+        _set_rng_state(rngs[min(distributed.rank(), len(rngs) - 1)], rng)
+        for obj, state in zip(stateful, saved["stateful"], strict=True):
+            _set_state(obj, state)
+        log(f"{description}: resumed after epoch {first_epoch} from {checkpoint}")
+    hf_checkpointing = (
+        enable_gradient_checkpointing(model, description) if cfg.gradient_checkpointing else []
+    )
     model.train(not eval_mode)
-    step, seen, losses = 0, 0, []
     start = time.perf_counter()
-    with progress(description, sum(sizes)) as advance:
-        for epoch, size in enumerate(sizes):
-            if len(plan[epoch]) != size:
-                raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
-            batches = _batches(plan[epoch], cfg.batch_size)
-            epoch_loss = 0.0
-            batch_inputs = iterate(
-                inputs, batches, transform=transform, device=device, train=True, last=last
-            )
-            for index, x in zip(batches, batch_inputs, strict=True):
-                batch = Batch(x, labels_tensor[index].to(device), index)
-                loss = loss_fn(batch)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingError(
-                        f"{description}: the loss became {value} at step {step + 1}; "
-                        f"lower the learning rate (lr={cfg.lr:g}) or check the data"
+    try:
+        with progress(description, sum(sizes)) as advance:
+            if first_epoch:
+                advance(sum(sizes[:first_epoch]))
+            for epoch in range(first_epoch, len(sizes)):
+                if len(plan[epoch]) != sizes[epoch]:
+                    raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
+                batches = _batches(plan[epoch], cfg.batch_size)
+                parts = [micro_batches(b, cfg.accumulate_steps, splittable) for b in batches]
+                epoch_loss = 0.0
+                batch_inputs = iterate(
+                    inputs,
+                    [m for step_parts in parts for m in step_parts],
+                    transform=transform,
+                    device=device,
+                    train=True,
+                    last=last,
+                )
+                for index, step_parts in zip(batches, parts, strict=True):
+                    value = _step(
+                        loss_fn,
+                        index,
+                        step_parts,
+                        batch_inputs,
+                        labels_tensor,
+                        params,
+                        optimizer,
+                        scaler,
+                        precision=precision,
+                        device=device,
+                        parallel=parallel and splittable,
+                        broadcast=parallel and not splittable,
+                        grad_clip=cfg.grad_clip,
+                        nonfinite=lambda v, at=step + 1: (
+                            f"{description}: the loss became {v} at step {at}; "
+                            f"lower the learning rate (lr={cfg.lr:g}) or check the data"
+                        ),
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                seen += len(index)
-                epoch_loss += value * len(index)
-                advance(len(index), loss=value)
-            losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
-            if on_epoch_end is not None:
-                on_epoch_end(epoch)
-            if keep_states:
-                states[epoch + 1] = {
-                    k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-                }
-            if cfg.select != "last":
-                value = score()
-                key = value if isinstance(value, tuple) else (value,)
-                scores.append(key[0])
-                model.train(not eval_mode)
-                if best is None or key > best[0]:
-                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    best = (key, epoch, state)
+                    scheduler.step()
+                    step += 1
+                    seen += len(index)
+                    epoch_loss += value * len(index)
+                    advance(len(index), loss=value)
+                losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
+                if parallel:
+                    distributed.average_buffers(model)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch)
+                if keep_states:
+                    states[epoch + 1] = {
+                        k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+                    }
+                if cfg.select != "last":
+                    result_score = score()
+                    key = result_score if isinstance(result_score, tuple) else (result_score,)
+                    scores.append(key[0])
+                    model.train(not eval_mode)
+                    if best is None or key > best[0]:
+                        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        best = (key, epoch, state)
+                every = cfg.checkpoint_every
+                due = every and ((epoch + 1) % every == 0 or epoch + 1 == len(sizes))
+                if checkpoint is not None and due:
+                    rngs = distributed.gather_objects(_rng_state(rng))
+                    with distributed.main_writes() as main:
+                        if main:
+                            _write_atomic(
+                                checkpoint,
+                                {
+                                    "digest": checkpoint_digest,
+                                    "signature": signature,
+                                    "epoch": epoch,
+                                    "step": step,
+                                    "seen": seen,
+                                    "losses": losses,
+                                    "scores": scores,
+                                    "states": states,
+                                    "best": None if best is None else (list(best[0]), *best[1:]),
+                                    "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(),
+                                    "scaler": scaler.state_dict() if scaler is not None else {},
+                                    "plan": [torch.from_numpy(np.asarray(p)) for p in plan],
+                                    "rng": rngs,
+                                    "stateful": [_get_state(obj) for obj in stateful],
+                                },
+                            )
+    finally:
+        _checkpointing_off(hf_checkpointing)
+    if parallel:  # dropout drew from each process's share: continue from the main's draws
+        torch.set_rng_state(distributed.broadcast_object(torch.get_rng_state()))
     seconds = time.perf_counter() - start
     result = TrainResult(
         step,
@@ -257,9 +594,77 @@ def train(
         len(sizes),
         scores,
         states,
+        resumed_epochs=first_epoch,
     )
     if best is not None:
         model.load_state_dict(best[2])
         result.selected_epoch = best[1] + 1
     model.eval()
     return result
+
+
+def _step(
+    loss_fn: Callable[[Batch], torch.Tensor],
+    index: np.ndarray,
+    parts: list[np.ndarray],
+    batch_inputs: Iterator[Any],
+    labels: torch.Tensor,
+    params: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    *,
+    precision: str,
+    device: torch.device,
+    parallel: bool,
+    broadcast: bool,
+    grad_clip: float | None,
+    nonfinite: Callable[[float], str],
+) -> float:
+    """One optimiser step on the batch ``index`` from this process's micro-batches ``parts``;
+    returns the batch's mean loss."""
+    optimizer.zero_grad(set_to_none=True)
+    whole = len(parts) == 1 and len(parts[0]) == len(index)
+    weighted, bad, value = 0.0, 0.0, float("nan")
+    for part in parts:
+        batch = Batch(next(batch_inputs), labels[part].to(device), part)
+        with autocast(precision, device):
+            loss = loss_fn(batch)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            if not (parallel or broadcast):
+                raise TrainingError(nonfinite(value))
+            bad += 1
+            continue
+        if not whole:  # this part's share of the batch's mean
+            loss = loss * (len(part) / len(index))
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        weighted += value * len(part)
+    if parallel:
+        stats = distributed.sum_gradients(params, torch.tensor([weighted, bad]))
+        weighted, bad = float(stats[0]), float(stats[1])
+    elif broadcast:
+        bad = float(distributed.sum_across(torch.tensor([bad]))[0])
+    if bad:
+        raise TrainingError(nonfinite(value if not math.isfinite(value) else float("nan")))
+    if broadcast:
+        distributed.broadcast_gradients(params)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return value if whole and not parallel else weighted / len(index)
+
+
+def _agree(description: str, what: str, digest: str) -> None:
+    """Raise unless every process holds the same ``digest`` (a plan that differs between
+    processes would hang the collectives, or train on different data)."""
+    if len(set(distributed.gather_objects(digest))) > 1:
+        raise TrainingError(
+            f"{description}: the processes disagree on {what}; a loss that watches its batches "
+            "(online error sets, forgetting events) must be trained with splittable=False"
+        )

@@ -15,6 +15,10 @@ fine-tuned head kept, as the authors advise for new heads (wise-ft issue #8). No
 Two more predictors are labelled by how their alpha was chosen: ``[val_selected]``, the grid's
 alpha with the best ID val accuracy (no OOD data is used), and ``[fixed_0.5]``, the alpha the
 paper recommends when nothing is known of the shift.
+
+On a causal language model theta_0 is the pretrained model; for a fully fine-tuned one every
+weight is interpolated, and for a LoRA one the merged low-rank update is scaled by alpha (alpha 0
+the pretrained model, 1 the adapted one).
 """
 
 from __future__ import annotations
@@ -80,8 +84,8 @@ def alpha_label(alpha: float) -> str:
     return f"{alpha:g}"
 
 
-def interpolated_model(base: Classifier, finetuned: Classifier, alpha: float) -> Classifier:
-    """A new classifier with weights interpolated between ``base`` and ``finetuned``."""
+def interpolated_model(base: nn.Module, finetuned: nn.Module, alpha: float) -> nn.Module:
+    """A new model with weights interpolated between ``base`` and ``finetuned``."""
     model = copy.deepcopy(finetuned)
     model.load_state_dict(interpolate(base.state_dict(), finetuned.state_dict(), alpha))
     return model.eval()
@@ -98,14 +102,37 @@ def endpoint_0(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: Classifier) -> 
     return ctx.head_only(head)
 
 
+def lm_interpolation(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: nn.Module):
+    """For a language model: ``alpha -> model``, the base (pretrained, or ``base``) moved alpha
+    of the way to the fine-tuned one; a LoRA model's merged update is scaled by alpha."""
+    from shiftlab.lm.lora import apply_delta, merged_delta
+
+    base = ctx.predictor(cfg.base).model if cfg.base is not None else ctx.backbone.featurizer
+    if hasattr(finetuned.model, "peft_config"):  # LoRA: base + alpha * (B A) * scaling
+        delta = merged_delta(finetuned.model)
+
+        def make(alpha: float) -> nn.Module:
+            model = copy.deepcopy(base)
+            if alpha != 0:
+                apply_delta(model.model, delta, alpha, inplace=True)
+            return model.eval()
+
+        return make
+    return lambda alpha: interpolated_model(base, finetuned, alpha)
+
+
 @FINETUNE.register("wise_ft", config=WiseFTConfig)
 def wise_ft(ctx: RecipeContext, cfg: WiseFTConfig) -> Iterator[Predictor]:
     """Interpolate all weights between zero-shot and fine-tuned models over an alpha grid."""
     finetuned = ctx.predictor(cfg.finetuned).model
-    base = endpoint_0(ctx, cfg, finetuned)
+    if ctx.backbone.kind == "causal_lm":
+        make = lm_interpolation(ctx, cfg, finetuned)
+    else:
+        base = endpoint_0(ctx, cfg, finetuned)
+        make = lambda alpha: interpolated_model(base, finetuned, alpha)  # noqa: E731
     val_accuracy: dict[float, float] = {}
     for alpha in cfg.alphas:
-        model = interpolated_model(base, finetuned, alpha)
+        model = make(alpha)
         if cfg.select:
             val_accuracy[alpha] = ctx.accuracy(model, ctx.benchmark.val)
         yield Predictor(
@@ -126,7 +153,7 @@ def wise_ft(ctx: RecipeContext, cfg: WiseFTConfig) -> Iterator[Predictor]:
         yield Predictor(
             f"{ctx.name}[{label}]",
             "wise_ft",
-            interpolated_model(base, finetuned, alpha),
+            make(alpha),
             params={"alpha": alpha, "finetuned": cfg.finetuned, "selection": rule},
             save=False,
         )

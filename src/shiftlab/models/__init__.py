@@ -1,6 +1,12 @@
 """Backbones, classifiers and zero-shot heads; backbones register in ``BACKBONES`` on import."""
 
-from shiftlab.models import cnn, efficientnet_lite0, open_clip_backbone, timm_backbone
+from shiftlab.models import (
+    causal_lm,
+    cnn,
+    efficientnet_lite0,
+    open_clip_backbone,
+    timm_backbone,
+)
 from shiftlab.models.backbone import Backbone, load_backbone
 from shiftlab.models.classifier import Classifier, Predictor, linear_head
 from shiftlab.models.zero_shot import zero_shot_head
@@ -9,6 +15,7 @@ __all__ = [
     "Backbone",
     "Classifier",
     "Predictor",
+    "causal_lm",
     "cnn",
     "efficientnet_lite0",
     "linear_head",

@@ -30,6 +30,8 @@ class Backbone:
         modality: "text" or "image".
         logit_scale: scale of zero-shot heads (and the initial FLYP temperature).
         has_text_side: whether class prompts can be encoded (zero-shot heads, FLYP).
+        kind: ``encoder`` (features for a linear head) or ``causal_lm`` (a language model
+            scoring label words, :mod:`shiftlab.lm`).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Backbone:
     modality: str
     logit_scale: float
     has_text_side: bool
+    kind: str = "encoder"  # "encoder" (features + a head) or "causal_lm" (label-word scores)
 
     def __post_init__(self) -> None:
         self.featurizer.eval()

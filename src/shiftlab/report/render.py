@@ -13,6 +13,16 @@ from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
 from shiftlab.report.adaptation import adapter_tables, severity_curves
 from shiftlab.report.curation import curation_section
+from shiftlab.report.decision import (
+    Evidence,
+    Outcomes,
+    add_intervals,
+    choose_reference,
+    deployment_summary,
+    fmt_interval,
+    paired_table,
+)
+from shiftlab.report.language import capability_table, conjugate_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 from shiftlab.store import read_records, write_atomic
@@ -24,6 +34,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}th,td{padding:.3r
 border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}
 thead th{background:#f4f4f4}.note{color:#555;font-size:.85rem}img{max-width:100%}
 .meta{color:#444;font-size:.9rem}code{background:#f4f4f4;padding:0 .2rem}
+.summary li{margin:.3rem 0}
 """
 
 
@@ -45,7 +56,16 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
     ]
     bold = bold_best(values, [3, 4, 5, 6, 7], lambda a, b: a > b)
     bold |= bold_best(values, [8, 9], lambda a, b: a < b)
+    cells = [[fmt(v) for v in row] for row in values]
+    for row, r in zip(cells, rows, strict=True):
+        row[3] = fmt_interval(r.id_test, r.id_test_ci)
+        row[4] = fmt_interval(r.ood_mean, r.ood_mean_ci)
     trend_note = " " + trend_sentence(trend)
+    if any(r.id_test_ci or r.ood_mean_ci for r in rows):
+        trend_note += (
+            " [low, high]: 95% percentile bootstrap interval over examples (1,000 resamples; "
+            "the OOD mean's resamples each split with its own seed and averages per replicate)."
+        )
     return Table(
         "Every predictor: ID and OOD",
         [
@@ -60,7 +80,7 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
             "ID test ECE",
             "OOD mean ECE",
         ],
-        [[fmt(v) for v in row] for row in values],
+        cells,
         note="Accuracy and macro-F1 (higher is better), ECE with 15 bins (lower is better). "
         "OOD mean is the unweighted mean over natural OOD splits (over corrupted splits when "
         "there are no others). Best of each column in bold." + trend_note,
@@ -188,14 +208,51 @@ def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[s
     return [(k, v) for k, v in lines if v]
 
 
-def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
-    """HTML text, Markdown text and the plots (file name -> PNG bytes) of a run directory."""
+def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The records and the raw config (``{}`` without ``config.yaml``) of a run directory."""
     records_path = run_dir / "records.jsonl"
     if not records_path.is_file():
         raise RunDirError(f"{run_dir} has no records.jsonl; is it a shiftlab run directory?")
-    records = read_records(records_path)
     config_path = run_dir / "config.yaml"
     config = read_yaml(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    return read_records(records_path), config or {}
+
+
+def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
+    """HTML text, Markdown text and the plots (file name -> PNG bytes) of a run directory."""
+    records, config = load_run(run_dir)
+    shown = [r for r in records if not r.get("trend_point")]
+    return render_report(
+        records,
+        config,
+        title=f"shiftlab report: {run_dir.name}",
+        meta=_meta(config, shown),
+        outcomes=Outcomes(run_dir, seed=records[0].get("seed", 0) if records else 0),
+        curation=curation_section(run_dir, shown),
+    )
+
+
+def render_report(
+    records: list[dict[str, Any]],
+    config: dict[str, Any],
+    *,
+    title: str,
+    meta: list[tuple[str, str]],
+    outcomes: Outcomes,
+    curation: tuple[list[Table], Any] = ([], {}),
+) -> tuple[str, str, dict[str, bytes]]:
+    """The report of ``records`` (one run's, or several runs' combined by ``shiftlab
+    compare``): HTML text, Markdown text and the plots (file name -> PNG bytes).
+
+    Args:
+        records: every record, trend points included (they enter the trend fit and the plot).
+        config: the raw config; ``report.baselines``, ``report.link`` and ``report.reference``
+            are read from it.
+        title: the page's title.
+        meta: (label, text) lines describing the run(s).
+        outcomes: the per-example predictions behind the records.
+        curation: the curation section's tables and pruning curves.
+    """
     report_cfg = config.get("report") or {}
     every_row = model_rows(records)
     trend = add_effective_robustness(
@@ -203,17 +260,24 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     )
     rows = [r for r in every_row if not r.trend_point]  # trend points: in the fit and plot only
     records = [r for r in records if not r.get("trend_point")]
-    curation_tables, curves = curation_section(run_dir, records)
+    evidence = Evidence(records, outcomes)
+    add_intervals(rows, evidence)
+    reference, reference_note = choose_reference(rows, records, report_cfg.get("reference"))
+    curation_tables, curves = curation
     candidates = (
         _main_table(rows, trend),
+        None if reference is None else paired_table(rows, evidence, reference, reference_note),
         _domain_table(records, rows),
         _calibration_table(rows),
         _worst_group_table(rows),
         _group_table(records),
         *adapter_tables(records),
         *curation_tables,
+        capability_table(records),
+        conjugate_table(records),
     )
     tables = [t for t in candidates if t is not None]
+    summary = deployment_summary(rows, evidence)
     images = {
         name: png
         for name, png in (
@@ -225,12 +289,19 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         )
         if png is not None
     }
-    title = f"shiftlab report: {run_dir.name}"
-    meta = _meta(config, records)
     md = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in meta] + [""]
+    if summary:
+        md += ["### What to deploy", ""] + [f"- {s}" for s in summary] + [""]
     md += [t.to_markdown() for t in tables]
     md += [f"![{name}](report_files/{name})\n" for name in images]
     meta_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in meta)
+    summary_html = (
+        "<h2>What to deploy</h2><ul class='summary'>"
+        + "".join(f"<li>{html.escape(s)}</li>" for s in summary)
+        + "</ul>"
+        if summary
+        else ""
+    )
     figures = "".join(
         f"<figure><img alt='{name}' src='data:image/png;base64,"
         f"{base64.b64encode(png).decode()}'></figure>"
@@ -239,7 +310,8 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<ul class='meta'>{meta_html}</ul>{''.join(t.to_html() for t in tables)}"
+        f"<ul class='meta'>{meta_html}</ul>{summary_html}"
+        f"{''.join(t.to_html() for t in tables)}"
         f"<h2>Plots</h2>{figures}</body></html>"
     )
     return page, "\n".join(md), images

@@ -33,6 +33,8 @@ class ModelRow:
     effective_robustness: float | None = None
     standard: bool = False  # an ID-trained standard model: a default effective-robustness baseline
     trend_point: bool = False  # an extra baseline point (a probe at another C, an earlier epoch)
+    id_test_ci: list[float] | None = None  # 95% bootstrap interval of id_test (the record's ci)
+    ood_mean_ci: list[float] | None = None  # of ood_mean (report.decision.add_intervals)
 
 
 def mean_of(values: list[float | None]) -> float | None:
@@ -42,9 +44,14 @@ def mean_of(values: list[float | None]) -> float | None:
 
 
 def ood_splits(records: list[dict[str, Any]]) -> list[str]:
-    """Names of natural (uncorrupted) OOD splits, in first-appearance order."""
+    """Names of natural (uncorrupted) OOD splits of the run's task, in first-appearance order
+    (capabilities, other tasks, are reported apart)."""
     return list(
-        dict.fromkeys(r["split"] for r in records if r["role"] == "ood" and "corruption" not in r)
+        dict.fromkeys(
+            r["split"]
+            for r in records
+            if r["role"] == "ood" and "corruption" not in r and not r.get("capability")
+        )
     )
 
 
@@ -52,10 +59,14 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
     """One row per model (in first-appearance order) for records of ``adapter``."""
     by_model: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        if record.get("adapter") == adapter:
+        # Conjugate-prompted scores and capabilities (other tasks) have tables of their own.
+        if record.get("adapter") == adapter and not record.get("conjugate"):
             by_model.setdefault(record["model"], []).append(record)
     rows = []
     for model, rs in by_model.items():
+        rs = [r for r in rs if not r.get("capability") and "accuracy" in r]
+        if not rs:
+            continue
         role = {r["role"]: r for r in rs if r["role"] != "ood"}
         corrupted = [r for r in rs if r["role"] == "ood" and "corruption" in r]
         # OOD means average natural shifts; corrupted splits have a mean of their own (and
@@ -81,6 +92,7 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
                 reliability_id=role.get("id_test", {}).get("reliability"),
                 standard=bool(rs[0].get("standard", False)),
                 trend_point=bool(rs[0].get("trend_point", False)),
+                id_test_ci=(role.get("id_test", {}).get("ci") or {}).get("accuracy"),
             )
         )
     return rows

@@ -1,0 +1,169 @@
+"""``shiftlab audit CONFIG --out DIR``: ARCA and its baselines on many targets, one budget.
+
+The config names a causal LM backbone and an ``audit:`` section; each target is searched by
+every method with the same number of forward and backward passes, and ``DIR/audit.jsonl`` gets
+one row per (target, method): the input found, the greedy output it really produces, success,
+passes and seconds. ``DIR/report.md`` and ``report.html`` give the success rate per method at
+that budget and the passes spent per success. Targets are listed, or drawn (seeded) from the
+model's vocabulary: one- and two-token English words, as ARCA's reverse experiments search
+short outputs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shiftlab.config import BackboneConfig, read_yaml
+from shiftlab.errors import ConfigError
+from shiftlab.registry import AUDITS
+from shiftlab.report.tables import Table, fmt
+from shiftlab.runtime import log
+from shiftlab.store import write_atomic
+from shiftlab.typed import build, coerce, param
+
+
+@dataclass
+class AuditConfig:
+    """What to search for, with which methods, and at what budget."""
+
+    methods: list[str] = param(["arca", "gcg"], "search methods, compared at equal budget")
+    targets: list[str] = param([], "target outputs (mind the leading space: ' Paris')")
+    random_targets: int = param(0, "also draw this many targets from the vocabulary (seeded)")
+    target_tokens: list[int] = param([1, 2], "token lengths of drawn targets, in turn")
+    max_output_tokens: int = param(2, "the output budget: longer targets are refused")
+    input_length: int = param(3, "tokens of input searched")
+    prefix: str = param("", "fixed text before the input")
+    budget: int = param(2000, "forward + backward passes per target and method")
+    seed: int = param(0, "seeds target draws and every search")
+    options: dict[str, dict[str, Any]] = param(
+        {}, "per method options, e.g. {arca: {batch_size: 32}}"
+    )
+
+    def __post_init__(self) -> None:
+        for method in self.methods:
+            AUDITS[method]  # unknown method: did-you-mean
+        if self.input_length < 1 or self.budget < 3 or self.max_output_tokens < 1:
+            raise ConfigError("audit needs input_length >= 1, budget >= 3, max_output_tokens >= 1")
+        if any(n < 1 or n > self.max_output_tokens for n in self.target_tokens):
+            raise ConfigError(
+                f"audit target_tokens {self.target_tokens} must lie in 1..max_output_tokens "
+                f"({self.max_output_tokens})"
+            )
+
+
+def word_tokens(tokenizer: Any) -> list[int]:
+    """Token ids that decode to a space and a lower-case English word of 3+ letters."""
+    found = []
+    for i in range(len(tokenizer)):
+        text = tokenizer.decode([i])
+        if re.fullmatch(r" [a-z]{3,}", text):
+            found.append(i)
+    return found
+
+
+def draw_targets(tokenizer: Any, count: int, lengths: list[int], seed: int) -> list[str]:
+    """``count`` seeded targets of ``lengths[i % len(lengths)]`` word tokens each."""
+    pool = word_tokens(tokenizer)
+    rng = np.random.default_rng(seed)
+    targets = []
+    for i in range(count):
+        ids = [int(t) for t in rng.choice(pool, size=lengths[i % len(lengths)], replace=False)]
+        targets.append(tokenizer.decode(ids))
+    return targets
+
+
+def load_audit(path: Path) -> tuple[BackboneConfig, AuditConfig]:
+    """The backbone and audit sections of an audit config file."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    raw = read_yaml(path.read_text(encoding="utf-8")) or {}
+    unknown = set(raw) - {"backbone", "audit"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{sorted(unknown)[0]}' in an audit config (backbone, audit)"
+        )
+    backbone = raw.get("backbone") or {}
+    backbone = build(
+        BackboneConfig, {"name": backbone} if isinstance(backbone, str) else backbone, "backbone"
+    )
+    return backbone, build(AuditConfig, coerce(raw.get("audit") or {}, dict, "audit"), "audit")
+
+
+def summary_table(rows: list[dict[str, Any]], cfg: AuditConfig) -> Table:
+    """Success rate per method, passes and seconds per success, at the shared budget."""
+    values = []
+    for method in cfg.methods:
+        mine = [r for r in rows if r["method"] == method]
+        wins = [r for r in mine if r["success"]]
+        values.append(
+            [
+                method,
+                f"{len(wins)}/{len(mine)}",
+                len(wins) / len(mine) if mine else None,
+                float(np.mean([r["passes"] for r in wins])) if wins else None,
+                float(np.mean([r["seconds"] for r in mine])) if mine else None,
+            ]
+        )
+    return Table(
+        f"Audit: success at {cfg.budget} passes per target",
+        ["method", "found", "success rate", "passes per success", "seconds per target"],
+        [[fmt(v, 1) if isinstance(v, float) and v > 1 else fmt(v) for v in row] for row in values],
+        note="Success: greedy decoding of the found input reproduces the target exactly (checked "
+        "after the search). Every method had the same budget of forward + backward passes.",
+    )
+
+
+def run_audits(config_path: Path, out: Path) -> Path:
+    """Run every method on every target of an audit config; write audit.jsonl and a report."""
+    backbone_cfg, cfg = load_audit(config_path)
+    from shiftlab.lm.audit import run_audit
+    from shiftlab.models import load_backbone
+
+    if out.exists() and any(out.iterdir()) and not (out / "audit.jsonl").is_file():
+        raise ConfigError(f"{out} exists and is not an audit directory; choose another --out")
+    backbone = load_backbone(backbone_cfg, torch.device("cpu"))
+    if backbone.kind != "causal_lm":
+        raise ConfigError(f"audits search a language model; '{backbone.name}' is not one")
+    model, tokenizer = backbone.featurizer.model, backbone.featurizer.tokenizer
+    targets = list(cfg.targets)
+    if cfg.random_targets:
+        targets += draw_targets(tokenizer, cfg.random_targets, cfg.target_tokens, cfg.seed)
+    for target in targets:
+        n = len(tokenizer(target, add_special_tokens=False)["input_ids"])
+        if n > cfg.max_output_tokens:
+            raise ConfigError(
+                f"audit target {target!r} is {n} tokens, longer than max_output_tokens "
+                f"({cfg.max_output_tokens})"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, target in enumerate(targets):
+        for method in cfg.methods:
+            result = run_audit(
+                method,
+                model,
+                tokenizer,
+                target,
+                input_length=cfg.input_length,
+                prefix=cfg.prefix,
+                budget=cfg.budget,
+                seed=cfg.seed + i,
+                options=cfg.options.get(method),
+            )
+            rows.append(result.to_dict())
+            mark = "found" if result.success else "not found"
+            log(f"{method} {target!r}: {mark} in {result.passes} passes ({result.seconds:.1f} s)")
+    write_atomic(out / "audit.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    table = summary_table(rows, cfg)
+    write_atomic(out / "report.md", f"# shiftlab audit: {out.name}\n\n{table.to_markdown()}")
+    page = f"<!doctype html><meta charset='utf-8'><title>{html.escape(out.name)}</title>"
+    write_atomic(out / "report.html", page + table.to_html())
+    return out / "report.html"

@@ -1,0 +1,204 @@
+"""Language-model tasks as data: every split of a run turned into prompts.
+
+A task is a prompt template plus label words (classification: each class is scored by the
+log-probability of its verbalizer after the prompt, so accuracy, macro-F1 and ECE work as for
+classifiers) or reference answers (generation: greedy decoding, exact match and ROUGE-L). The
+run's own data becomes the ID task (trained on) and its OOD domains the same task under shift;
+``capabilities:`` add other tasks the model never trains on, each an OOD split of its own.
+
+``shots: k`` puts k seeded demonstrations from the task's training split before each prompt,
+never the evaluated example itself; ``label_map: permuted`` relabels the demonstrations and the
+gold labels consistently with a seeded permutation of the label words (the in-context learning
+tests of Kotha et al., arXiv 2309.10105, where the model must follow the demonstrations over its
+prior).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shiftlab.config import CapabilityConfig, TaskConfig
+from shiftlab.data.benchmark import Benchmark, Split
+from shiftlab.data.splits import stratified_subsample
+from shiftlab.errors import DataError
+from shiftlab.lm.prompts import (
+    demonstrations,
+    format_prompt,
+    join_demonstrations,
+    permuted_label_map,
+)
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """One example as a language model sees it.
+
+    Attributes:
+        prompt: the full prompt (demonstrations included, chat template applied).
+        choices: the label words scored after it (classification); empty for generation.
+        answer: the gold label word, or the reference answer.
+    """
+
+    prompt: str
+    choices: tuple[str, ...]
+    answer: str
+
+    def __str__(self) -> str:
+        return self.prompt
+
+
+def is_generation(split: Split) -> bool:
+    """Whether a split's examples are answered by generation (no label words to score)."""
+    return (
+        bool(split.inputs)
+        and isinstance(split.inputs[0], PromptItem)
+        and not split.inputs[0].choices
+    )
+
+
+def label_words(task: TaskConfig, class_names: list[str]) -> list[str] | None:
+    """The verbalizer of each class, in class order (None for a generation task).
+
+    Raises:
+        DataError: a class has no label word, or a label word is empty.
+    """
+    if task.label_words is None:
+        return None
+    missing = [c for c in class_names if c not in task.label_words]
+    if missing:
+        raise DataError(
+            f"task {task.name}: no label word for class '{missing[0]}' "
+            f"(label_words names {', '.join(task.label_words)}; classes: {', '.join(class_names)})"
+        )
+    words = [task.label_words[c] for c in class_names]
+    if any(not w.strip() for w in words):
+        raise DataError(f"task {task.name}: a label word is empty: {words}")
+    return words
+
+
+def task_split(
+    split: Split,
+    task: TaskConfig,
+    class_names: list[str],
+    pool: Split,
+    *,
+    chat: Any = None,
+) -> Split:
+    """``split`` with its texts turned into :class:`PromptItem` s of ``task``; demonstrations
+    from ``pool`` (the task's training split); labels re-indexed by the label permutation."""
+    words = label_words(task, class_names)
+    if words is None and split.answers is None:
+        raise DataError(
+            f"task {task.name} has neither label words (task.label_words) nor reference answers "
+            "(an answer_column in the data): nothing to score"
+        )
+    perm = np.arange(len(words)) if words is not None else np.zeros(1, dtype=np.int64)
+    if words is not None and task.label_map == "permuted":
+        perm = np.asarray(permuted_label_map(words, task.seed))
+    if task.shots > len(pool) - (1 if pool is split else 0):
+        raise DataError(
+            f"task {task.name}: shots={task.shots} but its training split has {len(pool)} examples"
+        )
+
+    def answer_of(source: Split, i: int) -> str:
+        return words[perm[source.labels[i]]] if words is not None else str(source.answers[i])
+
+    items = []
+    for i, text in enumerate(split.inputs):
+        row = {"text": str(text)}
+        query = format_prompt(task.template, row)
+        demos = []
+        if task.shots:
+            seed = [task.seed, zlib.crc32(split.name.encode()), i]
+            exclude = i if pool is split else None
+            index = demonstrations(len(pool), task.shots, seed=seed, exclude_index=exclude)
+            demos = [
+                (format_prompt(task.template, {"text": str(pool.inputs[j])}), answer_of(pool, j))
+                for j in index
+            ]
+        prompt = join_demonstrations(demos, query, separator=task.separator)
+        if task.chat:
+            if chat is None:
+                raise DataError(f"task {task.name}: chat: true, but the model has no chat template")
+            prompt = chat(prompt)
+        choices = tuple(words) if words is not None else ()
+        items.append(PromptItem(prompt, choices, answer_of(split, i)))
+    labels = perm[split.labels] if words is not None else split.labels
+    info = {**split.info, "task": task.name}
+    if words is None:  # answered by greedy decoding
+        info.update(generation=True, max_new_tokens=task.max_new_tokens)
+    return dataclasses.replace(split, inputs=items, labels=labels, info=info, parent=None)
+
+
+def capability_split(
+    capability: CapabilityConfig, benchmark: Benchmark, *, seed: int, chat: Any = None
+) -> Split:
+    """The capability's evaluation split (its ``split`` of its own data, capped), as prompts."""
+    source = {"train": benchmark.train, "id_val": benchmark.val, "id_test": benchmark.test}[
+        capability.split
+    ]
+    if capability.max_examples is not None and len(source) > capability.max_examples:
+        rng = np.random.default_rng(seed)
+        source = source.subset(stratified_subsample(source.labels, capability.max_examples, rng))
+    split = task_split(source, capability, benchmark.class_names, benchmark.train, chat=chat)
+    return dataclasses.replace(
+        split,
+        name=capability.name,
+        role="ood",
+        info={**split.info, "capability": True},
+    )
+
+
+def lm_benchmark(
+    benchmark: Benchmark,
+    task: TaskConfig,
+    capabilities: list[tuple[CapabilityConfig, Benchmark]],
+    *,
+    seed: int,
+    chat: Any = None,
+) -> Benchmark:
+    """The run's benchmark with every split as prompts of ``task``, plus one OOD split per
+    capability (another task, from its own data)."""
+    names = benchmark.class_names
+    train = task_split(benchmark.train, task, names, benchmark.train, chat=chat)
+    convert = lambda s: task_split(s, task, names, benchmark.train, chat=chat)  # noqa: E731
+    ood = [convert(s) for s in benchmark.ood]
+    for capability, data in capabilities:
+        ood.append(capability_split(capability, data, seed=seed, chat=chat))
+    return dataclasses.replace(
+        benchmark,
+        train=train,
+        val=convert(benchmark.val),
+        test=convert(benchmark.test),
+        ood=ood,
+    )
+
+
+def chat_template(tokenizer: Any) -> Any:
+    """``prompt -> chat-formatted prompt`` (one user turn, the assistant's turn opened), or None
+    when the tokenizer has no chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    return lambda prompt: tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def check_label_words(benchmark: Benchmark, tokenizer: Any) -> None:
+    """Every label word of every split must be at least one token.
+
+    Raises:
+        ConfigError: a label word tokenizes to nothing.
+    """
+    from shiftlab.errors import ConfigError
+    from shiftlab.lm._batch import encode_continuation
+
+    for split in [benchmark.train, *benchmark.eval_splits()]:
+        for word in split.inputs[0].choices if split.inputs else ():
+            if not encode_continuation(tokenizer, word):
+                raise ConfigError(f"label word {word!r} of split {split.name} has no tokens")

@@ -1,0 +1,204 @@
+"""SCRUB: a student, initialised as the original model (the teacher), moves away from the teacher
+on the forget set and stays close to it on the retain set (Kurmanji, Triantafillou, Hayes,
+Triantafillou, "Towards Unbounded Machine Unlearning", NeurIPS 2023, arXiv 2302.09880).
+
+Epoch ``e`` (1-based) runs a max-pass over the forget set if ``e <= msteps`` (minimise
+``-KL(teacher || student)``), then a min-pass over the retain set (minimise ``gamma * CE +
+alpha * KL(teacher || student)``); KL is RepDistiller's ``DistillKL``: softened by the
+temperature T, summed over classes, averaged over the batch and scaled by T^2. One optimiser
+(and its momentum) serves both passes; the learning rate decays by ``lr_decay_rate`` for every
+milestone in ``lr_decay_epochs`` the epoch has passed (repdistiller ``adjust_learning_rate``).
+
+Follows ``meghdadk/SCRUB``: ``helper/KD.py`` (``DistillKL``),
+``thirdparty/repdistiller/helper/loops.py`` (``train_distill``: ``loss = gamma * loss_cls +
+alpha * loss_div`` when minimising, ``-loss_div`` when maximising; student in train mode,
+teacher in eval mode) and the SCRUB cell of large_scale_unlearning.ipynb (``optim = 'sgd'``,
+``gamma = 0.99``, ``alpha = 0.001``, ``beta = 0``, ``smoothing = 0.0``, ``msteps = 2``,
+``kd_T = 4``, ``sgda_batch_size = 128``, ``del_batch_size = 32``, ``sgda_epochs = 3``,
+``sgda_learning_rate = 0.0005``, ``lr_decay_epochs = [3, 5, 9]``, ``lr_decay_rate = 0.1``,
+``sgda_weight_decay = 5e-4``, ``sgda_momentum = 0.9``; the loop ``for epoch in range(1,
+sgda_epochs + 1)``). The notebook builds its loaders with batches of 512 (forget) and 256
+(retain) before setting those args; this module uses the args' 32 and 128.
+
+The loop is written here rather than in the shared trainer: the reference alternates passes over
+two sets with different batch sizes under one optimiser and a step decay, which the trainer's
+one-set, one-batch-size loop cannot express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shiftlab.errors import ConfigError
+from shiftlab.progress import progress
+from shiftlab.registry import UNLEARN
+from shiftlab.typed import param
+from shiftlab.unlearn.base import (
+    Data,
+    check,
+    check_finite,
+    chunks,
+    classifier_inputs,
+    classifier_labels,
+    frozen_copy,
+    unlearned_copy,
+)
+
+Phase = Literal["max", "min"]
+
+
+@dataclass
+class SCRUBOptions:
+    """SCRUB's losses and its optimisation (the SCRUB repository's large-scale settings)."""
+
+    temperature: float = param(4.0, "distillation temperature T (kd_T)")
+    alpha: float = param(0.001, "weight of KL(teacher || student) on the retain set")
+    gamma: float = param(0.99, "weight of the retain cross-entropy")
+    msteps: int = param(2, "epochs that start with a max-pass over the forget set")
+    epochs: int = param(3, "epochs, each ending with a min-pass over the retain set")
+    lr: float = param(5e-4, "learning rate (sgda_learning_rate)")
+    optimizer: Literal["sgd", "adam"] = param("sgd", "optimiser")
+    momentum: float = param(0.9, "SGD momentum (sgda_momentum)")
+    weight_decay: float = param(5e-4, "weight decay (sgda_weight_decay)")
+    lr_decay_epochs: list[int] = param([3, 5, 9], "epochs after which the lr decays")
+    lr_decay_rate: float = param(0.1, "lr factor per passed milestone")
+    batch_size: int = param(128, "retain examples per min-step (sgda_batch_size)")
+    forget_batch_size: int = param(32, "forget examples per max-step (del_batch_size)")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.msteps < 0:
+            raise ConfigError(
+                f"scrub needs epochs >= 1 and msteps >= 0, got {self.epochs}, {self.msteps}"
+            )
+        if self.batch_size < 1 or self.forget_batch_size < 1:
+            raise ConfigError("scrub batch sizes must be >= 1")
+        if self.temperature <= 0 or self.lr <= 0:
+            raise ConfigError("scrub temperature and lr must be positive")
+
+
+def distill_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """RepDistiller's ``DistillKL``: ``sum KL(softmax(t / T) || softmax(s / T)) * T^2 / B``.
+
+    Args:
+        student_logits: (B, K).
+        teacher_logits: (B, K).
+        temperature: T.
+
+    Returns:
+        Scalar, differentiable in the student's logits.
+    """
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    p_teacher = F.softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(log_p_student, p_teacher, reduction="sum")
+    return kl * temperature**2 / student_logits.shape[0]
+
+
+def scrub_loss(
+    phase: Phase,
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    options: SCRUBOptions,
+) -> torch.Tensor:
+    """A max-step's ``-KL`` or a min-step's ``gamma * CE + alpha * KL`` (``train_distill``).
+
+    Args:
+        phase: ``max`` (forget set) or ``min`` (retain set).
+        student_logits: (B, K).
+        teacher_logits: (B, K).
+        labels: (B,) class indices (read by min-steps only).
+        options: temperature, alpha and gamma.
+    """
+    kl = distill_kl(student_logits, teacher_logits, options.temperature)
+    if phase == "max":
+        return -kl
+    return options.gamma * F.cross_entropy(student_logits, labels) + options.alpha * kl
+
+
+def scrub_phases(epochs: int, msteps: int) -> list[tuple[int, Phase]]:
+    """The passes in order: ``(epoch, "max")`` for epochs up to ``msteps``, then
+    ``(epoch, "min")`` every epoch (1-based epochs)."""
+    phases: list[tuple[int, Phase]] = []
+    for epoch in range(1, epochs + 1):
+        if epoch <= msteps:
+            phases.append((epoch, "max"))
+        phases.append((epoch, "min"))
+    return phases
+
+
+def step_decay_lr(lr: float, epoch: int, milestones: list[int], rate: float) -> float:
+    """repdistiller ``adjust_learning_rate``: ``lr * rate ** (number of milestones < epoch)``."""
+    passed = int(np.sum(epoch > np.asarray(milestones))) if milestones else 0
+    return lr * rate**passed
+
+
+@UNLEARN.register("scrub", config=SCRUBOptions, requires=("encoder",))
+def scrub(
+    model: nn.Module,
+    forget: Data,
+    retain: Data,
+    options: SCRUBOptions,
+    *,
+    seed: int,
+    device: torch.device,
+) -> nn.Module:
+    """Run SCRUB's alternating max- and min-passes on a student copy of the classifier.
+
+    Args:
+        model: the classifier, also the (frozen) teacher; not modified.
+        forget: the forget set (inputs, labels).
+        retain: the retain set.
+        options: losses and optimisation settings.
+        seed: seeds shuffling and dropout.
+        device: where training runs.
+
+    Returns:
+        The student after the last epoch, in eval mode.
+
+    Raises:
+        TrainingError: a loss became NaN or infinite.
+    """
+    check("scrub", model, "classifier", forget, retain)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    teacher = frozen_copy(model, device)
+    student = unlearned_copy(model, device)
+    params = [p for p in student.parameters() if p.requires_grad]
+    if options.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=options.lr, momentum=options.momentum, weight_decay=options.weight_decay
+        )
+    else:
+        optimizer = torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
+    phases = scrub_phases(options.epochs, options.msteps)
+    sets = {"max": (forget, options.forget_batch_size), "min": (retain, options.batch_size)}
+    total = sum(len(sets[phase][0]) for _, phase in phases)
+    step = 0
+    with progress("unlearn.scrub", total) as advance:
+        for epoch, phase in phases:
+            lr = step_decay_lr(options.lr, epoch, options.lr_decay_epochs, options.lr_decay_rate)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            data, batch_size = sets[phase]
+            student.train()
+            for index in chunks(rng.permutation(len(data)), batch_size):
+                inputs = classifier_inputs(student, data, index, device)
+                labels = classifier_labels(data, index, device)
+                with torch.no_grad():
+                    teacher_logits = teacher(inputs)
+                loss = scrub_loss(phase, student(inputs), teacher_logits, labels, options)
+                step += 1
+                check_finite(loss, "scrub", step, lr)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                advance(len(index), loss=float(loss.detach()))
+    return student.eval()

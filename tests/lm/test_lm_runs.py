@@ -1,0 +1,121 @@
+"""Language models in whole runs: tasks, capabilities, recipes, conjugate prompts, bad input."""
+
+import re
+
+import pytest
+
+from helpers import write_config
+from shiftlab import config
+from shiftlab.cli import main
+from shiftlab.runner import run
+from shiftlab.store import read_records
+
+CONFIG = """
+data:
+  kind: sentiment_sentences
+  path: {sentences}
+  id_domains: [amazon_cells]
+  ood_domains: [yelp]
+  max_per_domain: 60
+  max_per_ood_domain: 16
+backbone: hf_causal_lm:{lm}
+task:
+  template: "Review: {{text}}\\nSentiment:"
+  label_words: {{negative: " negative", positive: " positive"}}
+capabilities:
+  - name: imdb_flipped
+    data: {{kind: sentiment_sentences, path: {sentences}, id_domains: [imdb], max_per_domain: 40}}
+    template: "Review: {{text}}\\nSentiment:"
+    label_words: {{negative: " negative", positive: " positive"}}
+    shots: 2
+    label_map: permuted
+    max_examples: 6
+recipes:
+  - zero_shot
+  - sft: {{epochs: 1, batch_size: 8, lr: 1.0e-4, select: id_val_accuracy}}
+  - lora: {{epochs: 1, batch_size: 8, lr: 1.0e-3}}
+  - wise_ft: {{finetuned: lora, alphas: [0, 0.5, 1]}}
+conjugate:
+  - leetspeak: {{on: [lora]}}
+"""
+
+
+def lm_config(tmp_path, sentences_dir, tiny_lm_dir):
+    body = CONFIG.format(sentences=sentences_dir, lm=tiny_lm_dir)
+    return write_config(tmp_path / "lm.yaml", body)
+
+
+def test_lm_run_scores_tasks_capabilities_and_conjugate_prompts(
+    tmp_path, sentences_dir, tiny_lm_dir
+):
+    cfg = config.load(lm_config(tmp_path, sentences_dir, tiny_lm_dir))
+    out = run(cfg, tmp_path / "run")
+    records = read_records(out / "records.jsonl")
+    plain = [r for r in records if not r.get("conjugate")]
+    models = list(dict.fromkeys(r["model"] for r in plain))
+    assert models[:3] == ["zero_shot", "sft", "lora"] and "wise_ft[alpha=0.5]" in models
+    sft = next(r for r in plain if r["model"] == "sft")
+    assert sft["selected_by"] == "id_val_accuracy" and sft["standard"]
+    splits = {r["split"] for r in plain if r["model"] == "lora"}
+    assert splits == {"id_val", "id_test", "yelp", "imdb_flipped"}
+    cap = next(r for r in plain if r["split"] == "imdb_flipped" and r["model"] == "lora")
+    assert cap["capability"] and cap["task"] == "imdb_flipped" and cap["n"] == 6
+    by = {(r["model"], r["split"]): r for r in plain}
+    for split in ("id_test", "yelp"):  # WiSE-FT's end points are the pretrained and LoRA models
+        assert by["wise_ft[alpha=0]", split]["nll"] == pytest.approx(
+            by["zero_shot", split]["nll"], abs=1e-5
+        )
+        assert by["wise_ft[alpha=1]", split]["nll"] == pytest.approx(
+            by["lora", split]["nll"], abs=1e-4
+        )
+    conj = [r for r in records if r.get("conjugate") == "leetspeak"]
+    assert {r["model"] for r in conj} == {"lora"} and len(conj) == 4
+    page = (out / "report.md").read_text()
+    assert "### Capabilities: tasks the model never trained on" in page
+    assert "### Conjugate prompting" in page
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "pattern"),
+    [
+        (
+            '  label_words: {negative: " negative", positive: " positive"}\ncap',
+            "cap",
+            "neither label words",
+        ),
+        (
+            'template: "Review: {text}\\nSentiment:"\n  label',
+            'template: "{review}"\n  label',
+            "template field 'review'",
+        ),
+        ("    shots: 2", "    shots: 500", r"shots=500 but its training split has"),
+        ('positive: " positive"}\ncap', 'positive: " "}\ncap', r"label word"),
+    ],
+)
+def test_bad_lm_input_gives_one_line_and_no_run_dir(
+    tmp_path, capsys, sentences_dir, tiny_lm_dir, old, new, pattern
+):
+    path = lm_config(tmp_path, sentences_dir, tiny_lm_dir)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    out = tmp_path / "out"
+    code = main(["run", str(path), "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("shiftlab: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()
+
+
+def test_conjugate_on_a_classifier_is_refused(tmp_path, capsys, sentences_dir, tiny_encoder_dir):
+    text = f"""
+data: {{kind: sentiment_sentences, path: {sentences_dir}, max_per_domain: 40}}
+backbone: {tiny_encoder_dir}
+recipes: [linear_probe]
+conjugate: [leetspeak]
+"""
+    out = tmp_path / "out"
+    code = main(["run", str(write_config(tmp_path / "c.yaml", text)), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "conjugate: applies to language models" in err and not out.exists()

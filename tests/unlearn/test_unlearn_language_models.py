@@ -1,0 +1,162 @@
+"""Language-model unlearning on a tiny random Llama: each method returns a finite copy and
+leaves the input alone; NPO, SimNPO, WHP and task-vector formulas; ascent raises the forget
+loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from unlearn_helpers import (
+    DEVICE,
+    all_finite,
+    differs,
+    qa_data,
+    snapshot,
+    tiny_scorer,
+    unchanged,
+)
+
+from shiftlab.lm.answer_loss import answer_loss
+from shiftlab.typed import build
+from shiftlab.unlearn import UNLEARN, Data
+from shiftlab.unlearn.base import answer_nll, lm_batch
+from shiftlab.unlearn.npo import npo_forget_loss, npo_loss
+from shiftlab.unlearn.rmu import control_vector, default_layer, masked_mse
+from shiftlab.unlearn.simnpo import simnpo_loss
+from shiftlab.unlearn.task_vector import negate_task_vector
+from shiftlab.unlearn.whp import generic_logits, whp_loss
+
+FORGET = qa_data(["ada", "bob", "cyd", "dee", "eve", "fay"])
+RETAIN = qa_data(["gus", "hal", "ivy", "jon", "kai", "lea", "max", "ned"])
+LM = {"epochs": 1, "batch_size": 3, "warmup_steps": 0, "max_length": 64}
+FAST = {
+    "gradient_ascent": {"causal_lm": LM},
+    "grad_diff": LM,
+    "npo": {**LM, "retain_weight": 1.0},
+    "simnpo": LM,
+    "rmu": {"batch_size": 3, "max_length": 64},
+    "whp": {**LM, "reinforce_epochs": 1},
+    "task_vector": LM,
+}
+
+
+def run(name: str, model: torch.nn.Module, forget: Data = FORGET, **options):
+    entry = UNLEARN[name]
+    cfg = build(entry.config, {**FAST[name], **options}, name)
+    return entry.obj(model, forget, RETAIN, cfg, seed=0, device=DEVICE)
+
+
+def forget_loss(scorer: torch.nn.Module, data: Data) -> float:
+    batch = lm_batch(scorer, data, range(len(data)), 64, DEVICE)
+    with torch.no_grad():
+        return float(answer_loss(scorer.model, batch))
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_method_returns_a_finite_copy_and_leaves_the_model(name: str) -> None:
+    model = tiny_scorer()
+    before = snapshot(model)
+    out = run(name, model)
+    assert out is not model and out.tokenizer is model.tokenizer and not out.training
+    assert unchanged(model, before), f"{name} modified its input"
+    assert all_finite(out)
+    assert differs(out, model), f"{name} changed nothing"
+    assert all(p.requires_grad for p in out.parameters())  # RMU restores the flags
+
+
+def test_gradient_ascent_raises_the_forget_loss() -> None:
+    model = tiny_scorer()
+    out = run("gradient_ascent", model, causal_lm={**LM, "epochs": 3, "lr": 1e-3})
+    assert forget_loss(out, FORGET) > forget_loss(model, FORGET) + 1e-3
+
+
+def test_npo_at_the_reference_is_2_over_beta_log_2_per_example() -> None:
+    model = tiny_scorer()
+    batch = lm_batch(model, FORGET, range(6), 64, DEVICE)
+    for beta in (0.1, 1.0):
+        loss = npo_forget_loss(model.model, model.model, batch, beta)
+        assert loss.shape == (6,)
+        assert torch.allclose(loss, torch.full((6,), 2 / beta * math.log(2)), atol=1e-5)
+
+
+def test_npo_loss_is_the_log_ratio_formula() -> None:
+    nll, ref_nll, beta = torch.tensor([3.0, 10.0]), torch.tensor([5.0, 4.0]), 0.5
+    ratio = torch.exp(ref_nll - nll)  # pi_theta / pi_ref
+    expected = 2 / beta * torch.log1p(ratio**beta)
+    assert torch.allclose(npo_loss(nll, ref_nll, beta), expected)
+
+
+def test_answer_nll_sums_the_answer_tokens() -> None:
+    model = tiny_scorer()
+    batch = lm_batch(model, FORGET, range(6), 64, DEVICE)
+    with torch.no_grad():
+        nll, lengths = answer_nll(model.model, batch)
+        mean = answer_loss(model.model, batch)
+    assert torch.allclose(nll.sum() / lengths.sum(), mean, atol=1e-5)
+    # " ada" + EOS: 5 tokens; every answer here has 3 letters, a space and EOS.
+    assert lengths.tolist() == [5] * 6
+
+
+def test_simnpo_loss_is_the_length_normalised_formula() -> None:
+    nll, lengths = torch.tensor([6.0, 2.0]), torch.tensor([3, 4])
+    beta, gamma = 4.5, 0.5
+    expected = -(2 / beta) * F.logsigmoid(beta * (nll / lengths - gamma))
+    assert torch.allclose(simnpo_loss(nll, lengths, beta, gamma), expected)
+    # At gamma 0 it is the paper's -(2/beta) log sigmoid(-(beta/|y|) log pi).
+    log_pi = -nll
+    paper = -(2 / beta) * F.logsigmoid(-(beta / lengths) * log_pi)
+    assert torch.allclose(simnpo_loss(nll, lengths, beta, 0.0), paper)
+
+
+def test_whp_generic_targets_follow_the_formula() -> None:
+    base = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    reinforced = torch.tensor([[1.0, 4.0, 0.5, -1.0]])
+    # relu(reinforced - base) = (0, 3, 0.5, 0); alpha 2 -> base - (0, 6, 1, 0).
+    generic = generic_logits(base, reinforced, alpha=2.0)
+    assert torch.equal(generic, torch.tensor([[2.0, -5.0, -1.0, -1.0]]))
+    assert torch.equal(generic_logits(base, reinforced, alpha=0.0), base)
+    # The reinforced favourite (token 1) is no longer the target; token 0 is.
+    logits = torch.tensor([[0.0, 3.0, 0.0, 0.0]], requires_grad=True)
+    hard = whp_loss(logits, generic, "argmax")
+    assert torch.allclose(hard, F.cross_entropy(logits, torch.tensor([0])))
+    soft = whp_loss(logits, generic, "soft")
+    expected = -(F.softmax(generic, -1) * F.log_softmax(logits, -1)).sum()
+    assert torch.allclose(soft, expected)
+
+
+def test_task_vector_at_scale_0_is_the_original_and_at_1_the_reflection() -> None:
+    original, reinforced = tiny_scorer(seed=0), tiny_scorer(seed=1)
+    same = negate_task_vector(original, reinforced, 0.0)
+    assert same is not original and not differs(same, original)
+    reflected = negate_task_vector(original, reinforced, 1.0).state_dict()
+    theta, tuned = original.state_dict(), reinforced.state_dict()
+    for key, value in theta.items():
+        assert torch.allclose(reflected[key], 2 * value - tuned[key], atol=1e-6)
+
+
+def test_task_vector_method_at_scale_0_returns_the_original_weights() -> None:
+    model = tiny_scorer()
+    out = run("task_vector", model, scale=0.0)
+    assert out is not model and not differs(out, model)
+
+
+def test_rmu_pieces() -> None:
+    assert [default_layer(d) for d in (32, 30, 24, 2)] == [7, 7, 5, 0]
+    vector = control_vector(16, 20.0, seed=3)
+    assert vector.shape == (1, 1, 16) and float(vector.norm()) == pytest.approx(20.0)
+    assert (vector >= 0).all()
+    acts = torch.tensor([[[1.0, 1.0], [9.0, 9.0]]])  # the second token is padding
+    mask = torch.tensor([[1, 0]])
+    assert float(masked_mse(acts, torch.zeros(1, 1, 2), mask)) == pytest.approx(1.0)
+
+
+def test_language_model_methods_refuse_a_classifier() -> None:
+    from unlearn_helpers import feature_data, mlp_classifier
+
+    from shiftlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a causal language model"):
+        run("npo", mlp_classifier(), feature_data(4, 1))
