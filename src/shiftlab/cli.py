@@ -10,13 +10,31 @@ from pathlib import Path
 
 from shiftlab import __version__
 from shiftlab.errors import ShiftlabError
-from shiftlab.registry import ADAPT, BACKBONES, DATASETS, FINETUNE, Registry
+from shiftlab.registry import (
+    ADAPT,
+    AUDITS,
+    BACKBONES,
+    CURATE,
+    CURATE_ACTIONS,
+    DATASETS,
+    FINETUNE,
+    MEMBERSHIP,
+    TRANSFORMS,
+    UNLEARN,
+    Registry,
+)
 
 REGISTRIES: dict[str, Registry] = {
     "recipes": FINETUNE,
     "adapters": ADAPT,
     "datasets": DATASETS,
     "backbones": BACKBONES,
+    "curation-scores": CURATE,
+    "curation-actions": CURATE_ACTIONS,
+    "transforms": TRANSFORMS,
+    "audits": AUDITS,
+    "membership": MEMBERSHIP,
+    "unlearning": UNLEARN,
 }
 
 
@@ -29,7 +47,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return distributed.launch(_without_launcher(args.argv), args.num_processes)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     run_dir = run(cfg, out)
-    print(run_dir / "report.html")
+    if distributed.is_main_process():
+        print(run_dir / "report.html")
     return 0
 
 
@@ -52,6 +71,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     print(run_audits(Path(args.config), out))
+    return 0
+
+
+def _cmd_membership(args: argparse.Namespace) -> int:
+    from shiftlab.membership.command import run_membership
+
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    print(run_membership(Path(args.config), out))
     return 0
 
 
@@ -160,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("config", help="YAML with backbone: and audit: sections")
     audit.add_argument("--out", help="output directory (default: runs/<config name>)")
     audit.set_defaults(func=_cmd_audit)
+
+    membership = commands.add_parser(
+        "membership", help="measure membership scores on texts whose membership is known"
+    )
+    membership.add_argument("config", help="YAML with backbone: and membership: sections")
+    membership.add_argument("--out", help="output directory (default: runs/<config name>)")
+    membership.set_defaults(func=_cmd_membership)
 
     report = commands.add_parser("report", help="(re)write report.html and report.md")
     report.add_argument("run_dir", help="a run directory")

@@ -31,6 +31,7 @@ from shiftlab.registry import (
     DATASETS,
     FINETUNE,
     TRANSFORMS,
+    UNLEARN,
     closest,
 )
 from shiftlab.typed import NoOptions, build, coerce, param, ref, to_plain
@@ -194,6 +195,36 @@ class ConjugateSpec:
 
 
 @dataclass
+class UnlearnSpec:
+    """One entry of ``unlearn.methods``: a registered unlearning method and its options."""
+
+    name: str
+    method: str
+    options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.method: dict(self.options)} if self.options else self.method  # type: ignore[return-value]
+
+
+@dataclass
+class UnlearnConfig:
+    """Take training examples back out of a trained model, judged against retraining."""
+
+    forget: dict[str, Any] = param(
+        {},
+        "what to forget: {ids: FILE or [ids]}, {domain: NAME}, {class: NAME} or {curation: SCORE}",
+    )
+    on: str | None = param(None, "the trained predictor to unlearn; default the first that trains")
+    methods: list[Any] = param(
+        ["retrain"], "methods, as recipes are listed (retrain is the reference)"
+    )
+    knowmem_forget: str | None = param(None, "LMs: the split of questions about the forget set")
+    knowmem_retain: str | None = param(None, "LMs: the split of questions about the retain set")
+    holdout: str | None = param(None, "LMs: the split of non-member texts (PrivLeak, perplexity)")
+    membership_k: float = param(0.4, "k of Min-K% in PrivLeak (MUSE: 0.4)")
+
+
+@dataclass
 class ExecutorConfig:
     """Where the run's work happens: in this process, or as a graph of Ray tasks."""
 
@@ -295,6 +326,7 @@ class RunConfig:
     task: TaskConfig | None = None
     capabilities: list[CapabilityConfig] = field(default_factory=list)
     conjugate: list[ConjugateSpec] = field(default_factory=list)
+    unlearn: UnlearnConfig | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a bf16 GPU
     seeds: list[int] | None = None  # repeat every training recipe per seed
     executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig())
@@ -316,6 +348,7 @@ class RunConfig:
             "task": to_plain(self.task),
             "capabilities": [{**to_plain(c), "data": c.data.to_dict()} for c in self.capabilities],
             "conjugate": [spec.to_dict() for spec in self.conjugate],
+            "unlearn": None if self.unlearn is None else to_plain(self.unlearn),
             "precision": self.precision,
             "seeds": None if self.seeds is None else list(self.seeds),
             "executor": to_plain(self.executor),
@@ -472,6 +505,28 @@ def _parse_conjugate(raw: Any) -> list[ConjugateSpec]:
     return specs
 
 
+FORGET_KINDS = ("ids", "domain", "class", "curation")
+
+
+def _parse_unlearn(raw: Any) -> UnlearnConfig | None:
+    if raw is None:
+        return None
+    cfg = build(UnlearnConfig, raw, "unlearn")
+    if len(cfg.forget) != 1 or next(iter(cfg.forget)) not in FORGET_KINDS:
+        raise ConfigError(
+            f"unlearn.forget names one of {', '.join(FORGET_KINDS)}, "
+            "e.g. {curation: label_issues}"
+        )
+    specs = []
+    for method, options in _items(cfg.methods, "unlearn.methods"):
+        if method != "retrain":
+            entry = UNLEARN[method]
+            build(entry.config, options, f"unlearn.methods.{method}")  # checked now
+        specs.append(UnlearnSpec(method, method, options))
+    cfg.methods = specs
+    return cfg
+
+
 def _parse_executor(raw: Any) -> ExecutorConfig:
     if raw is None:
         return ExecutorConfig()
@@ -502,6 +557,7 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         "precision",
         "seeds",
         "executor",
+        "unlearn",
     }
     for key in raw:
         if key not in known:
@@ -537,6 +593,7 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         ),
         seeds=coerce(raw.get("seeds"), list[int] | None, "seeds"),
         executor=_parse_executor(raw.get("executor")),
+        unlearn=_parse_unlearn(raw.get("unlearn")),
     )
 
 

@@ -24,6 +24,7 @@ nothing is imported or initialised.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -99,10 +100,16 @@ def setup(device: torch.device | str = "cpu") -> None:
             torch.distributed.init_process_group(backend)
         else:
             PartialState(cpu=cpu)
+        atexit.register(_leave)
     if not is_main_process():
         from shiftlab.runtime import console
 
         console.quiet = True
+
+
+def _leave() -> None:
+    if _initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _comm_device() -> torch.device:

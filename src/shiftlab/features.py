@@ -46,8 +46,9 @@ def encode(
     n = len(inputs)
     order = featurizer.order(inputs) if hasattr(featurizer, "order") else np.arange(n)
     index_chunks = [order[start : start + batch_size] for start in range(0, n, batch_size)]
-    mine = distributed.shard(index_chunks)
     device = device or "cpu"
+    distributed.setup(device)  # a no-op unless launched on several processes (joined once)
+    mine = distributed.shard(index_chunks)
     weights = next(iter(featurizer.parameters()), None)
     where = weights.device if weights is not None else torch.device(device)
     precision = precision or current_precision()

@@ -60,9 +60,11 @@ class Entry(Generic[T]):
 
     @property
     def summary(self) -> str:
-        """First line of the registered object's docstring."""
+        """First sentence of the registered object's docstring (its first paragraph)."""
         doc = (getattr(self.obj, "__doc__", None) or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+        end = re.search(r"\.(\s|$)", paragraph)
+        return paragraph[: end.start() + 1] if end else paragraph
 
 
 class Registry(Generic[T]):

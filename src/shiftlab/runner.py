@@ -27,9 +27,11 @@ from shiftlab.finetune.context import RecipeContext
 from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
 from shiftlab.precision import resolve_precision, set_precision
 from shiftlab.predictions import Scored
-from shiftlab.registry import ADAPT, FINETUNE, unknown_name_message
+from shiftlab.registry import ADAPT, FINETUNE, UNLEARN, unknown_name_message
 from shiftlab.runtime import log, resolve_device, seed_everything
 from shiftlab.store import RunStore, recipe_digest
+from shiftlab.unlearn.run import run_unlearning, unlearn_entries, unlearn_specs
+from shiftlab.unlearn.stage import forget_index
 
 
 def references(spec_config: Any) -> list[str]:
@@ -127,6 +129,35 @@ def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
             )
 
 
+def check_unlearning(cfg: RunConfig, backbone: Backbone, trains: list[str]) -> str | None:
+    """The recipe entry whose predictor is unlearned (``unlearn.on``, default the first that
+    trains); every method must suit the backbone.
+
+    Raises:
+        ConfigError: ``on`` names no training entry, or a method is for the other kind of model.
+    """
+    if cfg.unlearn is None:
+        return None
+    on = cfg.unlearn.on or (trains[0] if trains else None)
+    if on not in trains:
+        raise ConfigError(
+            unknown_name_message("predictor to unlearn", str(on), trains).replace(
+                "(known:", "(entries that train:"
+            )
+        )
+    have = capabilities(backbone)
+    for spec in cfg.unlearn.methods:
+        needs = UNLEARN[spec.method].requires if spec.method != "retrain" else frozenset()
+        if needs and not needs & have:
+            kind = "language models" if "causal_lm" in needs else "classifiers"
+            model = "a language model" if backbone.kind == "causal_lm" else "an encoder"
+            raise ConfigError(
+                f"unlearning method '{spec.method}' is for {kind}; backbone '{backbone.name}' "
+                f"is {model}"
+            )
+    return on
+
+
 def check_curation(cfg: RunConfig) -> list[str]:
     """The recipe entries retrained on curated sets (default: every entry that trains on the
     ID split itself, i.e. not zero_shot and not one that consumes other models).
@@ -220,6 +251,7 @@ class Session:
         check_adapters(cfg, self.backbone)
         self.specs = {spec.name: spec for spec in cfg.recipes}
         self.retrain = check_curation(cfg)
+        self.unlearn_on = check_unlearning(cfg, self.backbone, self.retrain_candidates())
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
         batch = cfg.backbone.batch_size or (256 if self.device.type == "cuda" else 32)
         self.cache = FeatureCache(None, batch, self.device)
@@ -230,19 +262,30 @@ class Session:
         self.extra = {"calibrate": cfg.calibrate}
         if precision != "fp32":  # fp32 digests stay those of earlier versions
             self.extra["precision"] = precision
-        # Curation is planned before the run directory exists: a bad curation leaves nothing.
+        # Curation (and the forget set) is planned before the run directory exists: bad
+        # input leaves nothing behind.
+        forget_score = cfg.unlearn.forget.get("curation") if cfg.unlearn else None
+        if forget_score is not None and forget_score not in cfg.curation.scores:
+            cfg.curation.scores = {**cfg.curation.scores, forget_score: {}}
         self.curation = self.plan_curation() if cfg.curate or cfg.curation.scores else None
+        self.forget = (
+            forget_index(cfg.unlearn.forget, self.benchmark, self.curation)
+            if cfg.unlearn is not None
+            else None
+        )
         self.store = RunStore.create(out, cfg)
         self.cache.attach(self.store.cache_dir)
         if self.curation is not None:
             with distributed.main_writes() as main:
                 if main:
                     self.curation.write(self.store.path, self.benchmark.class_names)
+        self.retrain_auc: dict[str, float] | None = None
         variants = self.curation.variants if self.curation is not None else []
         self.curated = [(v, self.specs[name]) for v in variants for name in self.retrain]
         self.entries = [
             *self.specs,
             *(curated_entry(v, spec) for v, spec in self.curated),
+            *unlearn_entries(cfg),
             *(f"conjugate.{spec.name}" for spec in cfg.conjugate),
             *(f"adapt.{spec.name}" for spec in cfg.adapt),
         ]
@@ -278,6 +321,14 @@ class Session:
         )
         check_label_words(benchmark, tokenizer)
         return benchmark
+
+    def retrain_candidates(self) -> list[str]:
+        """Recipe entries that train on the ID split (what curation and unlearning retrain)."""
+        return [
+            name
+            for name, spec in self.specs.items()
+            if spec.recipe != "zero_shot" and not references(spec.config)
+        ]
 
     def plan_curation(self) -> CurationStage:
         """Score the training split and build the curated sets (see :mod:`shiftlab.curation`)."""
@@ -463,6 +514,8 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
         session.run_recipe(spec)
     for variant, spec in session.curated:
         session.run_curated(variant, spec)
+    for spec in unlearn_specs(cfg):
+        run_unlearning(session, spec)
     for spec in cfg.conjugate:
         session.run_conjugate(spec)
     for spec in cfg.adapt:

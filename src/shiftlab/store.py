@@ -167,6 +167,13 @@ class RunStore:
                 predictions.write(self.path / relative, scored)
                 write_atomic(self._state_path(name), json.dumps(state))
 
+    def records_of(self, name: str) -> list[dict[str, Any]]:
+        """The records of finished entry ``name`` (none if it has not finished)."""
+        path = self._state_path(name)
+        if not path.is_file():
+            return []
+        return json.loads(path.read_text(encoding="utf-8"))["records"]
+
     def write_records(self, names: list[str]) -> None:
         """Rewrite ``records.jsonl`` from the finished entries among ``names``, in that order."""
         lines = []

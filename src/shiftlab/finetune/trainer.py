@@ -419,6 +419,7 @@ def train(
         ConfigError: fp16 on a CPU; gradient checkpointing without a Hugging Face encoder;
             accumulation of a loss that cannot be split.
     """
+    distributed.setup(device)  # a no-op unless launched on several processes (joined once)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     precision = precision or current_precision()

@@ -25,6 +25,7 @@ from shiftlab.report.decision import (
 from shiftlab.report.language import capability_table, conjugate_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
+from shiftlab.report.unlearning import unlearning_table
 from shiftlab.store import read_records, write_atomic
 
 CSS = """
@@ -275,6 +276,7 @@ def render_report(
         *curation_tables,
         capability_table(records),
         conjugate_table(records),
+        unlearning_table(records),
     )
     tables = [t for t in candidates if t is not None]
     summary = deployment_summary(rows, evidence)

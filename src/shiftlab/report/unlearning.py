@@ -1,0 +1,82 @@
+"""The report's unlearning section: every method beside the original and the retrained model,
+and which one lands closest to retraining."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shiftlab.report.summary import mean_of
+from shiftlab.report.tables import Table, fmt
+
+CLASSIFIER = ("forget_accuracy", "retain_accuracy", "mia_auroc_loss")
+LANGUAGE = ("verbmem", "knowmem_forget", "knowmem_retain", "privleak", "perplexity_holdout")
+
+
+def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
+    """One row per model of the unlearning stage (original, retrained, each method)."""
+    summaries = [r for r in records if r.get("role") == "unlearn"]
+    if not summaries:
+        return None
+    language = any("verbmem" in r for r in summaries)
+    metrics = LANGUAGE if language else CLASSIFIER
+    plain = [r for r in records if r.get("adapter") is None and "accuracy" in r]
+    rows = []
+    for summary in summaries:
+        mine = [r for r in plain if r["model"] == summary["model"]]
+        id_test = next((r["accuracy"] for r in mine if r["role"] == "id_test"), None)
+        ood = mean_of(
+            [r["accuracy"] for r in mine if r["role"] == "ood" and not r.get("capability")]
+        )
+        method = summary["unlearn"]["method"]
+        rows.append(
+            {
+                "method": method,
+                "model": summary["model"],
+                **{m: summary.get(m) for m in metrics},
+                "id_test": None if language else id_test,
+                "ood_mean": None if language else ood,
+                "seconds": summary.get("seconds"),
+            }
+        )
+    columns = [*metrics, *([] if language else ["id_test", "ood_mean"])]
+    reference = next((r for r in rows if r["method"] == "retrain"), None)
+    closest = None
+    if reference is not None:
+        for row in rows:
+            gaps = [
+                abs(row[c] - reference[c]) / (100 if c == "privleak" else 1)
+                for c in columns
+                if c != "perplexity_holdout" and None not in (row[c], reference[c])
+            ]
+            row["distance"] = float(np.mean(gaps)) if gaps else None
+        candidates = [r for r in rows if r["method"] not in ("retrain", "original")]
+        scored = [r for r in candidates if r.get("distance") is not None]
+        if scored:
+            closest = min(scored, key=lambda r: r["distance"])
+    header = ["method", *columns, "distance to retraining", "seconds"]
+    cells = [
+        [r["method"], *[fmt(r[c]) for c in columns], fmt(r.get("distance")), fmt(r["seconds"], 1)]
+        for r in rows
+    ]
+    note = (
+        "Every method starts from the original model and is judged against retraining without "
+        "the forget set (the reference). Distance: mean absolute gap to retraining over the "
+        "columns before it (PrivLeak divided by 100, perplexity left out)."
+    )
+    if closest is not None:
+        note += f" Closest to retraining: {closest['method']} ({closest['distance']:.3f})."
+    if language:
+        note += (
+            " MUSE's measures: VerbMem and KnowMem are ROUGE-L F1; PrivLeak is 100 (AUC - "
+            "AUC_retrain) / AUC_retrain of Min-K% (k 0.4) on forget against holdout texts: 0 for "
+            "retraining, near -100 for a model that kept everything."
+        )
+    else:
+        note += (
+            " MIA AUROC: a loss-threshold membership attack on the forget set against unseen ID "
+            "test examples (0.5: the forget set looks unseen)."
+        )
+    n = summaries[0].get("n")
+    return Table(f"Unlearning {n} training examples", header, cells, note=note)
