@@ -187,3 +187,26 @@ def test_gradient_checkpointing_trains_a_text_encoder_to_the_same_weights(tiny_b
         models.append(model)
     for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_the_fp16_loss_scaler_path_gives_the_unscaled_update(monkeypatch):
+    """The GradScaler steps (scale, unscale before clipping, step, update) without a GPU: a
+    power-of-two scale is exact, so the weights equal those trained without one."""
+    from shiftlab.finetune import trainer
+
+    x, y = data()
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_steps=1, grad_clip=0.1)
+    plain = mlp()
+    fit(plain, x, y, cfg)
+    scalers = []
+
+    def cpu_scaler(precision, device):
+        scalers.append(torch.amp.GradScaler("cpu", init_scale=2.0**10))
+        return scalers[-1]
+
+    monkeypatch.setattr(trainer, "grad_scaler", cpu_scaler)
+    scaled = mlp()
+    fit(scaled, x, y, TrainConfig(**{**vars(cfg), "accumulate_steps": 2}))
+    assert scalers and scalers[0].get_scale() == 2.0**10  # no overflow: the scale was kept
+    for a, b in zip(plain.parameters(), scaled.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-6)

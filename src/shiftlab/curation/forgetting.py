@@ -143,6 +143,8 @@ def forgetting_score(ctx: CurationContext, cfg: ForgettingConfig) -> ScoreResult
         seed=ctx.seed,
         device=ctx.device,
         description="forgetting events",
+        splittable=False,  # every presentation is watched by every process
+        stateful=[tracker._last, tracker._events, tracker._learned, tracker.presentations],
     )
     values = tracker.counts()
     never = int((tracker.counts(never_learned=-1) < 0).sum())

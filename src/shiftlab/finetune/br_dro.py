@@ -135,11 +135,19 @@ def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
             sampler.update(batch.index, weights.cpu().numpy())
         return (weights * losses).sum() / (weights.sum() + 1e-3)
 
+    # The adversary steps on whole batches: never split across processes.
+    stateful = [adversary, optimizer]
     if sampler is None:
-        model, result = group_train(ctx, cfg, objective)
+        model, result = group_train(ctx, cfg, objective, splittable=False, stateful=stateful)
     else:
         model, result = group_train(
-            ctx, cfg, objective, plan=sampler.plan, on_epoch_end=sampler.on_epoch_end
+            ctx,
+            cfg,
+            objective,
+            plan=sampler.plan,
+            on_epoch_end=sampler.on_epoch_end,
+            splittable=False,
+            stateful=[*stateful, sampler.weights, sampler.rng],
         )
     params = {**describe(cfg), "l1": cfg.l1, "quantile": cfg.quantile}
     params["reweight_samples"] = cfg.reweight_samples

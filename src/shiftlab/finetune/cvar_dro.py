@@ -60,6 +60,6 @@ def cvar_dro(ctx: RecipeContext, cfg: CVaRDROConfig) -> Iterator[Predictor]:
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
         return (cvar_weights(losses, cfg.alpha) * losses).sum()
 
-    model, result = group_train(ctx, cfg, objective)
+    model, result = group_train(ctx, cfg, objective, splittable=False)  # top share of a batch
     params = {**describe(cfg), "alpha": cfg.alpha}
     yield Predictor(ctx.name, "cvar_dro", model, params=params, info=result.selection)

@@ -114,7 +114,10 @@ def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
         head = ctx.zero_shot_head(model.featurizer, scale=scale)
         return Classifier(model.featurizer, head.to(ctx.device))
 
-    result = ctx.train(model, loss_fn, cfg, classifier=as_classifier)
+    # The contrastive loss couples a batch's rows: never split across processes.
+    result = ctx.train(
+        model, loss_fn, cfg, classifier=as_classifier, splittable=False, stateful=[generator]
+    )
     classifier = as_classifier()
     scale = round(float(model.log_scale.detach().exp()), 4)
     yield Predictor(

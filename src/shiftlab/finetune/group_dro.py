@@ -72,17 +72,18 @@ def group_dro(ctx: RecipeContext, cfg: GroupDROConfig) -> Iterator[Predictor]:
     """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
     counts = torch.as_tensor(group_counts(ctx, train_groups(ctx, needed=True)), device=ctx.device)
     num_groups = len(counts)
-    state = {"q": torch.full((num_groups,), 1.0 / num_groups, device=ctx.device)}
+    q = torch.full((num_groups,), 1.0 / num_groups, device=ctx.device)  # updated in place
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, batch_groups: Tensor) -> Tensor:
         losses = F.cross_entropy(logits, batch.labels, reduction="none")
         group_losses, _ = group_mean_losses(losses, batch_groups, num_groups)
-        state["q"] = group_dro_update(
-            state["q"], group_losses, counts, cfg.step_size, cfg.adjustment
-        )
-        return group_losses @ state["q"]
+        q.copy_(group_dro_update(q, group_losses, counts, cfg.step_size, cfg.adjustment))
+        return group_losses @ q
 
-    model, result = group_train(ctx, cfg, objective, needs_groups=True)
+    # The group weights step on whole batches: never split across processes.
+    model, result = group_train(
+        ctx, cfg, objective, needs_groups=True, splittable=False, stateful=[q]
+    )
     params = {**describe(cfg), "step_size": cfg.step_size, "adjustment": cfg.adjustment}
-    info = {**result.selection, "group_weights": [round(float(w), 4) for w in state["q"]]}
+    info = {**result.selection, "group_weights": [round(float(w), 4) for w in q]}
     yield Predictor(ctx.name, "group_dro", model, params=params, info=info)

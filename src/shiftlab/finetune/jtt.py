@@ -80,6 +80,12 @@ class OnlineErrors:
     def on_epoch_end(self, epoch: int) -> None:
         self.current = epoch + 1
 
+    def state_dict(self) -> dict:
+        return {"current": self.current, "predicted": torch.from_numpy(self.predicted.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.current, self.predicted = state["current"], state["predicted"].numpy().copy()
+
     def errors(self) -> np.ndarray:
         """Indices of the examples predicted wrongly in that epoch's pass (sorted)."""
         return np.flatnonzero((self.predicted >= 0) & (self.predicted != self.labels))
@@ -105,7 +111,16 @@ def error_set(ctx: RecipeContext, cfg: JTTConfig) -> np.ndarray:
         online.observe(batch.index, logits)
         return F.cross_entropy(logits, batch.labels)
 
-    group_train(ctx, first, objective, description=description, on_epoch_end=online.on_epoch_end)
+    # Every process must see every prediction: batches are never split across processes.
+    group_train(
+        ctx,
+        first,
+        objective,
+        description=description,
+        on_epoch_end=online.on_epoch_end,
+        splittable=False,
+        stateful=[online],
+    )
     return online.errors()
 
 

@@ -50,7 +50,8 @@ def lm_finetune(ctx: RecipeContext, scorer: torch.nn.Module, cfg: SFTConfig) -> 
         device = next(scorer.model.parameters()).device
         return answer_loss(scorer.model, {k: v.to(device) for k, v in encoded.items()})
 
-    return ctx.train(scorer, loss_fn, cfg)
+    # The loss is a mean over a batch's answer tokens, not its examples: never split.
+    return ctx.train(scorer, loss_fn, cfg, splittable=False)
 
 
 @FINETUNE.register("sft", config=SFTConfig, requires=("causal_lm",))
