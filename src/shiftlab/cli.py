@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from shiftlab import __version__
-from shiftlab.errors import ShiftlabError
+from shiftlab.errors import ConfigError, ShiftlabError
 from shiftlab.registry import (
     ADAPT,
     AUDITS,
@@ -43,6 +43,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from shiftlab.runner import run
 
     cfg = config.load(args.config, args.set)
+    if args.executor is not None or args.address is not None:
+        executor = dataclasses.replace(
+            cfg.executor,
+            kind=args.executor or ("ray" if args.address else cfg.executor.kind),
+            address=args.address if args.address is not None else cfg.executor.address,
+        )
+        cfg = dataclasses.replace(cfg, executor=executor)
+    if args.launcher == "accelerate" and cfg.executor.kind == "ray":
+        raise ConfigError("--launcher accelerate and executor: ray do not combine; choose one")
     if args.launcher == "accelerate" and not distributed.is_distributed():
         return distributed.launch(_without_launcher(args.argv), args.num_processes)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
@@ -178,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="processes of --launcher accelerate (default: one per GPU)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="where jobs run (default: the config's executor:, else local)",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="a Ray cluster's address (implies --executor ray; default: a local Ray instance)",
     )
     run.set_defaults(func=_cmd_run)
 

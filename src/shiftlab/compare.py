@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from shiftlab.atomic import write_atomic
 from shiftlab.errors import RunDirError
 from shiftlab.predictions import split_predictions
 from shiftlab.report.curation import curation_section
 from shiftlab.report.decision import Outcomes
 from shiftlab.report.render import _meta, load_run, render_report
-from shiftlab.store import write_atomic
 
 
 def split_ids(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:

@@ -278,6 +278,7 @@ class RecipeSpec:
     name: str
     recipe: str
     config: Any
+    seed: int | None = None  # set by seeds.expand; None: the run's seed
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form ``{recipe: {name: ..., option: value}}``."""
@@ -396,6 +397,19 @@ def _parse_data(raw: Any) -> DataConfig:
                 message += f"; common keys: {', '.join(sorted(_DATA_COMMON))}"
             raise ConfigError(message) from None
     data = build(DataConfig, common, "data")
+    # A cap of 0 or less would empty every domain: (key, cap, what leaving it out means).
+    per_domain = data.max_per_domain
+    caps = [
+        *(
+            [(f"max_per_domain.{k}", v, "leave the domain out") for k, v in per_domain.items()]
+            if isinstance(per_domain, Mapping)
+            else [("max_per_domain", per_domain, "null for all examples")]
+        ),
+        ("max_per_ood_domain", data.max_per_ood_domain, "null for max_per_domain"),
+    ]
+    for key, cap, unset in caps:
+        if cap is not None and cap < 1:
+            raise ConfigError(f"data.{key} must be >= 1 (or {unset}), got {cap}")
     data.options = options
     return data
 
@@ -434,6 +448,10 @@ def _parse_recipes(raw: Any) -> list[RecipeSpec]:
         name = str(options.pop("name", recipe))
         if any(s.name == name for s in specs):
             raise ConfigError(f"two recipes are named '{name}'; give one a distinct 'name:' option")
+        if "@" in name or "[" in name:
+            raise ConfigError(
+                f"recipe name '{name}' may not hold '@' or '[' (seeds and grids use them)"
+            )
         where = f"recipes.{name}"
         config = build(entry.config, options, where) if entry.config is not None else None
         specs.append(RecipeSpec(name=name, recipe=recipe, config=config))
@@ -527,6 +545,13 @@ def _parse_unlearn(raw: Any) -> UnlearnConfig | None:
     return cfg
 
 
+def _parse_seeds(raw: Any) -> list[int] | None:
+    seeds = coerce(raw, list[int] | None, "seeds")
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    return seeds
+
+
 def _parse_executor(raw: Any) -> ExecutorConfig:
     if raw is None:
         return ExecutorConfig()
@@ -591,7 +616,7 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
         precision=coerce(
             raw.get("precision", "auto"), Literal["auto", "fp32", "bf16", "fp16"], "precision"
         ),
-        seeds=coerce(raw.get("seeds"), list[int] | None, "seeds"),
+        seeds=_parse_seeds(raw.get("seeds")),
         executor=_parse_executor(raw.get("executor")),
         unlearn=_parse_unlearn(raw.get("unlearn")),
     )

@@ -362,7 +362,7 @@ def launch(argv: Sequence[str], num_processes: int | None) -> int:
     from shiftlab._optional import require
     from shiftlab.errors import ConfigError
 
-    require("accelerate", "lm")
+    require("accelerate", "distributed")
     if num_processes is None:
         if not torch.cuda.is_available():
             raise ConfigError("--launcher accelerate without GPUs needs --num-processes N")

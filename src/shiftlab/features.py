@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shiftlab import distributed
+from shiftlab.atomic import atomic_path
 from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.data.benchmark import Split
 from shiftlab.models.fingerprint import weights_fingerprint
@@ -138,9 +139,8 @@ class FeatureCache:
             )
             self.passes[split.name] += 1
             if self.directory is not None and distributed.is_main_process():
-                save_file(
-                    {"features": features.contiguous()}, str(self.directory / f"{key}.safetensors")
-                )
+                with atomic_path(self.directory / f"{key}.safetensors") as tmp:
+                    save_file({"features": features.contiguous()}, str(tmp))
         self.memory[key] = features
         return features
 
@@ -171,7 +171,8 @@ class FeatureCache:
         for key, features in self.memory.items():
             path = directory / f"{key}.safetensors"
             if not path.is_file():
-                save_file({"features": features.contiguous()}, str(path))
+                with atomic_path(path) as tmp:
+                    save_file({"features": features.contiguous()}, str(tmp))
 
 
 def _key(fingerprint: str, split: Split) -> str:

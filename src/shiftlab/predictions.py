@@ -22,7 +22,6 @@ table; :func:`split_predictions` the arrays of one (model, adapter, split).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shiftlab.atomic import atomic_path
 from shiftlab.data.benchmark import Split
 
 FOLDER = "predictions"
@@ -94,10 +94,8 @@ def write(path: Path, scored: list[Scored]) -> None:
     """Write the rows of ``scored`` to ``path`` atomically (a temporary file, then a rename)."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(_table(scored), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(_table(scored), tmp)
 
 
 def read(run_dir: Path):  # -> pyarrow.Table

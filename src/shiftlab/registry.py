@@ -50,6 +50,7 @@ class Entry(Generic[T]):
     obj: T
     config: type | None = None
     requires: frozenset[str] = frozenset()  # backbone capabilities, any one of which will do
+    parts: Callable[..., dict[str, Any]] | None = None  # (ctx, cfg) -> parts trainable apart
 
     @property
     def citation(self) -> str | None:
@@ -75,15 +76,21 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(
-        self, name: str, *, config: type | None = None, requires: tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        config: type | None = None,
+        requires: tuple[str, ...] = (),
+        parts: Callable[..., dict[str, Any]] | None = None,
     ) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; ``config`` is its options dataclass,
-        ``requires`` what it needs of the backbone (checked before a run starts)."""
+        ``requires`` what it needs of the backbone (checked before a run starts), ``parts``
+        (recipes) the pieces an executor may train apart (see :meth:`RecipeContext.part`)."""
 
         def decorate(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
-            self._entries[name] = Entry(name, obj, config, frozenset(requires))
+            self._entries[name] = Entry(name, obj, config, frozenset(requires), parts)
             return obj
 
         return decorate

@@ -1,8 +1,15 @@
-"""One run: benchmark -> backbone -> recipes -> records -> report, resumable per recipe."""
+"""One run: benchmark -> backbone -> jobs (recipes, curated retrains, unlearning, conjugate
+prompts, adapters) -> records -> report, resumable per entry.
+
+A :class:`Session` holds what every job needs and knows how to prepare (digest, skip when
+finished), compute and finish each job; an executor (:mod:`shiftlab.executors`) decides where
+jobs compute: in this process, or as Ray tasks. Only the driver (the main process) finishes jobs,
+so only it writes state and ``records.jsonl``."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,211 +17,40 @@ from typing import Any
 
 import numpy as np
 from rich.markup import escape
-from torch import nn
 
-from shiftlab import distributed
+from shiftlab import distributed, seeds
 from shiftlab.adapt.stream import adapted_records
-from shiftlab.config import AdaptSpec, ConjugateSpec, RecipeSpec, RunConfig
+from shiftlab.checks import (
+    check_adapters,
+    check_curation,
+    check_language_model,
+    check_recipes,
+    check_references,
+    check_unlearning,
+    curated_entry,
+    entry_of,
+    references,
+)
+from shiftlab.config import RecipeSpec, RunConfig
 from shiftlab.curation.actions import Variant
 from shiftlab.curation.stage import CurationStage
 from shiftlab.data import Benchmark, load_benchmark
-from shiftlab.errors import AdaptError, ConfigError
+from shiftlab.errors import ConfigError
 from shiftlab.evaluate import evaluate_predictor
 from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.evaluate.evaluator import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.models import Backbone, Classifier, Predictor, load_backbone
+from shiftlab.finetune.trainer import checkpoints
+from shiftlab.jobs import Job
+from shiftlab.models import Predictor, load_backbone
 from shiftlab.precision import resolve_precision, set_precision
 from shiftlab.predictions import Scored
-from shiftlab.registry import ADAPT, FINETUNE, UNLEARN, unknown_name_message
+from shiftlab.registry import ADAPT, FINETUNE
 from shiftlab.runtime import log, resolve_device, seed_everything
-from shiftlab.store import RunStore, recipe_digest
+from shiftlab.store import RunStore, recipe_digest, safe_name
 from shiftlab.unlearn.run import run_unlearning, unlearn_entries, unlearn_specs
 from shiftlab.unlearn.stage import forget_index
-
-
-def references(spec_config: Any) -> list[str]:
-    """Predictor names a recipe's options refer to (fields declared with ``ref``)."""
-    if spec_config is None or not dataclasses.is_dataclass(spec_config):
-        return []
-    names: list[str] = []
-    for f in dataclasses.fields(spec_config):
-        if f.metadata.get("ref"):
-            value = getattr(spec_config, f.name)
-            names += [value] if isinstance(value, str) else list(value or [])
-    return names
-
-
-def entry_of(name: str) -> str:
-    """The recipe entry that makes predictor ``name``: ``wise_ft[alpha=0.5]`` -> ``wise_ft``."""
-    return name.split("[", 1)[0]
-
-
-def check_references(cfg: RunConfig) -> dict[str, list[str]]:
-    """Every referenced predictor must come from an earlier recipe entry; return the entries
-    each recipe depends on.
-
-    Raises:
-        ConfigError: a reference names no earlier entry.
-    """
-    earlier: list[str] = []
-    depends: dict[str, list[str]] = {}
-    for spec in cfg.recipes:
-        depends[spec.name] = []
-        for name in references(spec.config):
-            if entry_of(name) not in earlier:
-                have = ", ".join(earlier) or "none"
-                raise ConfigError(
-                    f"recipe '{spec.name}' uses predictor '{name}', which no recipe before it "
-                    f"makes (earlier recipes: {have}); add it to recipes before '{spec.name}'"
-                )
-            depends[spec.name].append(entry_of(name))
-        earlier.append(spec.name)
-    return depends
-
-
-def capabilities(backbone: Backbone) -> set[str]:
-    """What a backbone offers recipes (``Entry.requires`` names these)."""
-    found = {backbone.modality, backbone.kind}
-    if backbone.has_text_side:
-        found.add("text_side")
-    return found
-
-
-def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
-    """Every recipe must be able to work on the backbone (checked before any training).
-
-    Raises:
-        ConfigError: a recipe needs what the backbone lacks (e.g. a text side for prompts).
-    """
-    have = capabilities(backbone)
-    why = {
-        "text_side": "a text side to encode class prompts (e.g. open_clip or a text model)",
-        "causal_lm": "a causal language model (e.g. smollm2-135m-instruct)",
-        "encoder": "an encoder backbone (features for a linear head), not a language model",
-    }
-    for spec in cfg.recipes:
-        needs = FINETUNE[spec.recipe].requires
-        if needs and not needs & have:  # any one of the listed capabilities will do
-            wanted = " or ".join(why.get(n, n) for n in sorted(needs))
-            raise ConfigError(
-                f"recipe '{spec.name}' needs {wanted}, which backbone '{backbone.name}' lacks; "
-                "remove it or choose another backbone"
-            )
-
-
-def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
-    """A language model needs a task; tasks, capabilities and conjugate prompts need one.
-
-    Raises:
-        ConfigError: a mismatch between the backbone and the config's LM sections.
-    """
-    if backbone.kind == "causal_lm":
-        if cfg.task is None:
-            raise ConfigError(
-                f"backbone '{backbone.name}' is a language model: add a task: section (template "
-                "and label_words, or an answer_column in the data)"
-            )
-        if cfg.adapt:
-            raise ConfigError(
-                "test-time adapters (adapt:) apply to classifiers, not language models"
-            )
-        return
-    for section in ("task", "capabilities", "conjugate"):
-        if getattr(cfg, section):
-            raise ConfigError(
-                f"{section}: applies to language models, but backbone '{backbone.name}' is a "
-                "classifier's encoder; use e.g. backbone: smollm2-135m-instruct"
-            )
-
-
-def check_unlearning(cfg: RunConfig, backbone: Backbone, trains: list[str]) -> str | None:
-    """The recipe entry whose predictor is unlearned (``unlearn.on``, default the first that
-    trains); every method must suit the backbone.
-
-    Raises:
-        ConfigError: ``on`` names no training entry, or a method is for the other kind of model.
-    """
-    if cfg.unlearn is None:
-        return None
-    on = cfg.unlearn.on or (trains[0] if trains else None)
-    if on not in trains:
-        raise ConfigError(
-            unknown_name_message("predictor to unlearn", str(on), trains).replace(
-                "(known:", "(entries that train:"
-            )
-        )
-    have = capabilities(backbone)
-    for spec in cfg.unlearn.methods:
-        needs = UNLEARN[spec.method].requires if spec.method != "retrain" else frozenset()
-        if needs and not needs & have:
-            kind = "language models" if "causal_lm" in needs else "classifiers"
-            model = "a language model" if backbone.kind == "causal_lm" else "an encoder"
-            raise ConfigError(
-                f"unlearning method '{spec.method}' is for {kind}; backbone '{backbone.name}' "
-                f"is {model}"
-            )
-    return on
-
-
-def check_curation(cfg: RunConfig) -> list[str]:
-    """The recipe entries retrained on curated sets (default: every entry that trains on the
-    ID split itself, i.e. not zero_shot and not one that consumes other models).
-
-    Raises:
-        ConfigError: ``retrain`` or ``scorer`` names no suitable entry.
-    """
-    specs = {spec.name: spec for spec in cfg.recipes}
-    trains = [
-        name
-        for name, spec in specs.items()
-        if spec.recipe != "zero_shot" and not references(spec.config)
-    ]
-    curation = cfg.curation
-    if curation.scorer != "linear_probe" and curation.scorer not in trains:
-        raise ConfigError(
-            unknown_name_message("curation scorer", curation.scorer, ["linear_probe", *trains])
-        )
-    chosen = trains if curation.retrain is None else curation.retrain
-    for name in chosen:
-        if name not in trains:
-            raise ConfigError(
-                unknown_name_message("recipe to retrain", name, trains).replace(
-                    "(known:", "(entries that train:"
-                )
-            )
-    return list(chosen) if cfg.curate else []
-
-
-def curated_entry(variant: Variant, spec: RecipeSpec) -> str:
-    """The run entry of recipe ``spec`` retrained on a curated set."""
-    return f"curate.{variant.label}.{spec.name}"
-
-
-def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
-    """Every adapter must name predictors some recipe makes, and be able to work on the
-    backbone (checked before any training).
-
-    Raises:
-        ConfigError: ``on`` names a predictor no recipe makes.
-        AdaptError: an adapter cannot adapt this backbone (e.g. no normalisation layers).
-    """
-    entries = [spec.name for spec in cfg.recipes]
-    for spec in cfg.adapt:
-        for name in spec.on or []:
-            if entry_of(name) not in entries:
-                raise ConfigError(
-                    unknown_name_message("predictor", name, entries).replace("(known:", "(recipes:")
-                    + f" in adapt.{spec.name}.on"
-                )
-        probe = Classifier(backbone.featurizer, nn.Linear(1, 1))
-        try:
-            ADAPT[spec.adapter].obj(probe, spec.config)
-        except AdaptError as exc:
-            raise AdaptError(
-                f"adapter '{spec.name}' cannot adapt backbone '{backbone.name}': {exc}"
-            ) from None
 
 
 def _summary(records: list[dict[str, Any]]) -> str:
@@ -228,58 +64,69 @@ def _summary(records: list[dict[str, Any]]) -> str:
 
 class Session:
     """The state of one run: benchmark, backbone, cache, store, and the predictors kept for
-    later recipes and adapters."""
+    later jobs.
 
-    def __init__(self, cfg: RunConfig, out: Path) -> None:
-        distributed.setup(resolve_device(cfg.device))  # joins a launched multi-process run
+    ``worker=True`` opens a run the driver made (a Ray worker): nothing is planned or written
+    but models, features and stashed parts."""
+
+    def __init__(self, cfg: RunConfig, out: Path, *, worker: bool = False) -> None:
+        device = resolve_device(cfg.device)
+        distributed.setup(device)  # joins a launched multi-process run
         # The resolved precision goes into the run's config.yaml and is what trains and encodes.
-        precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
+        precision = resolve_precision(cfg.precision, device)
         cfg = dataclasses.replace(cfg, precision=precision)
         set_precision(precision)
-        self.cfg = cfg
-        self.depends = check_references(cfg)
-        self.referenced = {name for spec in cfg.recipes for name in references(spec.config)}
+        self.cfg, self.device = cfg, device
+        self.recipes = seeds.expand(cfg.recipes, cfg.seeds, cfg.seed)
+        self.repeats = seeds.repeats(self.recipes)
+        self.depends = check_references(self.recipes)
+        self.referenced = {name for spec in self.recipes for name in references(spec.config)}
         self.benchmark = load_benchmark(cfg.data)
-        self.device = resolve_device(cfg.device)
         self.backbone = load_backbone(
-            cfg.backbone, self.device, seed=cfg.seed, input_shape=self.benchmark.input_shape
+            cfg.backbone, device, seed=cfg.seed, input_shape=self.benchmark.input_shape
         )
         check_language_model(cfg, self.backbone)
         if self.backbone.kind == "causal_lm":
             self.benchmark = self.language_model_benchmark()
         check_recipes(cfg, self.backbone)
         check_adapters(cfg, self.backbone)
-        self.specs = {spec.name: spec for spec in cfg.recipes}
+        self.specs = {spec.name: spec for spec in self.recipes}
         self.retrain = check_curation(cfg)
         self.unlearn_on = check_unlearning(cfg, self.backbone, self.retrain_candidates())
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
-        batch = cfg.backbone.batch_size or (256 if self.device.type == "cuda" else 32)
-        self.cache = FeatureCache(None, batch, self.device)
-        if RunStore.holds_run_of(out, cfg):  # resuming: reuse the features already encoded
-            self.cache.attach(RunStore(out).cache_dir)
+        batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
+        self.cache = FeatureCache(None, batch, device)
         self.kept: dict[str, Predictor] = {}
         self.digests: dict[str, str] = {}
         self.extra = {"calibrate": cfg.calibrate}
         if precision != "fp32":  # fp32 digests stay those of earlier versions
             self.extra["precision"] = precision
+        self.retrain_auc: dict[str, float] | None = None
+        self.curation: CurationStage | None = None
+        self.forget: np.ndarray | None = None
+        self.curated: list[tuple[Variant, RecipeSpec]] = []
+        self.entries: list[str] = []
+        if worker:
+            self.store = RunStore(out)
+            self.cache.attach(self.store.cache_dir)
+            return
+        if RunStore.holds_run_of(out, cfg):  # resuming: reuse the features already encoded
+            self.cache.attach(RunStore(out).cache_dir)
         # Curation (and the forget set) is planned before the run directory exists: bad
         # input leaves nothing behind.
         forget_score = cfg.unlearn.forget.get("curation") if cfg.unlearn else None
         if forget_score is not None and forget_score not in cfg.curation.scores:
             cfg.curation.scores = {**cfg.curation.scores, forget_score: {}}
-        self.curation = self.plan_curation() if cfg.curate or cfg.curation.scores else None
-        self.forget = (
-            forget_index(cfg.unlearn.forget, self.benchmark, self.curation)
-            if cfg.unlearn is not None
-            else None
-        )
+        if cfg.curate or cfg.curation.scores:
+            self.curation = self.plan_curation()
+        if cfg.unlearn is not None:
+            self.forget = forget_index(cfg.unlearn.forget, self.benchmark, self.curation)
         self.store = RunStore.create(out, cfg)
         self.cache.attach(self.store.cache_dir)
         if self.curation is not None:
             with distributed.main_writes() as main:
                 if main:
                     self.curation.write(self.store.path, self.benchmark.class_names)
-        self.retrain_auc: dict[str, float] | None = None
         variants = self.curation.variants if self.curation is not None else []
         self.curated = [(v, self.specs[name]) for v in variants for name in self.retrain]
         self.entries = [
@@ -290,21 +137,218 @@ class Session:
             *(f"adapt.{spec.name}" for spec in cfg.adapt),
         ]
 
-    def produce(self, spec: RecipeSpec, benchmark: Benchmark | None = None) -> Iterator[Predictor]:
-        """The predictors of one recipe entry, seeded by the run (on ``benchmark``: a curated
-        training set; default the run's)."""
-        seed_everything(self.cfg.seed)
-        ctx = RecipeContext(
+    # The graph ---------------------------------------------------------------------------
+
+    def jobs(self, parallel: bool = False) -> list[Job]:
+        """Every job of the run, in an order that runs each after those it depends on.
+
+        ``parallel`` (for an executor that runs jobs side by side): a recipe's parts
+        (model-soup ingredients) become jobs of their own, and a first job on the driver
+        encodes every split with the pretrained backbone, so that jobs running at once do not
+        each encode the same splits."""
+        jobs: list[Job] = []
+        first: list[str] = []
+        if parallel and self.backbone.kind != "causal_lm":
+            jobs.append(Job("#features", "features", None, on_driver=True))
+            first = ["#features"]
+        for spec in self.recipes:
+            deps = [*first, *self.depends[spec.name]]
+            for name in self.part_names(spec) if parallel else []:
+                key = f"{spec.name}#{name}"
+                jobs.append(Job(key, "part", spec, [*first, *self.depends[spec.name]], part=name))
+                deps.append(key)
+            jobs.append(Job(spec.name, "recipe", spec, deps))
+        for variant, spec in self.curated:
+            jobs.append(Job(curated_entry(variant, spec), "curated", spec, variant=variant))
+        earlier = [self.unlearn_on] if self.unlearn_on else []
+        for spec in unlearn_specs(self.cfg):
+            key = f"unlearn.{spec.name}"
+            jobs.append(Job(key, "unlearn", spec, list(earlier), on_driver=True))
+            earlier.append(key)
+        for spec in self.cfg.conjugate:
+            targets = self.named_targets(spec.on)
+            deps = sorted({entry_of(t) for t in targets})
+            jobs.append(Job(f"conjugate.{spec.name}", "conjugate", spec, deps))
+        for spec in self.cfg.adapt:
+            deps = sorted({entry_of(t) for t in self.named_targets(spec.on)})
+            jobs.append(Job(f"adapt.{spec.name}", "adapt", spec, deps))
+        return jobs
+
+    def named_targets(self, on: list[str] | None) -> list[str]:
+        """Predictors an entry names with ``on:`` (with every seed's repeats); default every
+        recipe entry."""
+        return list(self.specs) if on is None else seeds.with_repeats(on, self.repeats)
+
+    def part_names(self, spec: RecipeSpec) -> list[str]:
+        """Names of the parts of a recipe entry that may be trained apart (none for most)."""
+        parts = FINETUNE[spec.recipe].parts
+        return [] if parts is None else list(parts(self.context(spec), spec.config))
+
+    def scratch(self, key: str, digest: str) -> Path:
+        """Where an unfinished entry keeps training checkpoints and parts (removed once done)."""
+        return self.store.path / "scratch" / f"{safe_name(key)}-{digest}"
+
+    # Preparing, computing and finishing jobs -----------------------------------------------
+
+    def prepare(self, job: Job) -> bool:
+        """Set the job's digest (its dependencies have finished); False when it has nothing
+        to do (finished in an earlier run with the same options)."""
+        spec = job.spec
+        if job.kind == "features":
+            return True
+        if job.kind in ("recipe", "part"):
+            extra = self.extra if spec.seed in (None, self.cfg.seed) else {"seed": spec.seed}
+            extra = {**self.extra, **extra}
+            deps = [self.digests[d] for d in self.depends[spec.name]]
+            job.digest = recipe_digest(spec, deps, extra)
+            if job.kind == "part":
+                stash = self.scratch(spec.name, job.digest) / "parts"
+                finished = self.store.finished(spec.name, job.digest)
+                return not finished and not self.context(spec, stash=stash).has_part(job.part)
+        elif job.kind == "curated":
+            curated = {"curated": job.variant.train.fingerprint, "curation": job.variant.info()}
+            deps = [self.digests[d] for d in self.depends[spec.name]]
+            job.digest = recipe_digest(spec, deps, {**self.extra, **curated})
+        elif job.kind == "unlearn":
+            return True  # run_unlearning checks and finishes its entry itself
+        else:
+            job.targets = self.targets(job)
+            job.digest = recipe_digest(
+                spec, [self.digests[entry_of(t)] for t in job.targets], self.extra
+            )
+        self.digests[job.key] = job.digest
+        if self.store.finished(job.key, job.digest):
+            log(f"{job.key}: finished in an earlier run of {self.store.path}; skipped")
+            return False
+        return True
+
+    def targets(self, job: Job) -> list[str]:
+        """The predictors a conjugate or adapter entry runs on (adapters: default every saved
+        one, every seed's)."""
+        if job.kind == "adapt" and job.spec.on is None:
+            return self.store.saved_predictors(list(self.specs))
+        return self.named_targets(job.spec.on)
+
+    def compute(self, job: Job) -> list[Scored]:
+        """Do the work of a prepared job: train, save models, evaluate; the records."""
+        if job.kind == "unlearn":
+            run_unlearning(self, job.spec)
+            return []
+        if job.kind == "features":
+            for split in [self.benchmark.train, *self.benchmark.eval_splits()]:
+                self.cache.get(self.backbone.featurizer, split, self.backbone.fingerprint)
+            return []
+        if job.kind == "part":
+            self.compute_part(job)
+            return []
+        if job.kind == "conjugate":
+            from shiftlab.lm.conjugate import conjugate_records
+
+            return conjugate_records(self, job.spec, job.targets)
+        if job.kind == "adapt":
+            return self.adapt(job.spec, job.targets)
+        scratch = self.scratch(job.key if job.kind == "curated" else job.spec.name, job.digest)
+        with checkpoints(scratch / "checkpoints", job.digest):
+            if job.kind == "curated":
+                return self.retrain_curated(job.variant, job.spec)
+            return self.train_recipe(job.spec, scratch / "parts")
+
+    def finish(self, job: Job, scored: list[Scored]) -> None:
+        """Record a computed job (the driver, main process, alone writes)."""
+        if job.kind in ("part", "unlearn", "features"):
+            return
+        if self.cfg.seeds:
+            for item in scored:
+                item.record.update(seeds.seed_tags(item.record["model"], self.cfg.seed))
+        self.store.finish(job.key, job.digest, scored)
+        self.store.write_records(self.entries)
+        with distributed.main_writes() as main:
+            if main:
+                shutil.rmtree(self.scratch(job.key, job.digest), ignore_errors=True)
+
+    # The work -----------------------------------------------------------------------------
+
+    def context(self, spec: RecipeSpec, benchmark: Benchmark | None = None, stash=None):
+        """What recipe ``spec`` sees (on ``benchmark``: a curated training set; default the
+        run's)."""
+        return RecipeContext(
             spec.name,
             benchmark or self.benchmark,
             self.backbone,
             self.cache,
             self.cfg.prompts,
-            self.cfg.seed,
+            self.cfg.seed if spec.seed is None else spec.seed,
             self.device,
             self.lookup,
+            stash,
         )
+
+    def produce(
+        self, spec: RecipeSpec, benchmark: Benchmark | None = None, stash: Path | None = None
+    ) -> Iterator[Predictor]:
+        """The predictors of one recipe entry, seeded by its seed."""
+        ctx = self.context(spec, benchmark, stash)
+        seed_everything(ctx.seed)
         yield from FINETUNE[spec.recipe].obj(ctx, spec.config)
+
+    def train_recipe(self, spec: RecipeSpec, stash: Path | None = None) -> list[Scored]:
+        """Run one recipe entry: its predictors' records; saved and kept as later jobs need."""
+        log(f"[bold]{escape(spec.name)}[/bold] ({spec.recipe})")
+        scored: list[Scored] = []
+        for predictor in self.produce(spec, stash=stash):
+            scored += self.score(predictor)
+            if predictor.save:
+                self.store.save_predictor(predictor, self.backbone.fingerprint)
+            if predictor.save or predictor.name in self.referenced:
+                self.kept[predictor.name] = predictor
+        return scored
+
+    def compute_part(self, job: Job) -> None:
+        """Train one part of a recipe entry into its stash."""
+        stash = self.scratch(job.spec.name, job.digest) / "parts"
+        with checkpoints(self.scratch(job.key, job.digest) / "checkpoints", job.digest):
+            ctx = self.context(job.spec, stash=stash)
+            make, untrained, *_ = FINETUNE[job.spec.recipe].parts(ctx, job.spec.config)[job.part]
+            log(f"[bold]{escape(job.part)}[/bold] (a part of {escape(job.spec.name)})")
+            seed_everything(ctx.seed)
+            ctx.part(job.part, make, untrained)
+
+    def retrain_curated(self, variant: Variant, spec: RecipeSpec) -> list[Scored]:
+        """Retrain recipe ``spec`` on a curated training set; its predictors are named
+        ``<curated set>/<name>`` and their records carry ``curation``."""
+        log(f"[bold]{escape(variant.label)}/{spec.name}[/bold] ({spec.recipe} on a curated set)")
+        curated = dataclasses.replace(self.benchmark, train=variant.train)
+        scored: list[Scored] = []
+        for predictor in self.produce(spec, curated):
+            if predictor.info.get("trend_point"):
+                continue  # the baseline trend comes from the uncurated run
+            info = {k: v for k, v in predictor.info.items() if k != "standard"}
+            renamed = dataclasses.replace(
+                predictor,
+                name=f"{variant.label}/{predictor.name}",
+                save=False,
+                info={**info, "curation": variant.info()},
+            )
+            scored += self.score(renamed)
+        return scored
+
+    def adapt(self, spec: Any, targets: list[str]) -> list[Scored]:
+        """Adapt every target predictor on every OOD split."""
+        records = []
+        for name in targets:
+            predictor = self.lookup(name)
+            options = spec.config.for_model(predictor.params)
+            adapter = ADAPT[spec.adapter].obj(predictor.model, options)
+            records += adapted_records(
+                adapter,
+                spec.name,
+                predictor,
+                self.benchmark.ood,
+                seed=self.cfg.seed,
+                device=self.device,
+                group_names=self.benchmark.group_names,
+            )
+        return records
 
     def language_model_benchmark(self) -> Benchmark:
         """The benchmark as prompts of the run's task, plus one split per capability."""
@@ -323,11 +367,12 @@ class Session:
         return benchmark
 
     def retrain_candidates(self) -> list[str]:
-        """Recipe entries that train on the ID split (what curation and unlearning retrain)."""
+        """Entries of the run seed that train on the ID split (curation and unlearning retrain
+        these)."""
         return [
             name
             for name, spec in self.specs.items()
-            if spec.recipe != "zero_shot" and not references(spec.config)
+            if spec.recipe != "zero_shot" and not references(spec.config) and seeds.MARK not in name
         ]
 
     def plan_curation(self) -> CurationStage:
@@ -393,133 +438,21 @@ class Session:
             scored += found
         return scored
 
-    def run_recipe(self, spec: RecipeSpec) -> None:
-        """Run one recipe entry unless it finished before with the same options."""
-        digest = recipe_digest(spec, [self.digests[d] for d in self.depends[spec.name]], self.extra)
-        self.digests[spec.name] = digest
-        if self.store.finished(spec.name, digest):
-            log(f"{spec.name}: finished in an earlier run of {self.store.path}; skipped")
-            return
-        log(f"[bold]{spec.name}[/bold] ({spec.recipe})")
-        records: list[Scored] = []
-        for predictor in self.produce(spec):
-            records += self.score(predictor)
-            if predictor.save:
-                self.store.save_predictor(predictor, self.backbone.fingerprint)
-            if predictor.save or predictor.name in self.referenced:
-                self.kept[predictor.name] = predictor
-        self.store.finish(spec.name, digest, records)
-        self.store.write_records(self.entries)
-
-    def run_curated(self, variant: Variant, spec: RecipeSpec) -> None:
-        """Retrain recipe ``spec`` on a curated training set; its predictors are named
-        ``<curated set>/<name>`` and their records carry ``curation``."""
-        key = curated_entry(variant, spec)
-        extra = {**self.extra, "curated": variant.train.fingerprint, "curation": variant.info()}
-        digest = recipe_digest(spec, [self.digests[d] for d in self.depends[spec.name]], extra)
-        if self.store.finished(key, digest):
-            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
-            return
-        log(f"[bold]{escape(variant.label)}/{spec.name}[/bold] ({spec.recipe} on a curated set)")
-        curated = dataclasses.replace(self.benchmark, train=variant.train)
-        scored: list[Scored] = []
-        for predictor in self.produce(spec, curated):
-            if predictor.info.get("trend_point"):
-                continue  # the baseline trend comes from the uncurated run
-            info = {k: v for k, v in predictor.info.items() if k != "standard"}
-            renamed = dataclasses.replace(
-                predictor,
-                name=f"{variant.label}/{predictor.name}",
-                save=False,
-                info={**info, "curation": variant.info()},
-            )
-            scored += self.score(renamed)
-        self.store.finish(key, digest, scored)
-        self.store.write_records(self.entries)
-
-    def run_conjugate(self, spec: ConjugateSpec) -> None:
-        """Score each predictor the entry names on every evaluation split with its prompts (and
-        label words) mapped by a prompt transform; records carry ``conjugate``."""
-        from shiftlab.lm.conjugate import conjugated_outputs, conjugated_split
-        from shiftlab.lm.generate import exact_match, rouge_l
-        from shiftlab.lm.transforms import make_transform
-
-        key = f"conjugate.{spec.name}"
-        targets = spec.on if spec.on is not None else list(self.specs)
-        digest = recipe_digest(spec, [self.digests[entry_of(t)] for t in targets], self.extra)
-        if self.store.finished(key, digest):
-            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
-            return
-        transform = make_transform(spec.transform, **spec.options)
-        splits = [conjugated_split(s, transform) for s in self.benchmark.eval_splits()]
-        scored: list[Scored] = []
-        for name in targets:
-            predictor = self.lookup(name)
-            log(f"{key} on {escape(name)}")
-            for item in evaluate_predictor(
-                predictor,
-                splits,
-                self.cache,
-                seed=self.cfg.seed,
-                group_names=self.benchmark.group_names,
-            ):
-                if item.outputs is not None:  # generation: answers mapped back, then scored
-                    outputs = conjugated_outputs(item.outputs, transform)
-                    answers = [i.answer for i in item.split.inputs]
-                    pairs = list(zip(outputs, answers, strict=True))
-                    item.record["exact_match"] = float(np.mean([exact_match(*p) for p in pairs]))
-                    item.record["rouge_l"] = float(np.mean([rouge_l(*p) for p in pairs]))
-                    item.outputs = outputs
-                item.record["conjugate"] = spec.name
-                scored.append(item)
-        self.store.finish(key, digest, scored)
-        self.store.write_records(self.entries)
-
-    def run_adapter(self, spec: AdaptSpec) -> None:
-        """Adapt every predictor the entry names on every OOD split, unless done before."""
-        key = f"adapt.{spec.name}"
-        targets = spec.on if spec.on is not None else self.store.saved_predictors(list(self.specs))
-        digest = recipe_digest(spec, [self.digests[entry_of(t)] for t in targets], self.extra)
-        if self.store.finished(key, digest):
-            log(f"{key}: finished in an earlier run of {self.store.path}; skipped")
-            return
-        records = []
-        for name in targets:
-            predictor = self.lookup(name)
-            options = spec.config.for_model(predictor.params)
-            adapter = ADAPT[spec.adapter].obj(predictor.model, options)
-            records += adapted_records(
-                adapter,
-                spec.name,
-                predictor,
-                self.benchmark.ood,
-                seed=self.cfg.seed,
-                device=self.device,
-                group_names=self.benchmark.group_names,
-            )
-        self.store.finish(key, digest, records)
-        self.store.write_records(self.entries)
-
 
 def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
-    """Run every recipe, then every adapter, of ``cfg`` into run directory ``out``; write the
-    report.
+    """Run every job of ``cfg`` into run directory ``out`` with the config's executor; write
+    the report.
 
-    Entries already finished in ``out`` with the same options are skipped (resume). All input
-    is checked (config references, data, backbone, adapters) before ``out`` is created.
+    Entries already finished in ``out`` with the same options are skipped (resume), whichever
+    executor ran them. All input is checked (config references, data, backbone, adapters, the
+    executor) before ``out`` is created.
     """
+    from shiftlab.executors import make_executor
+
     started = time.perf_counter()
+    executor = make_executor(cfg)
     session = Session(cfg, out)
-    for spec in cfg.recipes:
-        session.run_recipe(spec)
-    for variant, spec in session.curated:
-        session.run_curated(variant, spec)
-    for spec in unlearn_specs(cfg):
-        run_unlearning(session, spec)
-    for spec in cfg.conjugate:
-        session.run_conjugate(spec)
-    for spec in cfg.adapt:
-        session.run_adapter(spec)
+    executor.run(session)
     session.store.write_records(session.entries)
     if report:
         from shiftlab.report import write_report

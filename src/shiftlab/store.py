@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from shiftlab import predictions
+from shiftlab.atomic import atomic_path, write_atomic
 from shiftlab.config import DataConfig, RunConfig, read_yaml, to_plain
 from shiftlab.distributed import main_writes
 from shiftlab.errors import RunDirError
@@ -43,13 +43,6 @@ IDENTITY_KEYS = ("data", "backbone", "prompts", "seed")
 def safe_name(name: str) -> str:
     """A file-name-safe form of a predictor or recipe name."""
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -73,13 +66,31 @@ def same_setting(previous: Any, current: Any, default: Any) -> bool:
     return previous == current
 
 
+# Options that do not change a recipe's records: left out of its digest, so turning them on
+# (or upgrading to a shiftlab that has them) never reruns a finished entry.
+HOW_NOT_WHAT = ("checkpoint_every", "gradient_checkpointing")
+
+
+def _what(options: Any) -> Any:
+    """Options without those of :data:`HOW_NOT_WHAT` (and ``accumulate_steps: 1``)."""
+    if not isinstance(options, dict):
+        return options
+    return {
+        k: v
+        for k, v in options.items()
+        if k not in HOW_NOT_WHAT and not (k == "accumulate_steps" and v == 1)
+    }
+
+
 def recipe_digest(spec: Any, dependencies: list[str], extra: dict[str, Any] | None = None) -> str:
     """Hash of a recipe (or adapter) entry's options, of the digests of the entries it
     consumes, and of run options that change its records (``extra``)."""
+    recipe = {k: _what(v) for k, v in spec.to_dict().items()}
+    config = _what(to_plain(getattr(spec, "config", None)))
     payload = json.dumps(
         {
-            "recipe": spec.to_dict(),
-            "config": to_plain(getattr(spec, "config", None)),
+            "recipe": recipe,
+            "config": config,
             "deps": dependencies,
             "extra": extra or {},
         },
@@ -141,6 +152,8 @@ class RunStore:
             )
         with main_writes() as main:  # in a run on several processes, the main one writes
             if main:
+                for stray in path.rglob(".*.tmp") if path.is_dir() else []:
+                    stray.unlink(missing_ok=True)  # half-written by a run that was killed
                 for folder in (store.state_dir, store.models_dir, store.cache_dir):
                     folder.mkdir(parents=True, exist_ok=True)
                 write_atomic(store.config_path, yaml.safe_dump(resolved, sort_keys=False))
@@ -221,7 +234,8 @@ class RunStore:
         path = self._model_path(predictor.name)
         with main_writes() as main:
             if main:
-                save_file(state, str(path), metadata=metadata)
+                with atomic_path(path) as tmp:
+                    save_file(state, str(tmp), metadata=metadata)
         return path
 
     def load_predictor(self, name: str, backbone: Backbone, device: torch.device) -> Predictor:

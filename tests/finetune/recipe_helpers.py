@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from shiftlab.checks import references
 from shiftlab.config import NoOptions
 from shiftlab.registry import FINETUNE
-from shiftlab.runner import references
 
 TINY = {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "num_c": 3, "epochs_range": [1, 2]}
 

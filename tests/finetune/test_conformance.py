@@ -5,10 +5,10 @@ import pytest
 import torch
 from recipe_helpers import run_recipe
 
+from shiftlab.checks import capabilities
 from shiftlab.evaluate import predictor_logits
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.registry import FINETUNE
-from shiftlab.runner import capabilities
 
 
 @pytest.mark.parametrize("recipe", FINETUNE.names())

@@ -37,26 +37,88 @@ class TableConfig:
     )
 
 
+#: leading bytes of files often given in place of a text table, and what they are
+MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0": "an old Office file (an Excel .xls workbook?)",
+    b"\x1f\x8b": "gzip-compressed data",
+}
+SNIFF_BYTES = 8192
+RESAVE = {"csv": "re-save it as UTF-8 (Excel: Save As 'CSV UTF-8')", "jsonl": "re-save it as UTF-8"}
+
+
+def _not_text(path: Path, what: str, fix: str) -> DataError:
+    return DataError(f"{path} is not UTF-8 text: {what}; {fix}")
+
+
+def _binary(path: Path, what: str, fmt: str) -> DataError:
+    return _not_text(path, what, f"data.path must name a {fmt.upper()} file of UTF-8 text")
+
+
+def _check_text(path: Path, fmt: str) -> None:
+    """Refuse a binary file (an image, a workbook) before parsing it as text.
+
+    Raises:
+        DataError: the file is UTF-16, starts like a known binary format, or holds NUL bytes.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _not_text(path, "it is UTF-16 text", RESAVE[fmt])
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            raise _binary(path, f"it looks like {what}", fmt)
+    if b"\x00" in head:
+        raise _binary(path, "it holds binary data (NUL bytes)", fmt)
+
+
+def _decode_error(path: Path, fmt: str) -> DataError:
+    """The one-line error for a file that is not valid UTF-8: where, and which byte."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        what = (
+            f"byte 0x{data[exc.start]:02x} on line {line} is not valid UTF-8 "
+            "(Latin-1 or Windows-1252 text?)"
+        )
+        return _not_text(path, what, RESAVE[fmt])
+    return _not_text(path, "it cannot be decoded as UTF-8", RESAVE[fmt])
+
+
 def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
-            raise DataError(f"{path} is empty; it needs a header row naming the columns")
-        yield from enumerate(reader, start=2)
+        try:
+            if reader.fieldnames is None:
+                raise DataError(f"{path} is empty; it needs a header row naming the columns")
+            yield from enumerate(reader, start=2)
+        except UnicodeDecodeError:
+            raise _decode_error(path, "csv") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num} is not valid CSV: {exc}") from None
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number} is not valid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number} must hold a JSON object")
-            yield number, row
+    with path.open(encoding="utf-8-sig") as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{number} is not valid JSON: {exc.msg}") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{number} must hold a JSON object")
+                yield number, row
+        except UnicodeDecodeError:
+            raise _decode_error(path, "jsonl") from None
 
 
 def _column_error(path: Path, column: str, option: str, have: list[str]) -> DataError:
@@ -77,6 +139,7 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
     path = Path(cfg.path).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    _check_text(path, fmt)
     rows = _rows_csv(path) if fmt == "csv" else _rows_jsonl(path)
     wanted = {
         "text_column": cfg.text_column,

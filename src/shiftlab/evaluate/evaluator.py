@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shiftlab import faults
 from shiftlab.data.benchmark import Split
 from shiftlab.evaluate.intervals import bootstrap_seed, metric_intervals
 from shiftlab.evaluate.metrics import classification_metrics
@@ -96,6 +97,7 @@ def evaluate_predictor(
         fingerprint = weights_fingerprint(model)
     scored = []
     for split in splits:
+        faults.point("evaluate")
         if split.info.get("generation"):  # answered by greedy decoding, not scored by logits
             scored.append(generation_scored(predictor, split, seed=seed))
             continue

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from shiftlab import distributed
+from shiftlab.atomic import atomic_path
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
 from shiftlab.evaluate.evaluator import model_logits
@@ -31,8 +35,10 @@ class RecipeContext:
         backbone: the pretrained model (never modified; train a ``trainable_copy``).
         cache: features per (featurizer weights, split).
         prompts: class prompt templates, each with ``{class_name}``.
-        seed: the run's seed.
+        seed: the seed of this entry (the run's, or a repeat's under ``seeds:``).
         device: where training runs.
+        lookup: a predictor of an earlier entry by name.
+        stash: a folder where this entry keeps its parts (see :meth:`part`); None: none kept.
     """
 
     name: str
@@ -43,10 +49,40 @@ class RecipeContext:
     seed: int
     device: torch.device
     lookup: Callable[[str], Predictor]
+    stash: Path | None = None
 
     def predictor(self, name: str) -> Predictor:
         """A predictor made by an earlier recipe of this run."""
         return self.lookup(name)
+
+    def part(
+        self,
+        name: str,
+        make: Callable[[], tuple[nn.Module, dict[str, Any]]],
+        like: Callable[[], nn.Module],
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """A piece of this recipe trained on its own (a model-soup ingredient): ``make()`` trains
+        it and returns the model and a JSON-able ``info``. It is kept in :attr:`stash`, so a
+        rerun after a crash, or an executor that trained it in another process, loads it into
+        ``like()`` (the untrained model) instead of training it again."""
+        path = self.stash / f"{part_file(name)}.pt" if self.stash is not None else None
+        if path is not None and path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model = like()
+            model.load_state_dict(saved["state"])
+            return model.to(self.device), json.loads(saved["info"])
+        model, info = make()
+        if path is not None:
+            with distributed.main_writes() as main:
+                if main:
+                    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                    with atomic_path(path) as tmp:
+                        torch.save({"state": state, "info": json.dumps(info)}, tmp)
+        return model, info
+
+    def has_part(self, name: str) -> bool:
+        """Whether part ``name`` is in the stash already."""
+        return self.stash is not None and (self.stash / f"{part_file(name)}.pt").is_file()
 
     def features(self, split: Split, featurizer: nn.Module | None = None) -> torch.Tensor:
         """Features (N, D) of ``split``; the pretrained featurizer's by default."""
@@ -152,3 +188,10 @@ class RecipeContext:
     def trainable_copy(self) -> nn.Module:
         """A deep copy of the pretrained featurizer on the training device."""
         return copy.deepcopy(self.backbone.featurizer).to(self.device)
+
+
+def part_file(name: str) -> str:
+    """A file-name-safe form of a part's name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.full_ft import FullFTConfig, finetune, initial_head
-from shiftlab.models.classifier import STANDARD, Predictor
+from shiftlab.models.classifier import STANDARD, Classifier, Predictor
 from shiftlab.registry import FINETUNE
 
 State = dict[str, torch.Tensor]
@@ -158,23 +159,18 @@ def greedy_soup(
     return soup, chosen, best
 
 
-@FINETUNE.register("model_soup", config=ModelSoupConfig)
-def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
-    """Fine-tune ingredients from one start (a random hyperparameter search), then average
-    their weights."""
-    val = ctx.benchmark.val
-    start = initial_head(ctx, cfg.head_init)
+def ingredients(ctx: RecipeContext, cfg: ModelSoupConfig) -> dict[str, Any]:
+    """Each ingredient's name -> (train it, its untrained model): the recipe's parts, which an
+    executor may train in parallel (see :meth:`RecipeContext.part`)."""
+    start = functools.cache(lambda: initial_head(ctx, cfg.head_init))
 
-    names, states, scores = [], [], []
-    model = None
-    for suffix, hyper in ingredient_plan(cfg, ctx.seed):
-        name = f"{ctx.name}[{suffix}]"
+    def train_one(name: str, hyper: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
         options = dataclasses.replace(
             cfg, **{k: v for k, v in hyper.items() if k in ("lr", "weight_decay", "epochs")}
         )
         model, result = finetune(
             ctx,
-            copy.deepcopy(start),
+            copy.deepcopy(start()),
             options,
             label_smoothing=hyper.get("label_smoothing", cfg.label_smoothing),
             loss=cfg.loss,
@@ -182,11 +178,35 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
             seed=ctx.seed + hyper["seed"],
             description=name,
         )
+        return model, result.selection
+
+    def untrained() -> torch.nn.Module:
+        return Classifier(ctx.trainable_copy(), copy.deepcopy(start()).to(ctx.device))
+
+    return {
+        f"{ctx.name}[{suffix}]": (
+            functools.partial(train_one, f"{ctx.name}[{suffix}]", hyper),
+            untrained,
+            hyper,
+        )
+        for suffix, hyper in ingredient_plan(cfg, ctx.seed)
+    }
+
+
+@FINETUNE.register("model_soup", config=ModelSoupConfig, parts=ingredients)
+def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
+    """Fine-tune ingredients from one start (a random hyperparameter search), then average
+    their weights."""
+    val = ctx.benchmark.val
+    names, states, scores = [], [], []
+    model = None
+    for name, (make, untrained, hyper) in ingredients(ctx, cfg).items():
+        model, selection = ctx.part(name, make, untrained)
         names.append(name)
         states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         scores.append(ctx.accuracy(model, val))
         params = {**hyper, "ingredient": True}
-        info = {**result.selection, **STANDARD}
+        info = {**selection, **STANDARD}
         yield Predictor(name, "model_soup", model, params=params, save=False, info=info)
 
     assert model is not None

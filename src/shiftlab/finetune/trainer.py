@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import os
 import random
 import re
 import time
@@ -38,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab import distributed
+from shiftlab import distributed, faults
+from shiftlab.atomic import atomic_path
 from shiftlab.config import param
 from shiftlab.data.batches import ImageTransform, channels_last, input_transform, iterate
 from shiftlab.errors import ConfigError, TrainingError
@@ -274,10 +274,8 @@ def _signature(plan: Sequence[np.ndarray], n: int, cfg: TrainConfig, description
 
 
 def _write_atomic(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _load_checkpoint(path: Path, digest: str, signature: str, description: str) -> dict | None:
@@ -534,6 +532,7 @@ def train(
                     )
                     scheduler.step()
                     step += 1
+                    faults.point("train_step")
                     seen += len(index)
                     epoch_loss += value * len(index)
                     advance(len(index), loss=value)

@@ -34,3 +34,39 @@ def conjugated_split(split: Split, transform: Any) -> Split:
 def conjugated_outputs(outputs: list[str], transform: Any) -> list[str]:
     """Generated answers mapped back by the transform's inverse."""
     return [transform.inverse(o) for o in outputs]
+
+
+def conjugate_records(session: Any, spec: Any, targets: list[str]) -> list[Any]:
+    """Records of each target predictor on every evaluation split with its prompts (and label
+    words) mapped by the entry's transform; generated answers are mapped back and scored."""
+    import numpy as np
+    from rich.markup import escape
+
+    from shiftlab.evaluate import evaluate_predictor
+    from shiftlab.lm.generate import exact_match, rouge_l
+    from shiftlab.lm.transforms import make_transform
+    from shiftlab.runtime import log
+
+    transform = make_transform(spec.transform, **spec.options)
+    splits = [conjugated_split(s, transform) for s in session.benchmark.eval_splits()]
+    scored = []
+    for name in targets:
+        predictor = session.lookup(name)
+        log(f"conjugate.{spec.name} on {escape(name)}")
+        for item in evaluate_predictor(
+            predictor,
+            splits,
+            session.cache,
+            seed=session.cfg.seed,
+            group_names=session.benchmark.group_names,
+        ):
+            if item.outputs is not None:  # generation: answers mapped back, then scored
+                outputs = conjugated_outputs(item.outputs, transform)
+                answers = [i.answer for i in item.split.inputs]
+                pairs = list(zip(outputs, answers, strict=True))
+                item.record["exact_match"] = float(np.mean([exact_match(*p) for p in pairs]))
+                item.record["rouge_l"] = float(np.mean([rouge_l(*p) for p in pairs]))
+                item.outputs = outputs
+            item.record["conjugate"] = spec.name
+            scored.append(item)
+    return scored

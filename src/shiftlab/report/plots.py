@@ -21,10 +21,15 @@ def _png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
+def id_vs_ood(
+    rows: list[ModelRow],
+    trend: Trend | None = None,
+    spread: dict[str, tuple[float, float]] | None = None,
+) -> bytes | None:
     """Scatter of ID test vs mean OOD accuracy, the y = x line, WiSE-FT curves, and the
     baselines' trend (effective robustness is the height above it); extra trend points (probes
-    at other C, earlier epochs) are small grey dots."""
+    at other C, earlier epochs) are small grey dots. A model in ``spread`` (its rows: means over
+    seeds) gets error bars of one standard deviation (ID, OOD)."""
     every = [
         r for r in rows if r.id_test is not None and r.ood_mean is not None and not r.calibrated
     ]
@@ -63,6 +68,20 @@ def id_vs_ood(rows: list[ModelRow], trend: Trend | None = None) -> bytes | None:
         ax.annotate(
             r.model, (r.id_test, r.ood_mean), fontsize=8, xytext=(4, 4), textcoords="offset points"
         )
+    for r in points:
+        if spread and r.model in spread:
+            x_std, y_std = spread[r.model]
+            ax.errorbar(
+                r.id_test,
+                r.ood_mean,
+                xerr=x_std,
+                yerr=y_std,
+                fmt="none",
+                ecolor="grey",
+                elinewidth=1,
+                capsize=3,
+                zorder=2,
+            )
     values = [v for r in every for v in (r.id_test, r.ood_mean)]
     low, high = min(values) - 0.02, max(values) + 0.02
     ax.plot([low, high], [low, high], "--", color="grey", lw=1, label="y = x")

@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from shiftlab.atomic import write_atomic
 from shiftlab.config import read_yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
@@ -23,10 +24,11 @@ from shiftlab.report.decision import (
     paired_table,
 )
 from shiftlab.report.language import capability_table, conjugate_table
+from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
 from shiftlab.report.unlearning import unlearning_table
-from shiftlab.store import read_records, write_atomic
+from shiftlab.store import read_records
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
@@ -265,8 +267,11 @@ def render_report(
     add_intervals(rows, evidence)
     reference, reference_note = choose_reference(rows, records, report_cfg.get("reference"))
     curation_tables, curves = curation
+    repeats = seed_rows(rows, records)
+    plot_rows, spread = plotted(every_row, repeats)
     candidates = (
         _main_table(rows, trend),
+        seed_table(repeats),
         None if reference is None else paired_table(rows, evidence, reference, reference_note),
         _domain_table(records, rows),
         _calibration_table(rows),
@@ -283,7 +288,7 @@ def render_report(
     images = {
         name: png
         for name, png in (
-            ("id_vs_ood.png", plots.id_vs_ood(every_row, trend)),
+            ("id_vs_ood.png", plots.id_vs_ood(plot_rows, trend, spread)),
             ("wise_ft_alpha.png", plots.wise_ft_alpha(rows)),
             ("reliability.png", plots.reliability(rows)),
             ("adaptation_severity.png", plots.severity(severity_curves(records))),

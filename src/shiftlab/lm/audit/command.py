@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from shiftlab.atomic import write_atomic
 from shiftlab.config import BackboneConfig, read_yaml
 from shiftlab.errors import ConfigError
 from shiftlab.registry import AUDITS
 from shiftlab.report.tables import Table, fmt
 from shiftlab.runtime import log
-from shiftlab.store import write_atomic
 from shiftlab.typed import build, coerce, param
 
 

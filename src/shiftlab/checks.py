@@ -1,0 +1,198 @@
+"""Checks of a run config against its backbone, made before the run directory exists, and
+the names that tie entries together (references between recipes, curated entries)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from shiftlab.config import RecipeSpec, RunConfig
+from shiftlab.curation.actions import Variant
+from shiftlab.errors import AdaptError, ConfigError
+from shiftlab.models import Backbone, Classifier
+from shiftlab.registry import ADAPT, FINETUNE, UNLEARN, unknown_name_message
+
+
+def references(spec_config: Any) -> list[str]:
+    """Predictor names a recipe's options refer to (fields declared with ``ref``)."""
+    if spec_config is None or not dataclasses.is_dataclass(spec_config):
+        return []
+    names: list[str] = []
+    for f in dataclasses.fields(spec_config):
+        if f.metadata.get("ref"):
+            value = getattr(spec_config, f.name)
+            names += [value] if isinstance(value, str) else list(value or [])
+    return names
+
+
+def entry_of(name: str) -> str:
+    """The recipe entry that makes predictor ``name``: ``wise_ft[alpha=0.5]`` -> ``wise_ft``."""
+    return name.split("[", 1)[0]
+
+
+def check_references(recipes: list[RecipeSpec]) -> dict[str, list[str]]:
+    """Every referenced predictor must come from an earlier recipe entry; return the entries
+    each recipe depends on.
+
+    Raises:
+        ConfigError: a reference names no earlier entry.
+    """
+    earlier: list[str] = []
+    depends: dict[str, list[str]] = {}
+    for spec in recipes:
+        depends[spec.name] = []
+        for name in references(spec.config):
+            if entry_of(name) not in earlier:
+                have = ", ".join(earlier) or "none"
+                raise ConfigError(
+                    f"recipe '{spec.name}' uses predictor '{name}', which no recipe before it "
+                    f"makes (earlier recipes: {have}); add it to recipes before '{spec.name}'"
+                )
+            depends[spec.name].append(entry_of(name))
+        earlier.append(spec.name)
+    return depends
+
+
+def capabilities(backbone: Backbone) -> set[str]:
+    """What a backbone offers recipes (``Entry.requires`` names these)."""
+    found = {backbone.modality, backbone.kind}
+    if backbone.has_text_side:
+        found.add("text_side")
+    return found
+
+
+def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
+    """Every recipe must be able to work on the backbone (checked before any training).
+
+    Raises:
+        ConfigError: a recipe needs what the backbone lacks (e.g. a text side for prompts).
+    """
+    have = capabilities(backbone)
+    why = {
+        "text_side": "a text side to encode class prompts (e.g. open_clip or a text model)",
+        "causal_lm": "a causal language model (e.g. smollm2-135m-instruct)",
+        "encoder": "an encoder backbone (features for a linear head), not a language model",
+    }
+    for spec in cfg.recipes:
+        needs = FINETUNE[spec.recipe].requires
+        if needs and not needs & have:  # any one of the listed capabilities will do
+            wanted = " or ".join(why.get(n, n) for n in sorted(needs))
+            raise ConfigError(
+                f"recipe '{spec.name}' needs {wanted}, which backbone '{backbone.name}' lacks; "
+                "remove it or choose another backbone"
+            )
+
+
+def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
+    """A language model needs a task; tasks, capabilities and conjugate prompts need one.
+
+    Raises:
+        ConfigError: a mismatch between the backbone and the config's LM sections.
+    """
+    if backbone.kind == "causal_lm":
+        if cfg.task is None:
+            raise ConfigError(
+                f"backbone '{backbone.name}' is a language model: add a task: section (template "
+                "and label_words, or an answer_column in the data)"
+            )
+        if cfg.adapt:
+            raise ConfigError(
+                "test-time adapters (adapt:) apply to classifiers, not language models"
+            )
+        return
+    for section in ("task", "capabilities", "conjugate"):
+        if getattr(cfg, section):
+            raise ConfigError(
+                f"{section}: applies to language models, but backbone '{backbone.name}' is a "
+                "classifier's encoder; use e.g. backbone: smollm2-135m-instruct"
+            )
+
+
+def check_unlearning(cfg: RunConfig, backbone: Backbone, trains: list[str]) -> str | None:
+    """The recipe entry whose predictor is unlearned (``unlearn.on``, default the first that
+    trains); every method must suit the backbone.
+
+    Raises:
+        ConfigError: ``on`` names no training entry, or a method is for the other kind of model.
+    """
+    if cfg.unlearn is None:
+        return None
+    on = cfg.unlearn.on or (trains[0] if trains else None)
+    if on not in trains:
+        raise ConfigError(
+            unknown_name_message("predictor to unlearn", str(on), trains).replace(
+                "(known:", "(entries that train:"
+            )
+        )
+    have = capabilities(backbone)
+    for spec in cfg.unlearn.methods:
+        needs = UNLEARN[spec.method].requires if spec.method != "retrain" else frozenset()
+        if needs and not needs & have:
+            kind = "language models" if "causal_lm" in needs else "classifiers"
+            model = "a language model" if backbone.kind == "causal_lm" else "an encoder"
+            raise ConfigError(
+                f"unlearning method '{spec.method}' is for {kind}; backbone '{backbone.name}' "
+                f"is {model}"
+            )
+    return on
+
+
+def check_curation(cfg: RunConfig) -> list[str]:
+    """The recipe entries retrained on curated sets (default: every entry that trains on the
+    ID split itself, i.e. not zero_shot and not one that consumes other models).
+
+    Raises:
+        ConfigError: ``retrain`` or ``scorer`` names no suitable entry.
+    """
+    specs = {spec.name: spec for spec in cfg.recipes}
+    trains = [
+        name
+        for name, spec in specs.items()
+        if spec.recipe != "zero_shot" and not references(spec.config)
+    ]
+    curation = cfg.curation
+    if curation.scorer != "linear_probe" and curation.scorer not in trains:
+        raise ConfigError(
+            unknown_name_message("curation scorer", curation.scorer, ["linear_probe", *trains])
+        )
+    chosen = trains if curation.retrain is None else curation.retrain
+    for name in chosen:
+        if name not in trains:
+            raise ConfigError(
+                unknown_name_message("recipe to retrain", name, trains).replace(
+                    "(known:", "(entries that train:"
+                )
+            )
+    return list(chosen) if cfg.curate else []
+
+
+def curated_entry(variant: Variant, spec: RecipeSpec) -> str:
+    """The run entry of recipe ``spec`` retrained on a curated set."""
+    return f"curate.{variant.label}.{spec.name}"
+
+
+def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
+    """Every adapter must name predictors some recipe makes, and be able to work on the
+    backbone (checked before any training).
+
+    Raises:
+        ConfigError: ``on`` names a predictor no recipe makes.
+        AdaptError: an adapter cannot adapt this backbone (e.g. no normalisation layers).
+    """
+    entries = [spec.name for spec in cfg.recipes]
+    for spec in cfg.adapt:
+        for name in spec.on or []:
+            if entry_of(name) not in entries:
+                raise ConfigError(
+                    unknown_name_message("predictor", name, entries).replace("(known:", "(recipes:")
+                    + f" in adapt.{spec.name}.on"
+                )
+        probe = Classifier(backbone.featurizer, nn.Linear(1, 1))
+        try:
+            ADAPT[spec.adapter].obj(probe, spec.config)
+        except AdaptError as exc:
+            raise AdaptError(
+                f"adapter '{spec.name}' cannot adapt backbone '{backbone.name}': {exc}"
+            ) from None
