@@ -71,14 +71,19 @@ def same_setting(previous: Any, current: Any, default: Any) -> bool:
 HOW_NOT_WHAT = ("checkpoint_every", "gradient_checkpointing")
 
 
+# Options added later, left out of digests at their defaults so earlier runs stay finished.
+ADDED_LATER = {"accumulate_steps": 1, "group_by_length": False}
+
+
 def _what(options: Any) -> Any:
-    """Options without those of :data:`HOW_NOT_WHAT` (and ``accumulate_steps: 1``)."""
+    """Options without those of :data:`HOW_NOT_WHAT` and those of :data:`ADDED_LATER` at their
+    defaults."""
     if not isinstance(options, dict):
         return options
     return {
         k: v
         for k, v in options.items()
-        if k not in HOW_NOT_WHAT and not (k == "accumulate_steps" and v == 1)
+        if k not in HOW_NOT_WHAT and not (k in ADDED_LATER and v == ADDED_LATER[k])
     }
 
 

@@ -42,3 +42,27 @@ def test_the_head_gets_no_weight_decay(make_context, tiny_benchmark, tiny_backbo
     options.decay_head = True
     (predictor,), _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "lp_ft", options)
     assert {g["weight_decay"] for g in made[0].param_groups} == {0.1}
+
+
+def test_linear_probe_and_lp_ft_share_one_probe_fit(
+    make_context, tiny_benchmark, tiny_backbone, monkeypatch
+):
+    import shiftlab.finetune.linear_probe as lp
+
+    fits = []
+    original = lp.fit_linear_probe
+
+    def counting(*args):
+        fits.append(args[5])
+        return original(*args)
+
+    monkeypatch.setattr(lp, "fit_linear_probe", counting)
+    monkeypatch.setattr(lp, "_fitted", {})
+    options = default_options("lp_ft")
+    options.epochs = 1
+    run_recipe(make_context, tiny_benchmark, tiny_backbone, "linear_probe", options.probe)
+    run_recipe(make_context, tiny_benchmark, tiny_backbone, "lp_ft", options)
+    assert len(fits) == 1  # the same features, labels, options and seed: fitted once
+    options.probe.num_c += 1
+    run_recipe(make_context, tiny_benchmark, tiny_backbone, "lp_ft", options)
+    assert len(fits) == 2  # other options: fitted again

@@ -210,3 +210,41 @@ def test_the_fp16_loss_scaler_path_gives_the_unscaled_update(monkeypatch):
     assert scalers and scalers[0].get_scale() == 2.0**10  # no overflow: the scale was kept
     for a, b in zip(plain.parameters(), scaled.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
+
+
+def test_length_grouped_batches_visit_every_example_once_in_batches_of_like_length():
+    from shiftlab.finetune.trainer import _batches, input_lengths, length_grouped
+
+    texts = ["x" * int(n) for n in np.random.default_rng(0).integers(1, 200, size=203)]
+    lengths = input_lengths(texts)
+    order = np.random.default_rng(1).permutation(len(texts))
+    plain = _batches(order, 16)
+    grouped = length_grouped(plain, lengths, seed=0, epoch=0, mega=4)
+    assert sorted(np.concatenate(grouped).tolist()) == list(range(len(texts)))
+    assert sorted(len(b) for b in grouped) == sorted(len(b) for b in plain)
+
+    def padding(batches):  # padded characters over real ones, as a tokenizer pads
+        return sum(lengths[b].max() * len(b) for b in batches) / lengths.sum()
+
+    assert padding(grouped) < 0.8 * padding(plain)
+    # Within each run of 4 batches, examples are sorted by length; the batch order is shuffled
+    # by a generator of its own, the same for the same seed and epoch.
+    assert [b.tolist() for b in grouped] == [
+        b.tolist() for b in length_grouped(plain, lengths, seed=0, epoch=0, mega=4)
+    ]
+    assert input_lengths(np.zeros((3, 4))) is None  # not texts: batches stay random
+    assert length_grouped(plain, None, seed=0, epoch=0) is plain
+
+
+def test_options_added_later_leave_digests_of_earlier_runs_unchanged():
+    from shiftlab.config import RecipeSpec
+    from shiftlab.finetune.full_ft import FullFTConfig
+    from shiftlab.store import recipe_digest
+
+    def digest(**options):
+        return recipe_digest(RecipeSpec("full_ft", "full_ft", FullFTConfig(**options)), [])
+
+    base = digest()
+    assert digest(checkpoint_every=2) == base and digest(gradient_checkpointing=True) == base
+    assert digest(group_by_length=False) == base and digest(accumulate_steps=1) == base
+    assert digest(group_by_length=True) != base and digest(accumulate_steps=2) != base

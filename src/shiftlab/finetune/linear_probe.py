@@ -130,18 +130,30 @@ def trend_probes(
     return [useful[int(i)] for i in picks]
 
 
+_fitted: dict[str, ProbeResult] = {}  # the last few probes, by what determines them
+
+
 def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeConfig) -> ProbeResult:
-    """Fit the probe on the pretrained featurizer's cached train and ID val features."""
+    """Fit the probe on the pretrained featurizer's cached train and ID val features. The same
+    probe (features, labels, options, seed) is fitted once per process: linear_probe and
+    lp_ft's first stage share it."""
     bench = ctx.benchmark
-    return fit_linear_probe(
-        ctx.features(bench.train).numpy(),
-        bench.train.labels,
-        ctx.features(bench.val).numpy(),
-        bench.val.labels,
-        bench.num_classes,
-        cfg,
-        ctx.seed,
+    key = repr(
+        (ctx.backbone.fingerprint, bench.train.fingerprint, bench.val.fingerprint, cfg, ctx.seed)
     )
+    if key not in _fitted:
+        if len(_fitted) >= 4:
+            _fitted.pop(next(iter(_fitted)))
+        _fitted[key] = fit_linear_probe(
+            ctx.features(bench.train).numpy(),
+            bench.train.labels,
+            ctx.features(bench.val).numpy(),
+            bench.val.labels,
+            bench.num_classes,
+            cfg,
+            ctx.seed,
+        )
+    return _fitted[key]
 
 
 @FINETUNE.register("linear_probe", config=LinearProbeConfig)

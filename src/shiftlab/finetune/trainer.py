@@ -72,6 +72,11 @@ class TrainConfig:
     checkpoint_every: int | None = param(
         None, "epochs between training checkpoints a killed run resumes from; null: none"
     )
+    group_by_length: bool = param(
+        False,
+        "batches of texts of similar length, in random order (less padding: faster; "
+        "Hugging Face Trainer's group_by_length)",
+    )
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -157,6 +162,40 @@ def param_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
 def epoch_plan(n: int, epochs: int, rng: np.random.Generator) -> list[np.ndarray]:
     """A fresh random permutation of the ``n`` training examples for each epoch."""
     return [rng.permutation(n) for _ in range(epochs)]
+
+
+def input_lengths(inputs: Any) -> np.ndarray | None:
+    """Characters of each text input (prompt and answer of a language model's), or None
+    when the inputs are not texts (images and feature rows have one size)."""
+    if len(inputs) == 0:
+        return None
+    first = inputs[0]
+    if isinstance(first, str):
+        return np.fromiter((len(t) for t in inputs), dtype=np.int64, count=len(inputs))
+    if hasattr(first, "prompt"):
+        return np.array([len(i.prompt) + len(i.answer or "") for i in inputs], dtype=np.int64)
+    return None
+
+
+def length_grouped(
+    batches: list[np.ndarray], lengths: np.ndarray | None, seed: int, epoch: int, mega: int = 50
+) -> list[np.ndarray]:
+    """Batches of similar-length examples, as Hugging Face Trainer's ``group_by_length``:
+    consecutive runs of ``mega`` batches of the epoch's random order are sorted by length and
+    cut again into batches of the same sizes, and the batches are then shuffled (a generator
+    of their own, seeded by ``seed`` and the epoch, so the run's other randomness is unchanged).
+    Each epoch still visits every example once; only which examples share a batch changes."""
+    if lengths is None or len(batches) < 2:
+        return batches
+    sizes = [len(b) for b in batches]
+    grouped: list[np.ndarray] = []
+    for start in range(0, len(batches), mega):
+        run = np.concatenate(batches[start : start + mega])
+        run = run[np.argsort(-lengths[run], kind="stable")]
+        cuts = np.cumsum(sizes[start : start + mega])[:-1]
+        grouped += np.split(run, cuts)
+    order = np.random.default_rng([seed, epoch, 1711]).permutation(len(grouped))
+    return [grouped[i] for i in order]
 
 
 def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -430,6 +469,9 @@ def train(
     last = channels_last(model)
     transform = transform if transform is not None else input_transform(model)
     plan = plan if plan is not None else epoch_plan(len(labels), cfg.epochs, rng)
+    lengths = input_lengths(inputs) if cfg.group_by_length else None
+    if cfg.group_by_length and lengths is None:
+        log(f"{description}: group_by_length applies to texts; these inputs keep random batches")
     groups = param_groups(params if params is not None else model.parameters())
     params = [p for group in groups for p in group["params"]]
     if not params:
@@ -500,6 +542,8 @@ def train(
                 if len(plan[epoch]) != sizes[epoch]:
                     raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
                 batches = _batches(plan[epoch], cfg.batch_size)
+                if cfg.group_by_length:
+                    batches = length_grouped(batches, lengths, seed, epoch)
                 parts = [micro_batches(b, cfg.accumulate_steps, splittable) for b in batches]
                 epoch_loss = 0.0
                 batch_inputs = iterate(

@@ -102,8 +102,9 @@ def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tenso
         attention_mask=batch["attention_mask"].to(device),
         position_ids=batch["position_ids"].to(device),
     ).logits
+    # Shift the labels rather than the logits: logits[:, :-1] would copy the (B, T, vocab)
+    # tensor; the last position predicts nothing (its label is ignored).
+    shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
     return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(),
-        labels[:, 1:].flatten(),
-        ignore_index=IGNORE_INDEX,
+        logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=IGNORE_INDEX
     )
