@@ -160,3 +160,22 @@ def test_language_model_methods_refuse_a_classifier() -> None:
 
     with pytest.raises(ConfigError, match="needs a causal language model"):
         run("npo", mlp_classifier(), feature_data(4, 1))
+
+
+def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from shiftlab.membership import score_all
+    from shiftlab.registry import MEMBERSHIP
+    from shiftlab.unlearn.stage import membership_aurocs
+
+    scorer = tiny_scorer()
+    members = ["ada was born in 1901.", "bob likes tea and cake.", "cyd is a sailor."]
+    others = ["dee plays the violin.", "eve writes long novels.", "fay lives in a tall house."]
+    aurocs = membership_aurocs(
+        scorer.model, scorer.tokenizer, members, others, 0.5, reference=scorer.model
+    )
+    assert set(aurocs) == set(MEMBERSHIP.names())
+    assert aurocs["reference"] == 0.5  # the model against itself: every score ties
+    loss = score_all(scorer.model, scorer.tokenizer, members + others, ["loss"])["loss"]
+    assert aurocs["loss"] == pytest.approx(roc_auc_score([1, 1, 1, 0, 0, 0], loss))

@@ -27,7 +27,7 @@ from shiftlab.report.language import capability_table, conjugate_table
 from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
-from shiftlab.report.unlearning import unlearning_table
+from shiftlab.report.unlearning import membership_table, unlearning_table
 from shiftlab.store import read_records
 
 CSS = """
@@ -282,6 +282,7 @@ def render_report(
         capability_table(records),
         conjugate_table(records),
         unlearning_table(records),
+        membership_table(records),
     )
     tables = [t for t in candidates if t is not None]
     summary = deployment_summary(rows, evidence)

@@ -80,3 +80,19 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         )
     n = summaries[0].get("n")
     return Table(f"Unlearning {n} training examples", header, cells, note=note)
+
+
+def membership_table(records: list[dict[str, Any]]) -> Table | None:
+    """What membership scores tell of the original language model's training data."""
+    original = next((r for r in records if r.get("membership_auroc")), None)
+    if original is None:
+        return None
+    cells = [[score, fmt(auroc)] for score, auroc in original["membership_auroc"].items()]
+    note = (
+        "AUROC of each membership score separating the texts the original model was trained "
+        "on (forget and retain) from holdout texts it never saw (0.5: chance). The reference "
+        "score's reference model is the pretrained backbone."
+    )
+    return Table(
+        f"Membership of {original['model']}'s training data", ["score", "AUROC"], cells, note=note
+    )

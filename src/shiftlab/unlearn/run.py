@@ -23,7 +23,13 @@ from shiftlab.runtime import log
 from shiftlab.store import recipe_digest
 from shiftlab.typed import build
 from shiftlab.unlearn.base import Data
-from shiftlab.unlearn.stage import classifier_summary, language_model_summary
+from shiftlab.unlearn.stage import (
+    classifier_summary,
+    full_texts,
+    language_model_summary,
+    membership_aurocs,
+    split_named,
+)
 
 ORIGINAL = UnlearnSpec("original", "original", {})
 TAGS = ("standard", "trend_point", "selected_by", "selected_epoch")
@@ -126,6 +132,8 @@ def run_unlearning(session: Any, spec: UnlearnSpec) -> None:
             r["split"]: r for r in session.store.records_of(on) if r["model"] == original.name
         }
     summary, logits, outputs = summarize(session, model, forget, retain, by_split, cfg)
+    if spec is ORIGINAL and session.backbone.kind == "causal_lm":
+        summary.update(original_membership(session, model, cfg))
     if spec.method == "retrain" and "auroc_min_k" in summary:  # the reference of PrivLeak
         summary.update(privleak=0.0, privleak_min_k_pp=0.0)
     record = {
@@ -157,6 +165,24 @@ def summarize(session: Any, model: nn.Module, forget: Any, retain: Any, records:
     unseen = session.benchmark.test
     logits = [model_logits(model, s, session.cache) for s in (forget, retain, unseen)]
     return classifier_summary(*logits, forget, retain, unseen), logits[0], None
+
+
+def original_membership(session: Any, model: nn.Module, cfg: Any) -> dict[str, Any]:
+    """The trained model's membership AUROC by every score: its whole training set (forget and
+    retain) against the holdout split, the pretrained model as the reference score's reference."""
+    holdout = split_named(session.benchmark, cfg.holdout, "holdout")
+    if holdout is None:
+        return {}
+    pretrained = session.backbone.featurizer
+    aurocs = membership_aurocs(
+        model.model,
+        model.tokenizer,
+        full_texts(session.benchmark.train),
+        full_texts(holdout),
+        cfg.membership_k,
+        pretrained.model,
+    )
+    return {"membership_auroc": aurocs}
 
 
 def remember_retrain(session: Any, spec: UnlearnSpec) -> None:

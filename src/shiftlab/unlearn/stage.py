@@ -131,6 +131,25 @@ def membership_auc(
     return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
 
 
+def membership_aurocs(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    members: list[str],
+    others: list[str],
+    k: float,
+    reference: torch.nn.Module,
+) -> dict[str, float]:
+    """AUROC of every registered membership score (``reference``: the pretrained model)
+    separating the training texts from texts the model never saw."""
+    from shiftlab.membership import attack_metrics, score_all
+    from shiftlab.registry import MEMBERSHIP
+
+    texts = members + others
+    truth = np.r_[np.ones(len(members)), np.zeros(len(others))].astype(bool)
+    scores = score_all(model, tokenizer, texts, list(MEMBERSHIP.names()), k=k, reference=reference)
+    return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
+
+
 def language_model_summary(
     model: torch.nn.Module,
     forget: Split,
