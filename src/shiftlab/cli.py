@@ -1,5 +1,5 @@
-"""Command line: ``shiftlab run | report | compare | list``; it parses arguments and calls the
-library."""
+"""Command line: ``shiftlab run | report | compare | audit | membership | list``; it parses
+arguments and calls the library."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.atomic import write_atomic
+from shiftlab.atomic import write_atomic, write_bytes_atomic
 from shiftlab.errors import RunDirError
 from shiftlab.predictions import split_predictions
 from shiftlab.report.curation import curation_section
@@ -176,7 +176,7 @@ def compare_runs(run_dirs: list[Path], out: Path, reference: str | None = None) 
     files = out / "report_files"
     files.mkdir(parents=True, exist_ok=True)
     for name, png in images.items():
-        (files / name).write_bytes(png)
+        write_bytes_atomic(files / name, png)
     write_atomic(out / "report.md", markdown)
     write_atomic(out / "report.html", page)
     return out / "report.html"

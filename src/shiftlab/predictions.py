@@ -11,8 +11,8 @@ Each finished entry of a run (a recipe, an adapter, a curation step) writes one 
     label     int64     the label as given (what training and selection saw)
     true_label int64    the clean label of a label-noise benchmark (null elsewhere)
     group     int64     the example's group (null without groups)
-    logits    list<float32>   the model's K logits for the example (NaN-padded to the run's
-                              largest K; NaN for generation tasks)
+    logits    fixed_size_list<float32, K>: the model's K logits for the example (NaN-padded
+              to the largest K of the file; NaN for generation tasks)
     output    string    the generated answer (generation tasks; null elsewhere)
 
 Every record names its file (``"predictions": "predictions/<entry>.parquet"``); pandas, polars

@@ -264,7 +264,20 @@ class Session:
         self.store.write_records(self.entries)
         with distributed.main_writes() as main:
             if main:
-                shutil.rmtree(self.scratch(job.key, job.digest), ignore_errors=True)
+                self.clear_scratch(job)
+
+    def clear_scratch(self, job: Job) -> None:
+        """Remove a finished entry's scratch folders: its own and its parts', of this digest
+        and of any earlier one (options changed since)."""
+        folder = self.store.path / "scratch"
+        if not folder.is_dir():
+            return
+        names = {safe_name(job.key)}
+        if job.kind == "recipe":
+            names |= {safe_name(f"{job.key}#{part}") for part in self.part_names(job.spec)}
+        for path in folder.iterdir():
+            if path.name.rsplit("-", 1)[0] in names:
+                shutil.rmtree(path, ignore_errors=True)
 
     # The work -----------------------------------------------------------------------------
 
@@ -451,7 +464,11 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
 
     started = time.perf_counter()
     executor = make_executor(cfg)
-    session = Session(cfg, out)
+    try:
+        session = Session(cfg, out)
+    except BaseException:
+        getattr(executor, "close", lambda: None)()  # a Ray instance it started stops too
+        raise
     executor.run(session)
     session.store.write_records(session.entries)
     if report:

@@ -24,7 +24,8 @@ RECIPES = """
   - linear_probe: {num_c: 2}
   - full_ft: {epochs: 1, batch_size: 16, warmup_steps: 1}
   - wise_ft: {alphas: [0.5], select: false}
-  - model_soup: {ingredients: 2, epochs_range: [1, 1], batch_size: 16, warmup_steps: 1}
+  - model_soup: {ingredients: 2, epochs_range: [1, 1], batch_size: 16, warmup_steps: 1,
+                 checkpoint_every: 1}
   - calibrated_ensemble"""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from shiftlab.atomic import atomic_path, write_atomic
 from shiftlab.config import CurateSpec, CurationConfig, RecipeSpec, build
 from shiftlab.curation.actions import Variant, check_classes
 from shiftlab.curation.context import CurationContext, ScoreResult
@@ -261,13 +262,13 @@ class CurationStage:
                 "input",
             ],
         )
-        (folder / "summary.json").write_text(json.dumps(self.summary(), indent=1))
+        write_atomic(folder / "summary.json", json.dumps(self.summary(), indent=1))
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] | None = None) -> None:
     """Rows as a UTF-8 CSV with a header (the fields of the first row unless given)."""
     fields = fields or (list(rows[0]) if rows else ["example_id"])
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)

@@ -1,4 +1,4 @@
-"""Score a predictor on every evaluation split and emit records (see DESIGN.md, Records)."""
+"""Score a predictor on every evaluation split and emit records (see docs/design.md, Records)."""
 
 from __future__ import annotations
 

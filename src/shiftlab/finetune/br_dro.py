@@ -109,7 +109,7 @@ def adversary_loss(
     return (bce * balance).mean() + l1 * adversary.weight.abs().sum()
 
 
-@FINETUNE.register("br_dro", config=BRDROConfig)
+@FINETUNE.register("br_dro", config=BRDROConfig, requires=("encoder",))
 def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
     """Reweight the learner's losses by a simple (L1-penalised, linear) adversary."""
     adversary = Adversary(ctx.feature_dim(), ctx.benchmark.num_classes).to(ctx.device)

@@ -52,7 +52,7 @@ def cvar_weights(losses: torch.Tensor, alpha: float) -> torch.Tensor:
     return weights
 
 
-@FINETUNE.register("cvar_dro", config=CVaRDROConfig)
+@FINETUNE.register("cvar_dro", config=CVaRDROConfig, requires=("encoder",))
 def cvar_dro(ctx: RecipeContext, cfg: CVaRDROConfig) -> Iterator[Predictor]:
     """Minimise the mean of the top alpha fraction of each batch's losses."""
 

@@ -21,7 +21,7 @@ class ERMConfig(GroupTrainConfig):
     """Average cross-entropy; the group-robustness references' optimisation."""
 
 
-@FINETUNE.register("erm", config=ERMConfig)
+@FINETUNE.register("erm", config=ERMConfig, requires=("encoder",))
 def erm(ctx: RecipeContext, cfg: ERMConfig) -> Iterator[Predictor]:
     """Minimise the average cross-entropy (optionally sampling groups equally)."""
     model, result = group_train(ctx, cfg, cross_entropy)

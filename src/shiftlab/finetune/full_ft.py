@@ -107,7 +107,7 @@ def epoch_predictors(
         )
 
 
-@FINETUNE.register("full_ft", config=FullFTConfig)
+@FINETUNE.register("full_ft", config=FullFTConfig, requires=("encoder",))
 def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
     """Fine-tune every weight (AdamW, warmup + cosine), the head from zero-shot when it can."""
     model, result = finetune(

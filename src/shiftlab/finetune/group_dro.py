@@ -67,7 +67,7 @@ def group_dro_update(
     return q / q.sum()
 
 
-@FINETUNE.register("group_dro", config=GroupDROConfig)
+@FINETUNE.register("group_dro", config=GroupDROConfig, requires=("encoder",))
 def group_dro(ctx: RecipeContext, cfg: GroupDROConfig) -> Iterator[Predictor]:
     """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
     counts = torch.as_tensor(group_counts(ctx, train_groups(ctx, needed=True)), device=ctx.device)

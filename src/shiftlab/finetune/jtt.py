@@ -124,7 +124,7 @@ def error_set(ctx: RecipeContext, cfg: JTTConfig) -> np.ndarray:
     return online.errors()
 
 
-@FINETUNE.register("jtt", config=JTTConfig)
+@FINETUNE.register("jtt", config=JTTConfig, requires=("encoder",))
 def jtt(ctx: RecipeContext, cfg: JTTConfig) -> Iterator[Predictor]:
     """Train ERM briefly, then retrain with its training errors upsampled lambda times."""
     errors = error_set(ctx, cfg)

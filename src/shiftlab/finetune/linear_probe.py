@@ -156,7 +156,7 @@ def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeConfig) -> ProbeResult:
     return _fitted[key]
 
 
-@FINETUNE.register("linear_probe", config=LinearProbeConfig)
+@FINETUNE.register("linear_probe", config=LinearProbeConfig, requires=("encoder",))
 def linear_probe(ctx: RecipeContext, cfg: LinearProbeConfig) -> Iterator[Predictor]:
     """Logistic regression on frozen features, C chosen on ID val; only the head is learned."""
     probe = probe_pretrained(ctx, cfg)

@@ -44,7 +44,7 @@ class LPFTConfig(TrainConfig):
     )
 
 
-@FINETUNE.register("lp_ft", config=LPFTConfig)
+@FINETUNE.register("lp_ft", config=LPFTConfig, requires=("encoder",))
 def lp_ft(ctx: RecipeContext, cfg: LPFTConfig) -> Iterator[Predictor]:
     """Linear probe, then fine-tune every weight from that head at a lower lr, in eval mode."""
     probe = probe_pretrained(ctx, cfg.probe)

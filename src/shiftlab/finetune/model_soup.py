@@ -193,7 +193,7 @@ def ingredients(ctx: RecipeContext, cfg: ModelSoupConfig) -> dict[str, Any]:
     }
 
 
-@FINETUNE.register("model_soup", config=ModelSoupConfig, parts=ingredients)
+@FINETUNE.register("model_soup", config=ModelSoupConfig, parts=ingredients, requires=("encoder",))
 def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
     """Fine-tune ingredients from one start (a random hyperparameter search), then average
     their weights."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shiftlab.atomic import write_atomic
+from shiftlab.atomic import atomic_path, write_atomic
 from shiftlab.config import BackboneConfig, read_yaml
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import MEMBERSHIP
@@ -93,7 +93,10 @@ def run_membership(config_path: Path, out: Path) -> Path:
     )
     metrics = {m: attack_metrics(s, truth) for m, s in scores.items()}
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_path(out / "scores.csv") as tmp,
+        tmp.open("w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["text", "member", *cfg.methods])
         for i, text in enumerate(texts):

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from shiftlab.atomic import write_atomic
+from shiftlab.atomic import write_atomic, write_bytes_atomic
 from shiftlab.config import read_yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
@@ -332,7 +332,7 @@ def write_report(run_dir: Path) -> Path:
     files = run_dir / "report_files"
     files.mkdir(exist_ok=True)
     for name, png in images.items():
-        (files / name).write_bytes(png)
+        write_bytes_atomic(files / name, png)
     write_atomic(run_dir / "report.md", markdown)
     write_atomic(run_dir / "report.html", page)
     return run_dir / "report.html"

@@ -1,7 +1,7 @@
 """Machine unlearning: methods that make a trained model forget a set of its training examples.
 
 Each method is registered in :data:`UNLEARN` with its options dataclass and the model kinds it
-applies to (``classifier``, ``causal_lm``), and is called as::
+applies to (``encoder``, ``causal_lm``), and is called as::
 
     unlearned = UNLEARN["scrub"].obj(model, forget, retain, options, seed=0, device=device)
 

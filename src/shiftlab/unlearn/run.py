@@ -1,6 +1,6 @@
 """Running the unlearning stage inside a run (see :mod:`shiftlab.unlearn.stage`): one entry per
-method, resumable like recipes; the original model's summary first, retraining second (its
-membership AUROC is PrivLeak's reference), then every method."""
+method, resumable like recipes; retraining first (its membership AUROC is PrivLeak's reference),
+then the original model's summary, then every method."""
 
 from __future__ import annotations
 
