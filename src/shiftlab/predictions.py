@@ -69,7 +69,7 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
         columns["group"] += [None] * n if split.groups is None else split.groups.tolist()
         outputs += item.outputs if item.outputs is not None else [None] * n
     widths = {item.logits.shape[1] for item in scored if item.outputs is None}
-    k = max(widths) if widths else 0
+    k = max(max(widths, default=0), 1)  # no logits at all: one NaN column (Arrow needs K > 0)
     for item in scored:  # generation rows (no logits) and tasks of fewer classes: NaN padded
         values = item.logits.detach().float().cpu().numpy()
         padded = np.full((len(values), k), np.nan, dtype=np.float32)

@@ -54,11 +54,17 @@ from shiftlab.unlearn.stage import forget_index
 
 
 def _summary(records: list[dict[str, Any]]) -> str:
-    test = [r["accuracy"] for r in records if r["role"] == "id_test"]
-    ood = [r["accuracy"] for r in records if r["role"] == "ood"]
-    parts = [f"ID test {test[0]:.3f}"] if test else []
+    """One log line: ID test and OOD mean accuracy (ROUGE-L for generation tasks)."""
+
+    def score(record: dict[str, Any]) -> float | None:
+        return record.get("accuracy", record.get("rouge_l"))
+
+    test = [score(r) for r in records if r["role"] == "id_test" and score(r) is not None]
+    ood = [score(r) for r in records if r["role"] == "ood" and score(r) is not None]
+    name = "" if any("accuracy" in r for r in records) else " ROUGE-L"
+    parts = [f"ID test{name} {test[0]:.3f}"] if test else []
     if ood:
-        parts.append(f"OOD mean {np.mean(ood):.3f}")
+        parts.append(f"OOD mean{name} {np.mean(ood):.3f}")
     return ", ".join(parts)
 
 

@@ -119,3 +119,43 @@ conjugate: [leetspeak]
     code = main(["run", str(write_config(tmp_path / "c.yaml", text)), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "conjugate: applies to language models" in err and not out.exists()
+
+
+FACTS = """
+data:
+  kind: fictitious_facts
+  people: {{forget: 2, retain: 3, holdout: 2}}
+  qa_per_person: 1
+backbone: hf_causal_lm:{lm}
+task: {{name: facts, template: "{{text}}", max_new_tokens: 4}}
+recipes:
+  - sft: {{epochs: 1, batch_size: 4, lr: 1.0e-4, max_length: 64}}
+unlearn:
+  forget: {{domain: forget_bio}}
+  on: sft
+  knowmem_forget: forget_qa
+  knowmem_retain: retain_qa
+  holdout: holdout_bio
+  methods:
+    - retrain
+    - gradient_ascent: {{causal_lm: {{epochs: 1, batch_size: 2, lr: 1.0e-5, max_length: 64}}}}
+"""
+
+
+def test_a_generation_task_unlearned_against_retraining(tmp_path, tiny_lm_dir):
+    path = write_config(tmp_path / "facts.yaml", FACTS.format(lm=tiny_lm_dir))
+    out = run(config.load(path), tmp_path / "facts")
+    records = read_records(out / "records.jsonl")
+    sft = [r for r in records if r["model"] == "sft" and r["role"] != "unlearn"]
+    assert {r["split"] for r in sft} >= {"id_test", "holdout_bio", "forget_qa"}
+    assert all("rouge_l" in r and "accuracy" not in r for r in sft)  # generation: no accuracy
+    summaries = {r["unlearn"]["method"]: r for r in records if r["role"] == "unlearn"}
+    assert set(summaries) == {"original", "retrain", "gradient_ascent"}
+    assert summaries["retrain"]["privleak"] == 0.0
+    aurocs = summaries["original"]["membership_auroc"]
+    assert set(aurocs) == {"loss", "zlib", "reference", "min_k", "min_k_pp"}
+    assert all(0.0 <= v <= 1.0 for v in aurocs.values())
+    page = (out / "report.md").read_text()
+    assert "### Unlearning 2 training examples" in page
+    assert "### Membership of sft's training data" in page
+    assert "### Generation: exact match / ROUGE-L F1" in page

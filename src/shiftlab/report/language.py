@@ -69,3 +69,35 @@ def conjugate_table(records: list[dict[str, Any]], pretrained: str = "zero_shot"
         "(fine-tuned + P - fine-tuned) / (pretrained - fine-tuned): 1 recovers the pretrained "
         "model's score, 0 nothing, negative makes it worse (meaningless when the two are close).",
     )
+
+
+def generation_table(records: list[dict[str, Any]]) -> Table | None:
+    """Generation tasks (answers by greedy decoding): each model's exact match and ROUGE-L F1
+    on each split."""
+    plain = [
+        r
+        for r in records
+        if r.get("adapter") is None
+        and not r.get("conjugate")
+        and "rouge_l" in r
+        and "accuracy" not in r
+    ]
+    if not plain:
+        return None
+    splits = list(dict.fromkeys(r["split"] for r in plain))
+    models = list(dict.fromkeys(r["model"] for r in plain))
+    index = {(r["model"], r["split"]): r for r in plain}
+
+    def cell(model: str, split: str) -> str:
+        record = index.get((model, split))
+        if record is None:
+            return "—"
+        return f"{fmt(record.get('exact_match'))} / {fmt(record['rouge_l'])}"
+
+    return Table(
+        "Generation: exact match / ROUGE-L F1",
+        ["model", *splits],
+        [[m, *[cell(m, s) for s in splits]] for m in models],
+        note="Greedy answers scored against the reference answers: exact match (stripped, "
+        "lower-cased, whitespace collapsed) and ROUGE-L F1 (rouge-score).",
+    )

@@ -23,7 +23,7 @@ from shiftlab.report.decision import (
     fmt_interval,
     paired_table,
 )
-from shiftlab.report.language import capability_table, conjugate_table
+from shiftlab.report.language import capability_table, conjugate_table, generation_table
 from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt
@@ -140,7 +140,7 @@ def _calibration_table(rows: list[ModelRow]) -> Table | None:
 def _domain_table(records: list[dict[str, Any]], rows: list[ModelRow]) -> Table | None:
     domains = ood_splits(records)
     corrupted = any(r.corrupted_mean is not None for r in rows)
-    if not domains and not corrupted:
+    if not rows or (not domains and not corrupted):
         return None
     values = [
         [r.model, r.id_test, *[r.ood.get(d) for d in domains]]
@@ -279,6 +279,7 @@ def render_report(
         _group_table(records),
         *adapter_tables(records),
         *curation_tables,
+        generation_table(records),
         capability_table(records),
         conjugate_table(records),
         unlearning_table(records),

@@ -28,6 +28,7 @@ from torch import nn
 from shiftlab.errors import ConfigError
 from shiftlab.progress import progress
 from shiftlab.registry import UNLEARN
+from shiftlab.runtime import log
 from shiftlab.typed import param
 from shiftlab.unlearn.base import (
     Data,
@@ -149,11 +150,17 @@ def ssd(
     student = unlearned_copy(model, device)
     forget_importance = importances(student, [forget], options.batch_size, device)
     full_importance = importances(student, [retain, forget], options.batch_size, device)
-    dampen_(
-        dict(student.named_parameters()),
+    params = dict(student.named_parameters())
+    dampened = dampen_(
+        params,
         full_importance,
         forget_importance,
         options.selection_weighting,
         options.dampening_constant,
+    )
+    total = sum(p.numel() for p in params.values())
+    log(
+        f"ssd: {sum(dampened.values()):,} of {total:,} parameters dampened (forget importance > "
+        f"{options.selection_weighting:g} x full importance)"
     )
     return student.eval()
