@@ -6,6 +6,7 @@ Each finished entry of a run (a recipe, an adapter, a curation step) writes one 
 
     model     string    the record's model
     adapter   string    the record's adapter (null: none)
+    conjugate string    the record's conjugate prompt transform entry (null: none)
     split     string    the record's split
     example   string    the example's stable id
     label     int64     the label as given (what training and selection saw)
@@ -51,7 +52,17 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
 
     scored = list(scored)
     columns: dict[str, list[Any]] = {
-        k: [] for k in ("model", "adapter", "split", "example", "label", "true_label", "group")
+        k: []
+        for k in (
+            "model",
+            "adapter",
+            "conjugate",
+            "split",
+            "example",
+            "label",
+            "true_label",
+            "group",
+        )
     }
     outputs: list[str | None] = []
     logits = []
@@ -60,6 +71,7 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
         ids = split.ids if split.ids is not None else [f"{split.name}:{i}" for i in range(n)]
         columns["model"] += [item.record["model"]] * n
         columns["adapter"] += [item.record.get("adapter")] * n
+        columns["conjugate"] += [item.record.get("conjugate")] * n
         columns["split"] += [item.record["split"]] * n
         columns["example"] += [str(i) for i in ids]
         columns["label"] += split.labels.tolist()
@@ -79,6 +91,7 @@ def _table(scored: Iterable[Scored]):  # -> pyarrow.Table
     arrays = {
         "model": pa.array(columns["model"], pa.string()).dictionary_encode(),
         "adapter": pa.array(columns["adapter"], pa.string()).dictionary_encode(),
+        "conjugate": pa.array(columns["conjugate"], pa.string()).dictionary_encode(),
         "split": pa.array(columns["split"], pa.string()).dictionary_encode(),
         "example": pa.array(columns["example"], pa.string()),
         "label": pa.array(columns["label"], pa.int64()),
@@ -124,6 +137,11 @@ def split_predictions(
     )
     adapters = table["adapter"].cast("string")
     mask = pc.and_(mask, pc.is_null(adapters) if adapter is None else pc.equal(adapters, adapter))
+    if "conjugate" in table.column_names:  # files written before the column existed have none
+        conjugates, conjugate = table["conjugate"].cast("string"), record.get("conjugate")
+        mask = pc.and_(
+            mask, pc.is_null(conjugates) if conjugate is None else pc.equal(conjugates, conjugate)
+        )
     rows = table.filter(mask)
     logits = np.array(rows["logits"].combine_chunks().flatten()).reshape(rows.num_rows, -1)
     logits = logits[:, ~np.isnan(logits).all(axis=0)] if rows.num_rows else logits  # padding

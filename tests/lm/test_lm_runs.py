@@ -5,7 +5,7 @@ import re
 import pytest
 
 from helpers import write_config
-from shiftlab import config
+from shiftlab import config, predictions
 from shiftlab.cli import main
 from shiftlab.runner import run
 from shiftlab.store import read_records
@@ -70,6 +70,24 @@ def test_lm_run_scores_tasks_capabilities_and_conjugate_prompts(
         )
     conj = [r for r in records if r.get("conjugate") == "leetspeak"]
     assert {r["model"] for r in conj} == {"lora"} and len(conj) == 4
+    # predictions tell a conjugate record's rows from the plain ones of the same model and split
+    table = predictions.read(out)
+    rows = [
+        (m, c)
+        for m, c, s in zip(
+            table["model"].to_pylist(),
+            table["conjugate"].to_pylist(),
+            table["split"].to_pylist(),
+            strict=True,
+        )
+        if s == "yelp"
+    ]
+    assert (
+        rows.count(("lora", None)) == rows.count(("lora", "leetspeak")) == by["lora", "yelp"]["n"]
+    )
+    for record in (by["lora", "yelp"], next(r for r in conj if r["split"] == "yelp")):
+        _, labels, _, logits = predictions.split_predictions(out, record)
+        assert (logits.argmax(axis=1) == labels).mean() == pytest.approx(record["accuracy"])
     page = (out / "report.md").read_text()
     assert "### Capabilities: tasks the model never trained on" in page
     assert "### Conjugate prompting" in page
