@@ -60,7 +60,11 @@ def _summary(records: list[dict[str, Any]]) -> str:
         return record.get("accuracy", record.get("rouge_l"))
 
     test = [score(r) for r in records if r["role"] == "id_test" and score(r) is not None]
-    ood = [score(r) for r in records if r["role"] == "ood" and score(r) is not None]
+    ood = [
+        score(r)
+        for r in records
+        if r["role"] == "ood" and not r.get("capability") and score(r) is not None
+    ]  # as the report's OOD mean: the task's own OOD splits, not other tasks
     name = "" if any("accuracy" in r for r in records) else " ROUGE-L"
     parts = [f"ID test{name} {test[0]:.3f}"] if test else []
     if ood:
