@@ -179,3 +179,13 @@ def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() ->
     assert aurocs["reference"] == 0.5  # the model against itself: every score ties
     loss = score_all(scorer.model, scorer.tokenizer, members + others, ["loss"])["loss"]
     assert aurocs["loss"] == pytest.approx(roc_auc_score([1, 1, 1, 0, 0, 0], loss))
+
+
+def test_privleak_follows_muses_orientation() -> None:
+    from shiftlab.unlearn.stage import privleak
+
+    # MUSE ranks holdout above forget: AUC = 1 - (forget ranked above holdout)
+    assert privleak(0.5, 0.5) == 0.0
+    assert privleak(1.0, 0.5) == pytest.approx(-100.0)  # kept everything: AUC 0
+    assert privleak(0.25, 0.5) == pytest.approx(50.0)  # over-unlearned: AUC 0.75 vs 0.5
+    assert privleak(0.8, 0.6) == pytest.approx(100 * (0.2 - 0.4) / 0.4)

@@ -13,8 +13,8 @@ model (split ``unlearning``) holds what judges it:
 - language models, as MUSE (Shi et al. 2024, arXiv 2407.06460): ``verbmem`` (ROUGE-L F1 of the
   greedy continuation of each forget text's prefix), ``knowmem_forget`` / ``knowmem_retain``
   (ROUGE-L of answers to questions about each set), ``privleak`` (100 (AUC - AUC_retrain) /
-  AUC_retrain of Min-K%, k 0.4, on forget against holdout texts; ``privleak_min_k_pp`` beside
-  it), ``perplexity_holdout``, and seconds.
+  AUC_retrain of Min-K%, k 0.4, on forget against holdout texts, AUC oriented as MUSE's:
+  see :func:`privleak`; ``privleak_min_k_pp`` beside it), ``perplexity_holdout``, and seconds.
 """
 
 from __future__ import annotations
@@ -150,6 +150,18 @@ def membership_aurocs(
     return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
 
 
+def privleak(member_auroc: float, retrain_member_auroc: float) -> float:
+    """MUSE's PrivLeak, 100 (AUC - AUC_retrain) / AUC_retrain, from AUROCs that rank forget
+    texts above holdout texts (higher score = member, as every score here).
+
+    MUSE's AUC is the other way round (``muse_bench/metrics/privleak.py``: forget labelled 0,
+    holdout 1, score minus Min-K%), i.e. ``1 - member_auroc``: a model that kept the forget
+    set has AUC near 0 and PrivLeak near -100; over-unlearning gives positive values.
+    """
+    auc, reference = 1.0 - member_auroc, 1.0 - retrain_member_auroc
+    return 100.0 * (auc - reference) / reference if reference > 0 else math.nan
+
+
 def language_model_summary(
     model: torch.nn.Module,
     forget: Split,
@@ -188,10 +200,8 @@ def language_model_summary(
         summary["auroc_min_k"] = auc["min_k"]
         summary["auroc_min_k_pp"] = auc["min_k_pp"]
         if retrain_auc is not None:
-            summary["privleak"] = 100 * (auc["min_k"] - retrain_auc["min_k"]) / retrain_auc["min_k"]
-            summary["privleak_min_k_pp"] = (
-                100 * (auc["min_k_pp"] - retrain_auc["min_k_pp"]) / retrain_auc["min_k_pp"]
-            )
+            summary["privleak"] = privleak(auc["min_k"], retrain_auc["min_k"])
+            summary["privleak_min_k_pp"] = privleak(auc["min_k_pp"], retrain_auc["min_k_pp"])
         summary["perplexity_holdout"] = perplexity(lm, tokenizer, full_texts(holdout))
     return summary
 
