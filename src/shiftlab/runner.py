@@ -55,9 +55,7 @@ from shiftlab.unlearn.stage import forget_index
 
 def _summary(records: list[dict[str, Any]]) -> str:
     """One log line: ID test and OOD mean accuracy (ROUGE-L for generation tasks)."""
-
-    def score(record: dict[str, Any]) -> float | None:
-        return record.get("accuracy", record.get("rouge_l"))
+    from shiftlab.report.language import score_of as score
 
     test = [score(r) for r in records if r["role"] == "id_test" and score(r) is not None]
     ood = [

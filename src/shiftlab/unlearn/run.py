@@ -180,7 +180,7 @@ def original_membership(session: Any, model: nn.Module, cfg: Any) -> dict[str, A
         full_texts(session.benchmark.train),
         full_texts(holdout),
         cfg.membership_k,
-        pretrained.model,
+        reference=pretrained.model,
     )
     return {"membership_auroc": aurocs}
 

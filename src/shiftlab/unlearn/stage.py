@@ -119,34 +119,24 @@ def split_named(benchmark: Benchmark, name: str | None, what: str) -> Split | No
     raise ConfigError(f"unlearn.{what}: no split '{name}' (splits: {', '.join(known)})")
 
 
-def membership_auc(
-    model: torch.nn.Module, tokenizer: Any, members: list[str], others: list[str], k: float
-) -> dict[str, float]:
-    """AUROC of Min-K% (and Min-K%++) separating member texts from non-members."""
-    from shiftlab.membership import attack_metrics, score_all
-
-    texts = members + others
-    truth = np.r_[np.ones(len(members)), np.zeros(len(others))].astype(bool)
-    scores = score_all(model, tokenizer, texts, ["min_k", "min_k_pp"], k=k)
-    return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
-
-
 def membership_aurocs(
     model: torch.nn.Module,
     tokenizer: Any,
     members: list[str],
     others: list[str],
     k: float,
-    reference: torch.nn.Module,
+    methods: list[str] | None = None,
+    reference: torch.nn.Module | None = None,
 ) -> dict[str, float]:
-    """AUROC of every registered membership score (``reference``: the pretrained model)
-    separating the training texts from texts the model never saw."""
+    """AUROC of membership scores (default: every registered one; ``reference`` is the
+    reference score's model) separating member texts from non-members."""
     from shiftlab.membership import attack_metrics, score_all
     from shiftlab.registry import MEMBERSHIP
 
     texts = members + others
     truth = np.r_[np.ones(len(members)), np.zeros(len(others))].astype(bool)
-    scores = score_all(model, tokenizer, texts, list(MEMBERSHIP.names()), k=k, reference=reference)
+    methods = list(MEMBERSHIP.names()) if methods is None else methods
+    scores = score_all(model, tokenizer, texts, methods, k=k, reference=reference)
     return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
 
 
@@ -194,8 +184,13 @@ def language_model_summary(
             summary[key] = records[split.name].get("rouge_l", records[split.name].get("accuracy"))
     holdout = split_named(benchmark, cfg.holdout, "holdout")
     if holdout is not None:
-        auc = membership_auc(
-            lm, tokenizer, full_texts(forget), full_texts(holdout), cfg.membership_k
+        auc = membership_aurocs(
+            lm,
+            tokenizer,
+            full_texts(forget),
+            full_texts(holdout),
+            cfg.membership_k,
+            methods=["min_k", "min_k_pp"],
         )
         summary["auroc_min_k"] = auc["min_k"]
         summary["auroc_min_k_pp"] = auc["min_k_pp"]
