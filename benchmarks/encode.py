@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shiftlab.config import BackboneConfig
-from shiftlab.data.vader import VaderConfig, vader
+from shiftlab.config.sections import BackboneConfig
+from shiftlab.data.vader import VaderOptions, vader
 from shiftlab.features import encode
 from shiftlab.models import load_backbone
 
@@ -47,7 +47,7 @@ def timed(fn):
 
 
 def main() -> None:
-    data = vader(VaderConfig(), None)
+    data = vader(VaderOptions(), None)
     rng = np.random.default_rng(0)
     texts = [
         t

@@ -14,7 +14,7 @@
    samples/s (goal >= 0.95).
 2. **Label-word scoring of a split.** What the evaluator runs on a classification task's split
    of ``PromptItem`` s (``FeatureCache.get`` -> ``shiftlab.features.encode`` -> ``LMScorer`` ->
-   ``shiftlab.lm.scoring.label_word_logprobs``: prompts sorted by length, batches of 32 as on a
+   ``shiftlab.lm.logprobs.label_word_logprobs``: prompts sorted by length, batches of 32 as on a
    CPU run, each prompt run once and the label words scored from its last logits and KV cache)
    against a plain loop scoring one prompt at a time: for each prompt and each label word, one
    forward pass of the tokenised ``prompt + word`` and the sum of the word's token
@@ -49,18 +49,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from shiftlab.config import BackboneConfig, DataConfig, TaskConfig, build
+from shiftlab.config.sections import BackboneConfig, DataConfig, TaskConfig
 from shiftlab.data import load_benchmark
-from shiftlab.data.vader import VaderConfig
+from shiftlab.data.vader import VaderOptions
 from shiftlab.features import FeatureCache, encode
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.lora import LoRAConfig
+from shiftlab.finetune.lora import LoRAOptions
 from shiftlab.finetune.sft import lm_finetune
+from shiftlab.lm.logprobs import boundary_mismatches
 from shiftlab.lm.lora import add_lora
 from shiftlab.lm.scorer import LMScorer
-from shiftlab.lm.scoring import boundary_mismatches
 from shiftlab.lm.tasks import lm_benchmark
 from shiftlab.models import load_backbone
+from shiftlab.typed import build
 
 CPU = torch.device("cpu")
 BACKBONE = "smollm2-135m-instruct"
@@ -125,7 +126,7 @@ def sentiment_benchmark(train: int, test: int):
         },
         "data",
     )
-    data_cfg.options = VaderConfig()
+    data_cfg.options = VaderOptions()
     task = build(TaskConfig, dict(TASK), "task")
     return lm_benchmark(load_benchmark(data_cfg), task, [], seed=0)
 
@@ -133,7 +134,7 @@ def sentiment_benchmark(train: int, test: int):
 # 1. LoRA training --------------------------------------------------------------------------
 
 
-def shiftlab_lora(backbone, lora_model, bench, cfg: LoRAConfig) -> tuple[float, Any]:
+def shiftlab_lora(backbone, lora_model, bench, cfg: LoRAOptions) -> tuple[float, Any]:
     """Samples per second of the lora recipe's training (lm_finetune on the shared trainer),
     and the trained PEFT model."""
     base = backbone.featurizer  # the recipe's ctx.trainable_copy(), with its model wrapped
@@ -167,7 +168,7 @@ def plain_batch(tokenizer, prompts, answers, max_length: int) -> dict[str, torch
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def plain_lora(lora_model, tokenizer, items, cfg: LoRAConfig) -> tuple[float, Any]:
+def plain_lora(lora_model, tokenizer, items, cfg: LoRAOptions) -> tuple[float, Any]:
     """Samples per second of a plain PEFT + PyTorch loop, and its trained PEFT model."""
     model = copy.deepcopy(lora_model)
     start = time.perf_counter()
@@ -213,7 +214,7 @@ def adapter_diff(a, b) -> float:
 def lora_part(backbone, bench, steps: int, batch_size: int, repeats: int) -> float:
     train = bench.train.subset(np.arange(steps * batch_size))
     bench = dataclasses.replace(bench, train=train)
-    cfg = LoRAConfig(batch_size=batch_size)  # the recipe's defaults otherwise
+    cfg = LoRAOptions(batch_size=batch_size)  # the recipe's defaults otherwise
     torch.manual_seed(0)
     lora_model = add_lora(
         copy.deepcopy(backbone.featurizer.model),

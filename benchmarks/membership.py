@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shiftlab.data.fictitious_facts import PeopleConfig, biography, generate_people
+from shiftlab.data.fictitious_facts import PeopleOptions, biography, generate_people
 from shiftlab.membership import MEMBERSHIP, score_all
 
 METHODS = ("loss", "zlib", "reference", "min_k", "min_k_pp")
@@ -55,7 +55,7 @@ METHODS = ("loss", "zlib", "reference", "min_k", "min_k_pp")
 
 def biographies(n: int) -> list[str]:
     """``n`` whole biographies of seeded fictitious people."""
-    people = generate_people(PeopleConfig(forget=1, retain=max(1, n - 2), holdout=1), seed=0)
+    people = generate_people(PeopleOptions(forget=1, retain=max(1, n - 2), holdout=1), seed=0)
     return [biography(p) for p in people[:n]]
 
 

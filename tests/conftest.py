@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers import sentences_data_config
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.data import load_benchmark
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
@@ -126,7 +126,7 @@ def tiny_images_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def tiny_image_benchmark(tiny_images_dir: Path):
     """ID photo (24 images, 14 / 5 / 5), OOD sketch (24); groups label x domain."""
-    from shiftlab.config import parse
+    from shiftlab.config.load import parse
 
     cfg = parse(
         {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shiftlab.config import DataConfig, build
-from shiftlab.data.sentiment_sentences import SentimentSentencesConfig
+from shiftlab.config.sections import DataConfig
+from shiftlab.data.sentiment_sentences import SentimentSentencesOptions
+from shiftlab.typed import build
 
 
 def sentences_data_config(folder: Path, **overrides: object) -> DataConfig:
@@ -22,7 +23,7 @@ def sentences_data_config(folder: Path, **overrides: object) -> DataConfig:
         },
         "data",
     )
-    cfg.options = SentimentSentencesConfig(path=str(folder))
+    cfg.options = SentimentSentencesOptions(path=str(folder))
     return cfg
 
 

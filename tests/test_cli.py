@@ -8,12 +8,12 @@ import pytest
 
 from helpers import write_config
 from shiftlab.cli import main
-from shiftlab.data.sentiment_sentences import SentimentSentencesConfig, sentiment_sentences
+from shiftlab.data.sentiment_sentences import SentimentSentencesOptions, sentiment_sentences
 
 
 def user_csv(path, sentences_dir, single_class=False):
     """A CSV of real sentences, string labels, and a site column: a user's own data."""
-    data = sentiment_sentences(SentimentSentencesConfig(path=str(sentences_dir)), None)
+    data = sentiment_sentences(SentimentSentencesOptions(path=str(sentences_dir)), None)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["review", "sentiment", "site"])

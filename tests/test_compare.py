@@ -21,7 +21,7 @@ from shiftlab.cli import main
 from shiftlab.compare import combined_report, compare_runs
 from shiftlab.data.benchmark import Split
 from shiftlab.errors import RunDirError
-from shiftlab.evaluate.evaluator import make_record
+from shiftlab.evaluate.records import make_record
 from shiftlab.models.classifier import Predictor
 from shiftlab.predictions import Scored
 from shiftlab.store import safe_name

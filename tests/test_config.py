@@ -3,7 +3,7 @@ import yaml
 
 from shiftlab import config
 from shiftlab.errors import ConfigError
-from shiftlab.finetune.linear_probe import LinearProbeConfig
+from shiftlab.finetune.linear_probe import LinearProbeOptions
 
 BASE = {"data": {"kind": "vader", "id_domains": ["movie"]}}
 
@@ -18,7 +18,7 @@ def test_defaults_fill_every_section():
     assert cfg.backbone.name == "minilm"
     assert cfg.prompts == ["{class_name}"]
     assert cfg.data.options.neutral_band == 0.5
-    assert cfg.recipe("full_ft").config.lr == 3e-5
+    assert cfg.recipe("full_ft").options.lr == 3e-5
 
 
 def test_unknown_recipe_option_names_the_key_and_suggests():
@@ -45,7 +45,7 @@ def test_yaml_exponent_without_dot_is_read_as_a_number():
     raw = yaml.safe_load("recipes: [{full_ft: {lr: 3e-5}}]")
     assert raw["recipes"][0]["full_ft"]["lr"] == "3e-5"  # YAML 1.1 reads it as a string
     cfg = parse(**raw)
-    assert cfg.recipe("full_ft").config.lr == pytest.approx(3e-5)
+    assert cfg.recipe("full_ft").options.lr == pytest.approx(3e-5)
 
 
 def test_wrong_types_are_reported_with_their_path():
@@ -57,8 +57,8 @@ def test_wrong_types_are_reported_with_their_path():
 
 def test_nested_options_are_built():
     cfg = parse(recipes=[{"lp_ft": {"probe": {"num_c": 5}}}])
-    probe = cfg.recipe("lp_ft").config.probe
-    assert isinstance(probe, LinearProbeConfig)
+    probe = cfg.recipe("lp_ft").options.probe
+    assert isinstance(probe, LinearProbeOptions)
     assert probe.num_c == 5
 
 
@@ -67,7 +67,7 @@ def test_recipe_names_must_be_unique_and_can_be_set():
         parse(recipes=["full_ft", "full_ft"])
     cfg = parse(recipes=["full_ft", {"full_ft": {"name": "ft_slow", "lr": 1e-6}}])
     assert [s.name for s in cfg.recipes] == ["full_ft", "ft_slow"]
-    assert cfg.recipe("ft_slow").recipe == "full_ft"
+    assert cfg.recipe("ft_slow").kind == "full_ft"
 
 
 def test_prompt_must_hold_the_class_name():
@@ -83,9 +83,9 @@ def test_overrides_reach_nested_keys_and_recipes_by_name():
     config.apply_override(raw, "backbone.max_length=64")
     config.apply_override(raw, "seed=3")
     cfg = config.parse(raw)
-    assert cfg.recipe("full_ft").config.lr == pytest.approx(1e-5)
-    assert cfg.recipe("full_ft").config.epochs == 2
-    assert cfg.recipe("zs").recipe == "zero_shot"
+    assert cfg.recipe("full_ft").options.lr == pytest.approx(1e-5)
+    assert cfg.recipe("full_ft").options.epochs == 2
+    assert cfg.recipe("zs").kind == "zero_shot"
     assert cfg.data.max_per_domain == 100
     assert cfg.backbone.max_length == 64
     assert cfg.seed == 3

@@ -15,7 +15,7 @@ ENCODER = SimpleNamespace(name="minilm", modality="text", kind="encoder", has_te
 
 
 def config(*recipes: str) -> SimpleNamespace:
-    return SimpleNamespace(recipes=[SimpleNamespace(name=r, recipe=r) for r in recipes])
+    return SimpleNamespace(recipes=[SimpleNamespace(name=r, kind=r) for r in recipes])
 
 
 @pytest.mark.parametrize("recipe", ["linear_probe", "full_ft", "lp_ft", "jtt", "model_soup"])

@@ -35,4 +35,4 @@ def test_every_entry_has_a_summary_and_an_options_dataclass():
     for registry in (FINETUNE, DATASETS):
         for entry in registry:
             assert entry.summary, entry.name
-            assert entry.config is not None, entry.name
+            assert entry.options is not None, entry.name

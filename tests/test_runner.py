@@ -122,7 +122,7 @@ def test_resume_skips_finished_recipes_and_reruns_changed_ones(
     assert "samples/s" not in log.replace("fits/s", "")  # nothing trained or encoded again
     assert read_records(out / "records.jsonl") == before
 
-    changed = cfg.recipe("wise_ft").config
+    changed = cfg.recipe("wise_ft").options
     changed.alphas = [0.25]
     run(cfg, out, report=False)
     log = capsys.readouterr().err

@@ -1,38 +1,18 @@
-"""Checks of a run config against its backbone, made before the run directory exists, and
-the names that tie entries together (references between recipes, curated entries)."""
+"""Checks of a run config against its data and backbone, made before the run directory exists
+(each stage runs its own, :mod:`shiftlab.stages`)."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 from torch import nn
 
-from shiftlab.config import RecipeSpec, RunConfig
-from shiftlab.curation.actions import Variant
+from shiftlab.config.sections import EntrySpec, RunConfig
+from shiftlab.entries import entry_of, references
 from shiftlab.errors import AdaptError, ConfigError
 from shiftlab.models import Backbone, Classifier
 from shiftlab.registry import ADAPT, FINETUNE, UNLEARN, unknown_name_message
 
 
-def references(spec_config: Any) -> list[str]:
-    """Predictor names a recipe's options refer to (fields declared with ``ref``)."""
-    if spec_config is None or not dataclasses.is_dataclass(spec_config):
-        return []
-    names: list[str] = []
-    for f in dataclasses.fields(spec_config):
-        if f.metadata.get("ref"):
-            value = getattr(spec_config, f.name)
-            names += [value] if isinstance(value, str) else list(value or [])
-    return names
-
-
-def entry_of(name: str) -> str:
-    """The recipe entry that makes predictor ``name``: ``wise_ft[alpha=0.5]`` -> ``wise_ft``."""
-    return name.split("[", 1)[0]
-
-
-def check_references(recipes: list[RecipeSpec]) -> dict[str, list[str]]:
+def check_references(recipes: list[EntrySpec]) -> dict[str, list[str]]:
     """Every referenced predictor must come from an earlier recipe entry; return the entries
     each recipe depends on.
 
@@ -43,7 +23,7 @@ def check_references(recipes: list[RecipeSpec]) -> dict[str, list[str]]:
     depends: dict[str, list[str]] = {}
     for spec in recipes:
         depends[spec.name] = []
-        for name in references(spec.config):
+        for name in references(spec.options):
             if entry_of(name) not in earlier:
                 have = ", ".join(earlier) or "none"
                 raise ConfigError(
@@ -56,7 +36,7 @@ def check_references(recipes: list[RecipeSpec]) -> dict[str, list[str]]:
 
 
 def capabilities(backbone: Backbone) -> set[str]:
-    """What a backbone offers recipes (``Entry.requires`` names these)."""
+    """What a backbone offers recipes (``Entry.kinds`` names these)."""
     found = {backbone.modality, backbone.kind}
     if backbone.has_text_side:
         found.add("text_side")
@@ -76,7 +56,7 @@ def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
         "encoder": "an encoder backbone (features for a linear head), not a language model",
     }
     for spec in cfg.recipes:
-        needs = FINETUNE[spec.recipe].requires
+        needs = FINETUNE[spec.kind].kinds
         if needs and not needs & have:  # any one of the listed capabilities will do
             wanted = " or ".join(why.get(n, n) for n in sorted(needs))
             raise ConfigError(
@@ -128,12 +108,12 @@ def check_unlearning(cfg: RunConfig, backbone: Backbone, trains: list[str]) -> s
         )
     have = capabilities(backbone)
     for spec in cfg.unlearn.methods:
-        needs = UNLEARN[spec.method].requires if spec.method != "retrain" else frozenset()
+        needs = UNLEARN[spec.kind].kinds if spec.kind != "retrain" else frozenset()
         if needs and not needs & have:
             kind = "language models" if "causal_lm" in needs else "classifiers"
             model = "a language model" if backbone.kind == "causal_lm" else "an encoder"
             raise ConfigError(
-                f"unlearning method '{spec.method}' is for {kind}; backbone '{backbone.name}' "
+                f"unlearning method '{spec.kind}' is for {kind}; backbone '{backbone.name}' "
                 f"is {model}"
             )
     return on
@@ -150,7 +130,7 @@ def check_curation(cfg: RunConfig) -> list[str]:
     trains = [
         name
         for name, spec in specs.items()
-        if spec.recipe != "zero_shot" and not references(spec.config)
+        if spec.kind != "zero_shot" and not references(spec.options)
     ]
     curation = cfg.curation
     if curation.scorer != "linear_probe" and curation.scorer not in trains:
@@ -166,11 +146,6 @@ def check_curation(cfg: RunConfig) -> list[str]:
                 )
             )
     return list(chosen) if cfg.curate else []
-
-
-def curated_entry(variant: Variant, spec: RecipeSpec) -> str:
-    """The run entry of recipe ``spec`` retrained on a curated set."""
-    return f"curate.{variant.label}.{spec.name}"
 
 
 def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
@@ -191,7 +166,7 @@ def check_adapters(cfg: RunConfig, backbone: Backbone) -> None:
                 )
         probe = Classifier(backbone.featurizer, nn.Linear(1, 1))
         try:
-            ADAPT[spec.adapter].obj(probe, spec.config)
+            ADAPT[spec.kind].obj(probe, spec.options)
         except AdaptError as exc:
             raise AdaptError(
                 f"adapter '{spec.name}' cannot adapt backbone '{backbone.name}': {exc}"

@@ -10,37 +10,12 @@ from pathlib import Path
 
 from shiftlab import __version__
 from shiftlab.errors import ConfigError, ShiftlabError
-from shiftlab.registry import (
-    ADAPT,
-    AUDITS,
-    BACKBONES,
-    CURATE,
-    CURATE_ACTIONS,
-    DATASETS,
-    FINETUNE,
-    MEMBERSHIP,
-    TRANSFORMS,
-    UNLEARN,
-    Registry,
-)
-
-REGISTRIES: dict[str, Registry] = {
-    "recipes": FINETUNE,
-    "adapters": ADAPT,
-    "datasets": DATASETS,
-    "backbones": BACKBONES,
-    "curation-scores": CURATE,
-    "curation-actions": CURATE_ACTIONS,
-    "transforms": TRANSFORMS,
-    "audits": AUDITS,
-    "membership": MEMBERSHIP,
-    "unlearning": UNLEARN,
-}
+from shiftlab.registry import REGISTRIES
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from shiftlab import config, distributed
-    from shiftlab.runner import run
+    from shiftlab.driver import run
 
     cfg = config.load(args.config, args.set)
     if args.executor is not None or args.address is not None:
@@ -76,7 +51,7 @@ def _without_launcher(argv: list[str]) -> list[str]:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from shiftlab.lm.audit.command import run_audits
+    from shiftlab.commands.audit import run_audits
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     print(run_audits(Path(args.config), out))
@@ -84,7 +59,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_membership(args: argparse.Namespace) -> int:
-    from shiftlab.membership.command import run_membership
+    from shiftlab.commands.membership import run_membership
 
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     print(run_membership(Path(args.config), out))
@@ -131,7 +106,7 @@ def registry_markdown() -> str:
         header = "| name | what it does | paper | options (defaults) |\n|---|---|---|---|"
         parts.append(f"### {kind}\n\n{header}")
         for entry in registry:
-            fields = dataclasses.fields(entry.config) if entry.config is not None else []
+            fields = dataclasses.fields(entry.options) if entry.options is not None else []
             options = ", ".join(f"`{f.name}={_default(f)!r}`" for f in fields) or "none"
             paper = (
                 f"arXiv [{entry.citation}](https://arxiv.org/abs/{entry.citation})"
@@ -153,7 +128,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for entry in REGISTRIES[kind]:
             print(f"  {entry.name:<22} {entry.summary}")
             if args.verbose:
-                print("\n".join(_options(entry.config)) or "      (no options)")
+                print("\n".join(_options(entry.options)) or "      (no options)")
     return 0
 
 

@@ -24,7 +24,7 @@ from shiftlab.atomic import write_atomic, write_bytes_atomic
 from shiftlab.errors import RunDirError
 from shiftlab.predictions import split_predictions
 from shiftlab.report.curation import curation_section
-from shiftlab.report.decision import Outcomes
+from shiftlab.report.outcomes import Outcomes
 from shiftlab.report.render import _meta, load_run, render_report
 
 

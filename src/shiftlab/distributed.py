@@ -6,7 +6,7 @@ A run launched on several processes (``shiftlab run CONFIG --launcher accelerate
 every process loads the data and the backbone, runs every recipe, and computes every record.
 Only the work that is worth sharing is split:
 
-- training (:func:`shiftlab.finetune.trainer.train`): each global batch is split across the
+- training (:func:`shiftlab.training.trainer.train`): each global batch is split across the
   processes, each computes the gradient of its share weighted by its share of the batch, and the
   gradients are summed (:func:`sum_gradients`), so every process takes the step one process
   would take on the whole batch;

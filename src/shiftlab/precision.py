@@ -2,7 +2,7 @@
 
 A run's ``precision: auto | fp32 | bf16 | fp16`` is resolved once, by :func:`resolve_precision`,
 against the device: ``auto`` is fp32 on a CPU (and on a GPU without bf16) and bf16 on a GPU that
-supports it. The runner makes the resolved value the process's current precision
+supports it. The session makes the resolved value the process's current precision
 (:func:`set_precision`); the shared trainer and :func:`shiftlab.features.encode` read it
 (:func:`current_precision`) unless told otherwise, so every recipe trains and every split is
 encoded the same way without each recipe passing it on.

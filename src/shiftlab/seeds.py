@@ -36,7 +36,7 @@ def base_name(name: str) -> str:
 
 def repeated(spec: Any) -> bool:
     """Whether recipe entry ``spec`` is repeated per seed."""
-    return spec.recipe not in NOT_REPEATED
+    return spec.kind not in NOT_REPEATED
 
 
 def _renamed_refs(config: Any, rename: dict[str, str]) -> Any:
@@ -77,9 +77,9 @@ def expand(recipes: list[Any], seeds: list[int] | None, run_seed: int) -> list[A
             elif seed == run_seed:
                 expanded.append(dataclasses.replace(spec, seed=seed))
             else:
-                config = _renamed_refs(spec.config, rename)
+                config = _renamed_refs(spec.options, rename)
                 name = seeded(spec.name, seed)
-                expanded.append(dataclasses.replace(spec, name=name, config=config, seed=seed))
+                expanded.append(dataclasses.replace(spec, name=name, options=config, seed=seed))
     return expanded
 
 

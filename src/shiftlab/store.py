@@ -29,13 +29,15 @@ from torch import nn
 
 from shiftlab import predictions
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config import DataConfig, RunConfig, read_yaml, to_plain
+from shiftlab.config.load import read_yaml
+from shiftlab.config.sections import DataConfig, RunConfig
 from shiftlab.distributed import main_writes
 from shiftlab.errors import RunDirError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.predictions import Scored
+from shiftlab.typed import to_plain
 
 IDENTITY_KEYS = ("data", "backbone", "prompts", "seed")
 
@@ -88,10 +90,11 @@ def _what(options: Any) -> Any:
 
 
 def recipe_digest(spec: Any, dependencies: list[str], extra: dict[str, Any] | None = None) -> str:
-    """Hash of a recipe (or adapter) entry's options, of the digests of the entries it
-    consumes, and of run options that change its records (``extra``)."""
+    """Hash of an entry's options, of the digests of the entries it consumes, and of run
+    options that change its records (``extra``). (The payload's layout is that of the first
+    versions, so that their run directories resume.)"""
     recipe = {k: _what(v) for k, v in spec.to_dict().items()}
-    config = _what(to_plain(getattr(spec, "config", None)))
+    config = _what(to_plain(spec.options))
     payload = json.dumps(
         {
             "recipe": recipe,

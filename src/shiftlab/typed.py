@@ -1,14 +1,19 @@
 """Typed options: dataclasses built from YAML mappings, with unknown keys named.
 
-Every method owns a dataclass of its options, declared with :func:`param` (a default and a
-one-line description) or :func:`ref` (the name of another recipe's predictor). :func:`build`
-turns a mapping into that dataclass, converting values to the annotated types and rejecting
-unknown keys with the closest valid one.
+Every method owns a dataclass of its options, declared with :func:`param` (a default, a
+one-line description and, where it has one, the range a value must lie in) or :func:`ref` (the
+name of another recipe's predictor). :func:`build` turns a mapping into that dataclass,
+converting values to the annotated types, rejecting unknown keys with the closest valid one,
+non-finite numbers, and values outside a field's declared range, emptiness or duplicates: one
+line naming the key, before anything runs.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,11 +25,80 @@ from shiftlab.errors import ConfigError
 from shiftlab.registry import closest
 
 
-def param(default: Any, help: str) -> Any:
-    """A dataclass field with a default and a one-line description (shown by ``shiftlab list``)."""
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+def param(
+    default: Any,
+    help: str,
+    *,
+    within: str | None = None,
+    nonempty: bool = False,
+    unique: bool = False,
+) -> Any:
+    """A dataclass field with a default and a one-line description (shown by ``shiftlab list``).
+
+    Args:
+        within: the interval a number must lie in, ``"[0, 1]"``, ``"(0, inf)"`` (brackets
+            closed, parentheses open); for a list or a mapping, every item or value.
+        nonempty: an empty list, mapping or string is refused.
+        unique: a list with a repeated item is refused.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if within is not None:
+        metadata["within"] = Interval.parse(within)
+    if nonempty:
+        metadata["nonempty"] = True
+    if unique:
+        metadata["unique"] = True
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A range of numbers, as written: ``[0, 1]``, ``(0, inf)``, ``[1, inf)``."""
+
+    text: str
+    low: float
+    high: float
+    low_open: bool
+    high_open: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        found = re.fullmatch(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*", text)
+        if found is None:
+            raise ValueError(f"not an interval: {text!r}")
+        left, low, high, right = found.groups()
+        return cls(text.strip(), float(low), float(high), left == "(", right == ")")
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return bool(above and below)
+
+
+def check_field(f: dataclasses.Field, value: Any, where: str) -> None:
+    """Raise a ConfigError when ``value`` breaks field ``f``'s declared range, emptiness or
+    uniqueness (None is always allowed: optional fields)."""
+    if value is None:
+        return
+    meta = f.metadata
+    if meta.get("nonempty") and isinstance(value, (list, tuple, dict, str)) and not value:
+        raise ConfigError(f"{where} must not be empty")
+    if meta.get("unique") and isinstance(value, (list, tuple)):
+        repeated = sorted({str(v) for v in value if list(value).count(v) > 1})
+        if repeated:
+            raise ConfigError(f"{where} repeats {', '.join(repeated)}; each must appear once")
+    interval = meta.get("within")
+    if interval is None:
+        return
+    if isinstance(value, dict):
+        items = list(value.values())
+    else:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and item not in interval:
+            raise ConfigError(f"{where} must be in {interval.text}, got {item!r}")
 
 
 def ref(default: str | list[str] | None, help: str) -> Any:
@@ -90,11 +164,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
         try:
             number = float(value)
         except ValueError:
             raise ConfigError(f"{where} must be an integer, got {value!r}") from None
-        if number != int(number):
+        if not math.isfinite(number) or number != int(number):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         return int(number)
     if tp is float:
@@ -102,9 +178,12 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise ConfigError(f"{where} must be a string, got {value!r}")
@@ -126,10 +205,49 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
             raise ConfigError(f"unknown key '{where}.{key}'{more} (valid keys: {valid})")
     hints = typing.get_type_hints(cls)
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    for key, value in kwargs.items():
+        check_field(fields[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def options_of(cls: type | None, options: Any, where: str) -> Any:
+    """A method's options: ``options`` itself when it is already an instance of ``cls``, else
+    ``cls`` built from it (a mapping, or None for the defaults); None for a method without
+    options.
+
+    Raises:
+        ConfigError: unknown keys, bad values, or options given to a method that takes none.
+    """
+    if cls is None:
+        if options:
+            raise ConfigError(f"{where} takes no options, got {options!r}")
+        return None
+    if isinstance(options, cls):
+        return options
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"{where} options must be a mapping or {cls.__name__}, got {options!r}")
+    return build(cls, options, where)
+
+
+def non_default(options: Any) -> dict[str, Any]:
+    """The options of a dataclass that differ from its defaults, nested ones compared field by
+    field (what a user set, in the plain form records keep)."""
+    if options is None or not dataclasses.is_dataclass(options):
+        return {}
+    defaults = type(options)()
+    changed: dict[str, Any] = {}
+    for f in dataclasses.fields(options):
+        value, default = getattr(options, f.name), getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value) and type(value) is type(default):
+            inner = non_default(value)
+            if inner:
+                changed[f.name] = inner
+        elif to_plain(value) != to_plain(default):
+            changed[f.name] = to_plain(value)
+    return changed
 
 
 def to_plain(obj: Any) -> Any:

@@ -21,7 +21,7 @@ def test_collapse_onto_one_class_resets_the_adapter_when_the_guard_is_on():
 
 def test_the_collapse_guard_is_off_by_default():
     # as in TENT and the conjugate reference: the same collapsing run is never reset
-    assert all(entry.config().collapse_fraction is None for entry in ADAPT)
+    assert all(entry.options().collapse_fraction is None for entry in ADAPT)
     adapter = create("tent", cnn_classifier(), lr=5.0, collapse_window=64)
     for seed in range(12):
         adapter(batch(seed))
@@ -33,7 +33,7 @@ def test_nan_loss_resets_and_returns_the_reset_models_predictions():
         def loss(self, logits):
             return logits.sum() * float("nan")
 
-    adapter = Broken(cnn_classifier(), ADAPT["tent"].config())
+    adapter = Broken(cnn_classifier(), ADAPT["tent"].options())
     out = adapter(batch(1))
     assert adapter.resets == ["the loss became nan"]
     reference = create("norm", cnn_classifier())

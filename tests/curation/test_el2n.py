@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.curation import HeadTrainConfig, el2n, el2n_scores
-from shiftlab.curation.heads import linear_head_trainer, train_linear_head
+from shiftlab.curation import HeadTrainOptions, el2n, el2n_scores
+from shiftlab.curation.data_diet import linear_head_trainer, train_linear_head
 from shiftlab.data.label_noise import inject_label_noise
 
 
@@ -72,7 +72,7 @@ def _standard_blobs(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_trained_heads_score_flipped_labels_higher():
     x, y = _standard_blobs(0)
     noisy, flipped = inject_label_noise(y, 3, rate=0.1, kind="symmetric", seed=0)
-    trainer = linear_head_trainer(x, noisy, 3, cfg=HeadTrainConfig(epochs=5))
+    trainer = linear_head_trainer(x, noisy, 3, cfg=HeadTrainOptions(epochs=5))
     scores = el2n_scores(trainer, x, noisy, seeds=[0, 1, 2])
     # measured: mean 1.30 on flips vs 0.14 on clean; 29 of the 30 highest are flips (random: 3)
     assert scores[flipped].mean() > 2 * scores[~flipped].mean()
@@ -82,7 +82,7 @@ def test_trained_heads_score_flipped_labels_higher():
 
 def test_head_training_is_seeded():
     x, y = _standard_blobs(1)
-    cfg = HeadTrainConfig(epochs=2)
+    cfg = HeadTrainOptions(epochs=2)
     a, b = (train_linear_head(x, y, 3, seed=4, cfg=cfg) for _ in range(2))
     c = train_linear_head(x, y, 3, seed=5, cfg=cfg)
     assert torch.equal(a.weight, b.weight)

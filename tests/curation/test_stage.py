@@ -54,18 +54,18 @@ def read_csv(path):
 def test_curated_sets_retrain_and_leave_the_uncurated_records_alone(
     tmp_path, sentences_dir, tiny_encoder_dir, monkeypatch
 ):
-    import shiftlab.curation.stage as stage_module
+    import shiftlab.curation.plan as stage_module
     from shiftlab.curation.oof import out_of_sample_probabilities
 
     seen = {}
-    original = stage_module.CurationStage.out_of_sample
+    original = stage_module.CurationPlan.out_of_sample
 
     def spy(self):
         seen["probs"] = original(self)
         seen["stage"] = self
         return seen["probs"]
 
-    monkeypatch.setattr(stage_module.CurationStage, "out_of_sample", spy)
+    monkeypatch.setattr(stage_module.CurationPlan, "out_of_sample", spy)
     cfg = config.load(make(tmp_path, sentences_dir, tiny_encoder_dir))
     out = run(cfg, tmp_path / "run")
     records = read_records(out / "records.jsonl")

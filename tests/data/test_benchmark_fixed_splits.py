@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shiftlab.config import DataConfig
-from shiftlab.data.benchmark import Domain, LoadedData, build_benchmark
+from shiftlab.config.sections import DataConfig
+from shiftlab.data.benchmark import Domain, LoadedData
+from shiftlab.data.build import build_benchmark
 from shiftlab.typed import build
 
 

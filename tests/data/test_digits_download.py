@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shiftlab.data.benchmark import _materialise
-from shiftlab.data.digits import FILES, DigitsConfig, digits, locator
+from shiftlab.data.build import _materialise
+from shiftlab.data.digits import FILES, DigitsOptions, digits, locator
 from shiftlab.errors import DataError
 
 
@@ -68,7 +68,7 @@ def _sha256(path: Path) -> str:
 
 def test_missing_files_download_verify_land_in_the_cache_and_load(served, tmp_path, monkeypatch):
     monkeypatch.setenv("SHIFTLAB_DIGITS_URL", served.url)
-    data = digits(DigitsConfig(), None)
+    data = digits(DigitsOptions(), None)
     sizes = {name: len(_materialise(data, name)) for name in ("usps", "semeion", "mnist_test")}
     assert sizes == {"usps": 9298, "semeion": 1593, "mnist_test": 10000}
     cache = tmp_path / "cache" / "digits"
@@ -87,7 +87,7 @@ def test_a_corrupted_download_is_refused_and_nothing_is_kept(served, tmp_path):
     raw = bytearray(served_file.read_bytes())
     raw[1000] = ord("1") if raw[1000] != ord("1") else ord("0")  # one byte changed
     served_file.write_bytes(bytes(raw))
-    data = digits(DigitsConfig(mirror=served.url + "/"), None)
+    data = digits(DigitsOptions(mirror=served.url + "/"), None)
     url = f"{served.url}/semeion.data"
     with pytest.raises(DataError, match=f"semeion.data from {url} has sha256 .*nothing was kept"):
         _materialise(data, "semeion")
@@ -120,6 +120,6 @@ def test_a_local_file_wins_over_the_cache_and_the_mirror(served, tmp_path, data_
 def test_semeion_in_uci_space_separated_layout_reads_the_same(tmp_path, data_dir):
     shared = data_dir / "digits" / "semeion.data"
     (tmp_path / "semeion.data").write_text(shared.read_text().replace(",", " "))
-    ours = _materialise(digits(DigitsConfig(path=str(tmp_path)), None), "semeion")
-    reference = _materialise(digits(DigitsConfig(path=str(shared.parent)), None), "semeion")
+    ours = _materialise(digits(DigitsOptions(path=str(tmp_path)), None), "semeion")
+    reference = _materialise(digits(DigitsOptions(path=str(shared.parent)), None), "semeion")
     assert (ours.inputs == reference.inputs).all() and (ours.labels == reference.labels).all()

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from shiftlab.config import DataConfig
+from shiftlab.config.sections import DataConfig
 from shiftlab.data import fictitious_facts as ff
 from shiftlab.data.benchmark import LoadedData
-from shiftlab.data.load import load_benchmark
+from shiftlab.data.build import load_benchmark
 from shiftlab.errors import ConfigError
 from shiftlab.registry import DATASETS
 from shiftlab.typed import build
@@ -22,8 +22,8 @@ SIZES = {"forget": 3, "retain": 5, "holdout": 2}
 FIRST_NAMES = {"female": Provider.first_names_female, "male": Provider.first_names_male}
 
 
-def options(**overrides: object) -> ff.FictitiousFactsConfig:
-    return build(ff.FictitiousFactsConfig, {"people": SIZES, **overrides}, "data")
+def options(**overrides: object) -> ff.FictitiousFactsOptions:
+    return build(ff.FictitiousFactsOptions, {"people": SIZES, **overrides}, "data")
 
 
 def load(**overrides: object) -> LoadedData:
@@ -33,7 +33,7 @@ def load(**overrides: object) -> LoadedData:
 def test_registered() -> None:
     entry = DATASETS["fictitious_facts"]
     assert entry.obj is ff.fictitious_facts
-    assert entry.config is ff.FictitiousFactsConfig
+    assert entry.options is ff.FictitiousFactsOptions
     assert entry.citation == "2401.06121"
 
 
@@ -72,21 +72,21 @@ def test_sizes_ids_and_attributes() -> None:
 
 def test_splits_are_disjoint_by_person_and_names_unique() -> None:
     sizes = {"forget": 10, "retain": 40, "holdout": 10}
-    people = ff.generate_people(ff.PeopleConfig(**sizes), seed=0)
+    people = ff.generate_people(ff.PeopleOptions(**sizes), seed=0)
     assert len({p.name for p in people}) == len({p.id for p in people}) == 60
     by_split = {s: {p.id for p in people if p.split == s} for s in ff.SPLITS}
     assert [len(by_split[s]) for s in ff.SPLITS] == [10, 40, 10]
     assert not (by_split["forget"] & by_split["retain"])
     assert not (by_split["forget"] & by_split["holdout"])
     assert not (by_split["retain"] & by_split["holdout"])
-    data = ff.fictitious_facts(build(ff.FictitiousFactsConfig, {"people": sizes}, "data"), None)
+    data = ff.fictitious_facts(build(ff.FictitiousFactsOptions, {"people": sizes}, "data"), None)
     for split in ff.SPLITS:
         for kind in ff.KINDS:
             assert set(data.domains[f"{split}_{kind}"].attributes["person"]) == by_split[split]
 
 
 def test_names_come_from_faker() -> None:
-    people = ff.generate_people(ff.PeopleConfig(5, 20, 5), seed=1)
+    people = ff.generate_people(ff.PeopleOptions(5, 20, 5), seed=1)
     for person in people:
         first, last = person.name.rsplit(" ", 1)
         assert first in FIRST_NAMES[person.gender]
@@ -114,7 +114,7 @@ def test_every_answer_is_in_its_persons_biography() -> None:
 
 
 def test_biography_is_prompt_plus_answer_and_states_every_attribute() -> None:
-    people = ff.generate_people(ff.PeopleConfig(1, 1, 1), seed=2)
+    people = ff.generate_people(ff.PeopleOptions(1, 1, 1), seed=2)
     data = load(people={"forget": 1, "retain": 1, "holdout": 1}, seed=2, prefix_sentences=2)
     bio = data.domains["forget_bio"]
     assert ff.full_texts(bio) == [ff.biography(people[0])]
@@ -160,9 +160,9 @@ def test_train_on_bio_and_qa() -> None:
 )
 def test_config_errors(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        ff.fictitious_facts(build(ff.FictitiousFactsConfig, overrides, "data"), None)
+        ff.fictitious_facts(build(ff.FictitiousFactsOptions, overrides, "data"), None)
 
 
 def test_unknown_locale_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no locale"):
-        ff.generate_people(ff.PeopleConfig(1, 1, 1), locale="xx_XX")
+        ff.generate_people(ff.PeopleOptions(1, 1, 1), locale="xx_XX")

@@ -3,8 +3,8 @@ import pytest
 
 from helpers import sentences_data_config
 from shiftlab.data import load_benchmark
-from shiftlab.data.benchmark import _materialise
-from shiftlab.data.colored_digits import ColoredDigitsConfig, colored_digits
+from shiftlab.data.build import _materialise
+from shiftlab.data.colored_digits import ColoredDigitsOptions, colored_digits
 from shiftlab.errors import DataError
 
 
@@ -32,7 +32,7 @@ def test_unknown_grouping_attribute_is_named(sentences_dir):
 
 
 def test_colored_digits_correlates_colour_with_label_as_configured():
-    data = colored_digits(ColoredDigitsConfig(correlation=0.9, label_noise=0.25), None)
+    data = colored_digits(ColoredDigitsOptions(correlation=0.9, label_noise=0.25), None)
     agreement = {}
     for name in ("train", "reversed", "random"):
         domain = _materialise(data, name)

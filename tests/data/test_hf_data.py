@@ -12,10 +12,10 @@ datasets = pytest.importorskip("datasets")
 
 from PIL import Image  # noqa: E402
 
-from shiftlab.config import DataConfig  # noqa: E402
+from shiftlab.config.sections import DataConfig  # noqa: E402
 from shiftlab.data.batches import _Decoded  # noqa: E402
-from shiftlab.data.benchmark import build_benchmark  # noqa: E402
-from shiftlab.data.hf_data import HFDatasetsConfig, hf_datasets  # noqa: E402
+from shiftlab.data.build import build_benchmark  # noqa: E402
+from shiftlab.data.hf_data import HFDatasetsOptions, hf_datasets  # noqa: E402
 from shiftlab.data.images import ImageFiles  # noqa: E402
 from shiftlab.errors import DataError  # noqa: E402
 from shiftlab.typed import build  # noqa: E402
@@ -54,7 +54,7 @@ def image_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_image_dataset_loads_lazily_with_domains_and_class_names(image_dataset):
-    cfg = HFDatasetsConfig(path=str(image_dataset), domain_column="site")
+    cfg = HFDatasetsOptions(path=str(image_dataset), domain_column="site")
     loaded = hf_datasets(cfg, None)
     assert loaded.modality == "image"
     assert loaded.class_names == ["cat", "dog", "bird"]  # the ClassLabel's names, in order
@@ -72,7 +72,7 @@ def test_image_dataset_loads_lazily_with_domains_and_class_names(image_dataset):
 
 
 def test_reader_survives_pickling_as_for_dataloader_workers(image_dataset):
-    files = hf_datasets(HFDatasetsConfig(path=str(image_dataset)), None).domains["all"].inputs
+    files = hf_datasets(HFDatasetsOptions(path=str(image_dataset)), None).domains["all"].inputs
     copy = pickle.loads(pickle.dumps(files.subset(np.array([3, 1]))))
     assert copy.paths == ["hf:3", "hf:1"]
     assert np.array_equal(np.asarray(copy.load(0)), np.asarray(files.load(3)))
@@ -98,21 +98,21 @@ class _ToTensor:
 
 def test_benchmark_from_a_split_and_feature_cache_keys_differ_by_source(image_dataset):
     cfg = build(DataConfig, {"kind": "hf_datasets", "id_domains": ["shelter"]}, "data")
-    options = HFDatasetsConfig(path=str(image_dataset), domain_column="site")
+    options = HFDatasetsOptions(path=str(image_dataset), domain_column="site")
     bench = build_benchmark(hf_datasets(options, None), cfg, "hf")
     assert [s.name for s in bench.ood] == ["street"]
     assert bench.train.inputs.reader is not None  # concatenation keeps the reader
-    test_split = hf_datasets(HFDatasetsConfig(path=str(image_dataset), dataset_split="test"), None)
-    train_split = hf_datasets(HFDatasetsConfig(path=str(image_dataset)), None)
+    test_split = hf_datasets(HFDatasetsOptions(path=str(image_dataset), dataset_split="test"), None)
+    train_split = hf_datasets(HFDatasetsOptions(path=str(image_dataset)), None)
     first4 = train_split.domains["all"].inputs.subset(np.arange(4))
     assert list(first4) == list(test_split.domains["all"].inputs)  # same keys ...
     assert first4.digest() != test_split.domains["all"].inputs.digest()  # ... other source
     with pytest.raises(DataError, match="no split 'valid'"):
-        hf_datasets(HFDatasetsConfig(path=str(image_dataset), dataset_split="valid"), None)
+        hf_datasets(HFDatasetsOptions(path=str(image_dataset), dataset_split="valid"), None)
 
 
 def test_user_class_names_reorder_a_class_label(image_dataset):
-    loaded = hf_datasets(HFDatasetsConfig(path=str(image_dataset)), ["dog", "cat", "bird"])
+    loaded = hf_datasets(HFDatasetsOptions(path=str(image_dataset)), ["dog", "cat", "bird"])
     assert loaded.class_names == ["dog", "cat", "bird"]
     assert loaded.domains["all"].labels[:4].tolist() == [1, 0, 1, 0]
 
@@ -125,7 +125,7 @@ def test_text_dataset_with_string_labels_and_missing_ones(tmp_path):
         }
     )
     ds.save_to_disk(str(tmp_path / "texts"))
-    cfg = HFDatasetsConfig(path=str(tmp_path / "texts"), text_column="sentence")
+    cfg = HFDatasetsOptions(path=str(tmp_path / "texts"), text_column="sentence")
     with pytest.raises(DataError, match="'label' \\(data.label_column\\) not found"):
         hf_datasets(cfg, None)
     cfg.label_column = "sentiment"
@@ -139,7 +139,7 @@ def test_csv_data_files_by_format(tmp_path, monkeypatch):
     monkeypatch.setenv("SHIFTLAB_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.csv").write_text("text,label,where\nhi,1,x\nho,0,y\nhu,1,y\n")
-    cfg = HFDatasetsConfig(
+    cfg = HFDatasetsOptions(
         path=str(tmp_path / "data"),
         format="csv",
         data_files=["a.csv"],
@@ -158,7 +158,7 @@ def test_imagefolder_format_reads_class_folders(tmp_path, monkeypatch):
     for i, name in enumerate(["cat", "dog", "cat", "dog"]):
         (tmp_path / "pics" / name).mkdir(parents=True, exist_ok=True)
         Image.new("L", (3 + i, 3), 50 * i).save(tmp_path / "pics" / name / f"{i}.png")
-    loaded = hf_datasets(HFDatasetsConfig(path=str(tmp_path / "pics"), format="imagefolder"), None)
+    loaded = hf_datasets(HFDatasetsOptions(path=str(tmp_path / "pics"), format="imagefolder"), None)
     assert loaded.class_names == ["cat", "dog"]
     files = loaded.domains["all"].inputs
     assert sorted(files.load(i).size[0] for i in range(4)) == [3, 4, 5, 6]
@@ -166,7 +166,7 @@ def test_imagefolder_format_reads_class_folders(tmp_path, monkeypatch):
 
 
 def test_a_run_config_reaches_the_loader(image_dataset):
-    from shiftlab.config import _parse_data
+    from shiftlab.config.load import parse_data
     from shiftlab.data import load_benchmark
 
     raw = {
@@ -177,7 +177,7 @@ def test_a_run_config_reaches_the_loader(image_dataset):
         "id_domains": ["shelter"],
         "split": {"train": 0.5, "val": 0.25, "test": 0.25},
     }
-    bench = load_benchmark(_parse_data(raw))
+    bench = load_benchmark(parse_data(raw))
     # 6 a class, cut at round(3) and round(4.5) = 4: 3 / 1 / 2 a class
     assert (len(bench.train), len(bench.val), len(bench.test)) == (6, 2, 4)
     assert [s.name for s in bench.ood] == ["street"]
@@ -191,7 +191,7 @@ def test_a_string_image_column_names_files_beside_the_data(tmp_path, monkeypatch
     (tmp_path / "data" / "a.csv").write_text(
         "file,label\nimgs/0.png,x\nimgs/1.png,y\nimgs/2.png,x\n"
     )
-    cfg = HFDatasetsConfig(
+    cfg = HFDatasetsOptions(
         path=str(tmp_path / "data"), format="csv", data_files=["a.csv"], image_column="file"
     )
     loaded = hf_datasets(cfg, None)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shiftlab.config import parse
+from shiftlab.config.load import parse
 from shiftlab.data import load_benchmark
 from shiftlab.data.benchmark import take
-from shiftlab.data.image_folder import ImageFolderConfig, image_folder
+from shiftlab.data.image_folder import ImageFolderOptions, image_folder
 from shiftlab.data.images import Corruption, ImageFiles
 from shiftlab.errors import DataError
 
@@ -23,7 +23,7 @@ def write_images(folder, n, mode, size=(20, 14), seed=0):
 
 
 def test_domain_layout_reads_domains_classes_and_paths(tiny_images_dir):
-    loaded = image_folder(ImageFolderConfig(path=str(tiny_images_dir)), None)
+    loaded = image_folder(ImageFolderOptions(path=str(tiny_images_dir)), None)
     assert list(loaded.domains) == ["photo", "sketch"]
     assert loaded.class_names == ["dog", "guitar", "house"] and loaded.modality == "image"
     photo = loaded.domains["photo"]
@@ -37,7 +37,7 @@ def test_single_domain_layout_and_every_image_mode(tmp_path):
     write_images(tmp_path / "cat", 3, "L")
     write_images(tmp_path / "dog", 3, "RGBA", seed=1)
     write_images(tmp_path / "fox", 3, "P", seed=2)
-    loaded = image_folder(ImageFolderConfig(path=str(tmp_path)), None)
+    loaded = image_folder(ImageFolderOptions(path=str(tmp_path)), None)
     assert list(loaded.domains) == ["all"] and loaded.class_names == ["cat", "dog", "fox"]
     files = loaded.domains["all"].inputs
     for i in range(len(files)):
@@ -48,18 +48,18 @@ def test_a_domain_without_class_folders_is_refused(tmp_path):
     write_images(tmp_path / "photo" / "dog", 2, "RGB")
     write_images(tmp_path / "sketch", 2, "RGB")  # images straight in the domain folder
     with pytest.raises(DataError, match="sketch has no class folders"):
-        image_folder(ImageFolderConfig(path=str(tmp_path)), None)
+        image_folder(ImageFolderOptions(path=str(tmp_path)), None)
 
 
 def test_missing_folder_and_unreadable_images(tmp_path):
     with pytest.raises(DataError, match="image folder not found"):
-        image_folder(ImageFolderConfig(path=str(tmp_path / "nowhere")), None)
+        image_folder(ImageFolderOptions(path=str(tmp_path / "nowhere")), None)
     write_images(tmp_path / "a", 3, "RGB")
     write_images(tmp_path / "b", 3, "RGB", seed=1)
     (tmp_path / "b" / "broken.jpg").write_bytes(b"not an image at all")
     with pytest.raises(DataError, match=r"unreadable image .*broken\.jpg"):
-        image_folder(ImageFolderConfig(path=str(tmp_path)), None)
-    loaded = image_folder(ImageFolderConfig(path=str(tmp_path), on_bad_image="skip"), None)
+        image_folder(ImageFolderOptions(path=str(tmp_path)), None)
+    loaded = image_folder(ImageFolderOptions(path=str(tmp_path), on_bad_image="skip"), None)
     assert len(loaded.domains["all"]) == 6
     assert not any(p.endswith("broken.jpg") for p in loaded.domains["all"].inputs)
 

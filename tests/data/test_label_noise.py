@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import sentences_data_config
-from shiftlab.config import parse
+from shiftlab.config.load import parse
 from shiftlab.data import load_benchmark
 from shiftlab.data.label_noise import inject_label_noise
 from shiftlab.data.wrench import majority_vote

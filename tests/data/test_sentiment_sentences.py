@@ -1,11 +1,11 @@
 import pytest
 
-from shiftlab.data.sentiment_sentences import SentimentSentencesConfig, sentiment_sentences
+from shiftlab.data.sentiment_sentences import SentimentSentencesOptions, sentiment_sentences
 from shiftlab.errors import DataError
 
 
 def test_three_balanced_domains_of_one_thousand(sentences_dir):
-    data = sentiment_sentences(SentimentSentencesConfig(path=str(sentences_dir)), None)
+    data = sentiment_sentences(SentimentSentencesOptions(path=str(sentences_dir)), None)
     assert list(data.domains) == ["amazon_cells", "imdb", "yelp"]
     for domain in data.domains.values():
         assert len(domain) == 1000
@@ -14,10 +14,10 @@ def test_three_balanced_domains_of_one_thousand(sentences_dir):
 
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(DataError, match="sentiment-sentences folder not found"):
-        sentiment_sentences(SentimentSentencesConfig(path=str(tmp_path / "none")), None)
+        sentiment_sentences(SentimentSentencesOptions(path=str(tmp_path / "none")), None)
 
 
 def test_missing_file_is_named(tmp_path):
     (tmp_path / "imdb_labelled.txt").write_text("good\t1\n")
     with pytest.raises(DataError, match="missing file amazon_cells_labelled.txt"):
-        sentiment_sentences(SentimentSentencesConfig(path=str(tmp_path)), None)
+        sentiment_sentences(SentimentSentencesOptions(path=str(tmp_path)), None)

@@ -3,13 +3,13 @@
 import pytest
 
 from shiftlab.data.download import verify
-from shiftlab.data.vader import VaderConfig, vader
+from shiftlab.data.vader import VaderOptions, vader
 from shiftlab.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def loaded():
-    return vader(VaderConfig(), None)
+    return vader(VaderOptions(), None)
 
 
 def test_domain_sizes_and_balance_match_the_published_counts(loaded):
@@ -29,7 +29,7 @@ def test_domain_sizes_and_balance_match_the_published_counts(loaded):
 
 
 def test_neutral_band_drops_weak_ratings():
-    everything = vader(VaderConfig(neutral_band=0.0), None)
+    everything = vader(VaderOptions(neutral_band=0.0), None)
     assert len(everything.domains["tweets"]) == 4200  # every rated tweet
 
 
@@ -40,11 +40,11 @@ def test_checksum_mismatch_is_refused():
 
 def test_missing_path_is_named(tmp_path):
     with pytest.raises(DataError, match="VADER data not found"):
-        vader(VaderConfig(path=str(tmp_path / "absent.tar.gz")), None)
+        vader(VaderOptions(path=str(tmp_path / "absent.tar.gz")), None)
 
 
 def test_rater_labels_are_one_real_rater_each_with_the_mean_kept_as_truth(loaded):
-    raters = vader(VaderConfig(labels="rater"), None)
+    raters = vader(VaderOptions(labels="rater"), None)
     for domain in ("movie", "tweets"):
         clean, noisy = loaded.domains[domain], raters.domains[domain]
         assert noisy.true_labels is not None
@@ -53,8 +53,8 @@ def test_rater_labels_are_one_real_rater_each_with_the_mean_kept_as_truth(loaded
         assert [by_id[i] for i in noisy.ids] == noisy.true_labels.tolist()
         disagree = float((noisy.labels != noisy.true_labels).mean())
         assert 0.005 < disagree < 0.25  # real, modest human noise
-    again = vader(VaderConfig(labels="rater"), None).domains["movie"].labels
-    other = vader(VaderConfig(labels="rater", rater_seed=1), None).domains["movie"].labels
+    again = vader(VaderOptions(labels="rater"), None).domains["movie"].labels
+    other = vader(VaderOptions(labels="rater", rater_seed=1), None).domains["movie"].labels
     assert (again == raters.domains["movie"].labels).all() and (other != again).any()
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shiftlab.config import DataConfig
-from shiftlab.data.benchmark import build_benchmark
-from shiftlab.data.wilds_data import WildsConfig, wilds_benchmark, wilds_eval
+from shiftlab.config.sections import DataConfig
+from shiftlab.data.build import build_benchmark
+from shiftlab.data.wilds_data import WildsOptions, wilds_benchmark, wilds_eval
 from shiftlab.errors import DataError
 from shiftlab.typed import build
 
@@ -68,7 +68,7 @@ def waterbirds_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _waterbirds(root: Path, **options: object):
-    return wilds_benchmark(WildsConfig(dataset="waterbirds", root_dir=str(root), **options), None)
+    return wilds_benchmark(WildsOptions(dataset="waterbirds", root_dir=str(root), **options), None)
 
 
 def _cfg(**keys: object) -> DataConfig:
@@ -150,18 +150,20 @@ def test_wilds_eval_matches_the_worst_group_accuracy_by_hand(waterbirds_root):
 def test_missing_data_is_a_one_line_error_and_nothing_is_downloaded(tmp_path, monkeypatch):
     monkeypatch.delenv("SHIFTLAB_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="WILDS folder not found"):
-        wilds_benchmark(WildsConfig(dataset="waterbirds", root_dir=str(tmp_path / "nope")), None)
+        wilds_benchmark(WildsOptions(dataset="waterbirds", root_dir=str(tmp_path / "nope")), None)
     with pytest.raises(DataError, match="not found in .*data.download: true"):
-        wilds_benchmark(WildsConfig(dataset="waterbirds", root_dir=str(tmp_path)), None)
+        wilds_benchmark(WildsOptions(dataset="waterbirds", root_dir=str(tmp_path)), None)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DataError, match="did you mean 'waterbirds'"):
-        wilds_benchmark(WildsConfig(dataset="waterbird", root_dir=str(tmp_path)), None)
+        wilds_benchmark(WildsOptions(dataset="waterbird", root_dir=str(tmp_path)), None)
 
 
 def test_relative_root_is_looked_up_in_the_data_dir(waterbirds_root, monkeypatch, tmp_path):
     monkeypatch.setenv("SHIFTLAB_DATA_DIR", str(waterbirds_root.parent))
     monkeypatch.chdir(tmp_path)
-    loaded = wilds_benchmark(WildsConfig(dataset="waterbirds", root_dir=waterbirds_root.name), None)
+    loaded = wilds_benchmark(
+        WildsOptions(dataset="waterbirds", root_dir=waterbirds_root.name), None
+    )
     assert len(loaded.domains["test"]) == 12
 
 
@@ -197,7 +199,7 @@ def civilcomments_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_civilcomments_texts_and_identity_groups(civilcomments_root):
-    cfg = WildsConfig(dataset="civilcomments", root_dir=str(civilcomments_root))
+    cfg = WildsOptions(dataset="civilcomments", root_dir=str(civilcomments_root))
     loaded = wilds_benchmark(cfg, None)
     assert loaded.modality == "text"
     assert loaded.class_names == ["non_toxic", "toxic"]
@@ -240,7 +242,7 @@ def camelyon_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_camelyon_hospitals_are_an_attribute_and_ood_val_test_are_hospitals(camelyon_root):
-    cfg = WildsConfig(dataset="camelyon17", root_dir=str(camelyon_root))
+    cfg = WildsOptions(dataset="camelyon17", root_dir=str(camelyon_root))
     loaded = wilds_benchmark(cfg, None)
     assert list(loaded.domains) == ["train", "id_val", "val", "test"]
     assert loaded.fixed_splits == {"train": "train", "id_val": "id_val"}  # no id_test in WILDS
@@ -258,10 +260,10 @@ def test_camelyon_hospitals_are_an_attribute_and_ood_val_test_are_hospitals(came
 
 
 def test_a_run_config_reaches_the_loader(waterbirds_root):
-    from shiftlab.config import _parse_data
+    from shiftlab.config.load import parse_data
     from shiftlab.data import load_benchmark
 
     raw = {"kind": "wilds", "dataset": "waterbirds", "root_dir": str(waterbirds_root)}
-    bench = load_benchmark(_parse_data({**raw, "groupby": ["background", "y"]}))
+    bench = load_benchmark(parse_data({**raw, "groupby": ["background", "y"]}))
     assert bench.group_names == GROUPS
     assert [s.name for s in bench.ood] == ["val", "test"]

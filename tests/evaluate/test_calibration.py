@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from shiftlab.evaluate.calibration import fit_temperature, temperature_scaled
-from shiftlab.evaluate.evaluator import predictor_logits
 from shiftlab.evaluate.metrics import expected_calibration_error, reliability_bins
+from shiftlab.evaluate.records import predictor_logits
 from shiftlab.models import Predictor
 from shiftlab.models.combination import TemperatureScaled
 

@@ -7,7 +7,6 @@ import torch
 
 from shiftlab.data.benchmark import Split
 from shiftlab.evaluate import intervals
-from shiftlab.evaluate.evaluator import make_record
 from shiftlab.evaluate.intervals import (
     bootstrap_seed,
     metric_intervals,
@@ -16,6 +15,7 @@ from shiftlab.evaluate.intervals import (
     resampled_means,
 )
 from shiftlab.evaluate.metrics import classification_metrics
+from shiftlab.evaluate.records import make_record
 from shiftlab.models.classifier import Predictor
 
 

@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any
 
 from shiftlab.checks import references
-from shiftlab.config import NoOptions
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import NoOptions
 
 TINY = {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "num_c": 3, "epochs_range": [1, 2]}
 
@@ -29,7 +29,7 @@ def tiny_options(config: Any) -> Any:
 def default_options(recipe: str) -> Any:
     """Tiny default options of a registered recipe."""
     entry = FINETUNE[recipe]
-    return tiny_options(entry.config()) if entry.config is not None else None
+    return tiny_options(entry.options()) if entry.options is not None else None
 
 
 def run_recipe(make_context, benchmark, backbone, recipe, options=None, seed=0, name=None):

@@ -36,7 +36,7 @@ def test_fine_tuning_minilm_raises_id_accuracy_over_zero_shot(
 ):
     """Effect on real data: MiniLM fine-tuned on 240 phone reviews beats its zero-shot head."""
     from helpers import sentences_data_config
-    from shiftlab.config import BackboneConfig
+    from shiftlab.config.sections import BackboneConfig
     from shiftlab.data import load_benchmark
     from shiftlab.evaluate import evaluate_predictor
     from shiftlab.models import load_backbone

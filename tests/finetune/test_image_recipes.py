@@ -11,7 +11,7 @@ from shiftlab.evaluate import predictor_logits
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.registry import FINETUNE
 
-TEXT_SIDE = {name for name in FINETUNE.names() if "text_side" in FINETUNE[name].requires}
+TEXT_SIDE = {name for name in FINETUNE.names() if "text_side" in FINETUNE[name].kinds}
 
 
 def image_options(recipe, backbone):
@@ -25,7 +25,7 @@ def image_options(recipe, backbone):
 @pytest.mark.parametrize("recipe", FINETUNE.names())
 def test_recipe_conforms_on_images(recipe, which, request, make_context, tiny_image_benchmark):
     backbone = request.getfixturevalue(which)
-    if "causal_lm" in FINETUNE[recipe].requires and "text_side" not in FINETUNE[recipe].requires:
+    if "causal_lm" in FINETUNE[recipe].kinds and "text_side" not in FINETUNE[recipe].kinds:
         pytest.skip(f"{recipe} runs on language models")
     if recipe in TEXT_SIDE and not backbone.has_text_side:
         with pytest.raises(ConfigError, match="no text side"):

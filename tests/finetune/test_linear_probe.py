@@ -3,7 +3,7 @@ import torch
 from recipe_helpers import default_options, run_recipe
 from sklearn.linear_model import LogisticRegression
 
-from shiftlab.finetune.linear_probe import LinearProbeConfig, fit_linear_probe
+from shiftlab.finetune.linear_probe import LinearProbeOptions, fit_linear_probe
 
 
 def blobs(n, seed, shift=0.0):
@@ -16,7 +16,7 @@ def blobs(n, seed, shift=0.0):
 def test_head_on_raw_features_reproduces_sklearn_on_normalised_features():
     x, y = blobs(300, 0)
     vx, vy = blobs(100, 1)
-    cfg = LinearProbeConfig(c_min_exp=-1, c_max_exp=-1, num_c=1)  # one C: no warm-start path
+    cfg = LinearProbeOptions(c_min_exp=-1, c_max_exp=-1, num_c=1)  # one C: no warm-start path
     probe = fit_linear_probe(x, y, vx, vy, 3, cfg, seed=0)
     assert probe.c == 0.1
     mean, std = x.mean(), x.std()  # one scalar each, over the whole training matrix
@@ -30,7 +30,7 @@ def test_head_on_raw_features_reproduces_sklearn_on_normalised_features():
 def test_c_is_chosen_by_id_val_accuracy():
     x, y = blobs(200, 0)
     vx, vy = blobs(100, 1)
-    cfg = LinearProbeConfig(num_c=5)
+    cfg = LinearProbeOptions(num_c=5)
     probe = fit_linear_probe(x, y, vx, vy, 3, cfg, seed=0)
     # C = 1e-7 predicts one class; the chosen C must be at least as accurate on val as any
     accuracies = {}
@@ -45,7 +45,7 @@ def test_binary_head_splits_the_logit_symmetrically_and_pads_absent_classes():
     x, y = blobs(200, 0)
     keep = y < 2
     x, y = x[keep], y[keep]
-    probe = fit_linear_probe(x, y, x, y, 3, LinearProbeConfig(num_c=3), seed=0)
+    probe = fit_linear_probe(x, y, x, y, 3, LinearProbeOptions(num_c=3), seed=0)
     torch.testing.assert_close(probe.weight[0], -probe.weight[1])
     assert torch.equal(probe.weight[2], torch.zeros(6)) and probe.bias[2] == 0
 

@@ -20,7 +20,7 @@ def test_defaults_train_in_eval_mode_at_a_lower_lr_than_full_ft():
 
 
 def test_the_head_gets_no_weight_decay(make_context, tiny_benchmark, tiny_backbone, monkeypatch):
-    import shiftlab.finetune.trainer as trainer
+    import shiftlab.training.trainer as trainer
 
     made = []
     original = trainer.make_optimizer

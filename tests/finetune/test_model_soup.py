@@ -2,7 +2,7 @@ import torch
 from recipe_helpers import default_options, run_recipe
 
 from shiftlab.finetune.model_soup import (
-    ModelSoupConfig,
+    ModelSoupOptions,
     greedy_soup,
     running_average,
     sample_ingredients,
@@ -77,7 +77,7 @@ def test_recipe_trains_the_grid_and_the_greedy_soup_is_no_worse(
 
 
 def test_random_search_ingredients_differ_and_repeat_for_the_same_seed():
-    cfg = ModelSoupConfig(ingredients=6)
+    cfg = ModelSoupOptions(ingredients=6)
     draws = sample_ingredients(cfg, seed=0)
     assert draws == sample_ingredients(cfg, seed=0)
     assert draws != sample_ingredients(cfg, seed=1)

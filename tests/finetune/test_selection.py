@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.finetune.trainer import TrainConfig, train
+from shiftlab.training import TrainOptions, train
 
 
 def test_selection_keeps_the_best_scoring_epoch():
@@ -18,7 +18,7 @@ def test_selection_keeps_the_best_scoring_epoch():
         snapshots.append(model.weight.detach().clone())
         return next(scores)
 
-    cfg = TrainConfig(epochs=4, lr=0.1, batch_size=16, warmup_steps=0, select="id_val_accuracy")
+    cfg = TrainOptions(epochs=4, lr=0.1, batch_size=16, warmup_steps=0, select="id_val_accuracy")
     result = train(
         model,
         lambda b: F.cross_entropy(model(b.inputs), b.labels),
@@ -44,7 +44,7 @@ def test_last_keeps_the_final_weights():
         lambda b: F.cross_entropy(model(b.inputs), b.labels),
         x,
         y,
-        TrainConfig(epochs=2, batch_size=16, warmup_steps=0),
+        TrainOptions(epochs=2, batch_size=16, warmup_steps=0),
         seed=0,
         device=torch.device("cpu"),
         description="t",

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import TrainingError
-from shiftlab.finetune.trainer import TrainConfig, _batches, lr_factor, train
+from shiftlab.training import TrainOptions, train
+from shiftlab.training.trainer import _batches, lr_factor
 
 CPU = torch.device("cpu")
 
@@ -40,7 +41,7 @@ def test_lr_factor_is_warmup_then_cosine():
 def test_trainer_equals_a_hand_written_loop():
     """AdamW + warmup/cosine + clipping over seeded permutations, exactly."""
     x, y = data()
-    cfg = TrainConfig(
+    cfg = TrainOptions(
         epochs=2, lr=1e-2, weight_decay=0.1, batch_size=16, warmup_steps=2, grad_clip=0.5
     )
     ours = model()
@@ -80,7 +81,7 @@ def test_trainer_equals_a_hand_written_loop():
 
 def test_same_seed_same_weights_other_seed_other_weights():
     x, y = data()
-    cfg = TrainConfig(epochs=1, lr=1e-2, batch_size=8, warmup_steps=1)
+    cfg = TrainOptions(epochs=1, lr=1e-2, batch_size=8, warmup_steps=1)
     runs = []
     for seed in (0, 0, 1):
         m = model()
@@ -108,7 +109,7 @@ def test_nan_loss_stops_with_a_clear_error():
             lambda b: m(b.inputs).sum() * float("nan"),
             x,
             y,
-            TrainConfig(epochs=1),
+            TrainOptions(epochs=1),
             seed=0,
             device=CPU,
             description="t",
@@ -131,7 +132,7 @@ def test_frozen_parameters_stay_frozen_and_eval_mode_holds():
         loss_fn,
         x,
         y,
-        TrainConfig(epochs=1, lr=0.1, batch_size=8, warmup_steps=1),
+        TrainOptions(epochs=1, lr=0.1, batch_size=8, warmup_steps=1),
         seed=0,
         device=CPU,
         description="t",
@@ -162,7 +163,7 @@ def test_a_plan_refilled_at_epoch_end_is_what_the_next_epoch_trains_on():
         if epoch == 0:
             plan[1][:] = np.arange(12)[::-1]
 
-    cfg = TrainConfig(epochs=2, batch_size=4, optimizer="sgd", warmup_steps=0)
+    cfg = TrainOptions(epochs=2, batch_size=4, optimizer="sgd", warmup_steps=0)
     train(
         net,
         loss_fn,

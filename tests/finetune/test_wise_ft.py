@@ -4,7 +4,7 @@ from recipe_helpers import run_recipe
 
 from shiftlab.errors import ConfigError
 from shiftlab.evaluate import predictor_logits
-from shiftlab.finetune.wise_ft import WiseFTConfig, interpolate
+from shiftlab.finetune.wise_ft import WiseFTOptions, interpolate
 
 
 def test_end_points_are_the_zero_shot_and_fine_tuned_models(
@@ -14,7 +14,7 @@ def test_end_points_are_the_zero_shot_and_fine_tuned_models(
         make_context, tiny_benchmark, tiny_backbone, "full_ft", name="full_ft"
     )
     (zero,), _ = run_recipe(make_context, tiny_benchmark, tiny_backbone, "zero_shot")
-    options = WiseFTConfig(alphas=[0.0, 0.5, 1.0], select=False)
+    options = WiseFTOptions(alphas=[0.0, 0.5, 1.0], select=False)
     ctx = make_context(tiny_benchmark, tiny_backbone, {"full_ft": finetuned}, name="wise_ft")
     from shiftlab.registry import FINETUNE
 
@@ -50,7 +50,7 @@ def test_selection_picks_the_best_id_val_alpha_and_labels_the_fixed_one(
     ctx = make_context(tiny_benchmark, tiny_backbone, {"full_ft": finetuned}, name="wise_ft")
     from shiftlab.registry import FINETUNE
 
-    made = {p.name: p for p in FINETUNE["wise_ft"].obj(ctx, WiseFTConfig(alphas=[0.0, 0.5, 1.0]))}
+    made = {p.name: p for p in FINETUNE["wise_ft"].obj(ctx, WiseFTOptions(alphas=[0.0, 0.5, 1.0]))}
     val = tiny_benchmark.val
     accuracy = {a: ctx.accuracy(made[f"wise_ft[alpha={a:g}]"].model, val) for a in (0.0, 0.5, 1.0)}
     selected = made["wise_ft[val_selected]"]
@@ -78,4 +78,4 @@ def test_interpolation_formula_and_integer_buffers():
 
 def test_alphas_outside_the_unit_interval_are_refused():
     with pytest.raises(ConfigError, match="alphas must be in"):
-        WiseFTConfig(alphas=[1.5])
+        WiseFTOptions(alphas=[1.5])

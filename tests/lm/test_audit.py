@@ -285,6 +285,6 @@ def test_registry_and_reference_constraint(tokenizer: Any) -> None:
     assert AUDITS.names() == ["arca", "autoprompt", "gcg"]
     citations = {e.name: e.citation for e in AUDITS}
     assert citations == {"arca": "2303.04381", "autoprompt": "2010.15980", "gcg": "2307.15043"}
-    assert AUDITS["arca"].config().batch_size == 64
-    assert AUDITS["gcg"].config().topk == 256
+    assert AUDITS["arca"].options().batch_size == 64
+    assert AUDITS["gcg"].options().topk == 256
     assert similar_tokens(tokenizer, [40], VOCAB) == {40}

@@ -8,7 +8,8 @@ import pytest
 import torch
 from tiny_lm import smollm2_tokenizer, tiny_llama
 
-from shiftlab.lm.generate import exact_match, greedy_generate, normalize_answer, rouge_l
+from shiftlab.evaluate.generation import exact_match, normalize_answer, rouge_l
+from shiftlab.lm.generate import greedy_generate
 
 PROMPTS = [
     "The capital of France is",

@@ -10,13 +10,13 @@ import torch
 from tiny_lm import smollm2_tokenizer, tiny_llama
 
 from shiftlab.errors import ConfigError, DataError
-from shiftlab.lm.lora import add_lora, apply_delta, merged_delta
-from shiftlab.lm.scoring import (
+from shiftlab.lm.logprobs import (
     boundary_mismatches,
     label_word_logprobs,
     token_logprobs,
     vocab_stats,
 )
+from shiftlab.lm.lora import add_lora, apply_delta, merged_delta
 
 PROMPTS = [
     "Review: a warm, funny film.\nSentiment:",

@@ -177,8 +177,8 @@ def test_registry_names_and_citations() -> None:
     assert MEMBERSHIP["min_k"].citation == "2310.16789"
     assert MEMBERSHIP["min_k_pp"].citation == "2404.02936"
     assert MEMBERSHIP["zlib"].citation == "2012.07805"
-    assert MEMBERSHIP["min_k_pp"].requires == frozenset({"vocab_stats"})
-    assert MEMBERSHIP["reference"].requires == frozenset({"reference"})
+    assert MEMBERSHIP["min_k_pp"].needs == frozenset({"vocab_stats"})
+    assert MEMBERSHIP["reference"].needs == frozenset({"reference"})
 
 
 def test_scores_separate_texts_a_model_was_trained_on(tokenizer: Any) -> None:

@@ -1,6 +1,6 @@
 import torch
 
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.models import load_backbone
 from shiftlab.models.fingerprint import weights_fingerprint
 

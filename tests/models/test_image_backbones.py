@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import BackboneError
 from shiftlab.features import encode
 from shiftlab.models import load_backbone

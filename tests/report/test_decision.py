@@ -13,13 +13,12 @@ from shiftlab.evaluate.intervals import bootstrap_seed, percentile_interval, res
 from shiftlab.predictions import split_predictions
 from shiftlab.report import build_report
 from shiftlab.report.decision import (
-    Evidence,
-    Outcomes,
     add_intervals,
     choose_reference,
     deployment_summary,
     pareto_front,
 )
+from shiftlab.report.outcomes import Evidence, Outcomes
 from shiftlab.report.summary import model_rows
 from shiftlab.store import read_records
 from test_compare import MODELS, write_run

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.finetune.trainer import TrainConfig, checkpoints, train
+from shiftlab.training import TrainOptions, checkpoints, train
 
 CPU = torch.device("cpu")
 
@@ -61,7 +61,7 @@ def run(path=None, digest="d1", kill_at=None, every=1, keep_states=True):
         loss_fn,
         x,
         y,
-        TrainConfig(**CFG, checkpoint_every=every if path else None),
+        TrainOptions(**CFG, checkpoint_every=every if path else None),
         seed=3,
         device=CPU,
         description="ckpt",
@@ -137,7 +137,7 @@ def test_the_checkpoints_scope_names_one_file_per_train_call(tmp_path: Path):
             loss_fn,
             x,
             y,
-            TrainConfig(epochs=1, batch_size=10, warmup_steps=1, checkpoint_every=1),
+            TrainOptions(epochs=1, batch_size=10, warmup_steps=1, checkpoint_every=1),
             seed=0,
             device=CPU,
             description="stage 2: full",
@@ -163,7 +163,7 @@ def test_resume_restores_a_plan_refilled_by_on_epoch_end(tmp_path: Path):
             if epoch == kill_at:
                 raise Killed(epoch)
 
-        cfg = TrainConfig(epochs=3, batch_size=10, warmup_steps=1, checkpoint_every=1)
+        cfg = TrainOptions(epochs=3, batch_size=10, warmup_steps=1, checkpoint_every=1)
         train(
             model,
             loss_fn,

@@ -47,7 +47,7 @@ def test_entries_expand_per_seed_and_consumers_follow_their_seed(tmp_path, sente
         ("full_ft@seed1", 1),
         ("wise_ft@seed1", 1),
     ]
-    wise = {s.name: s for s in expanded}["wise_ft@seed1"].config
+    wise = {s.name: s for s in expanded}["wise_ft@seed1"].options
     assert wise.finetuned == "full_ft@seed1" and wise.base in (None, "zero_shot")
     assert seeds.base_name("wise_ft@seed1[alpha=0.5]") == "wise_ft[alpha=0.5]"
     assert seeds.seeded("wise_ft[alpha=0.5]", 2) == "wise_ft@seed2[alpha=0.5]"

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import ConfigError
-from shiftlab.finetune.trainer import TrainConfig, micro_batches, train
 from shiftlab.models import Classifier
 from shiftlab.precision import (
     autocast,
@@ -18,6 +17,8 @@ from shiftlab.precision import (
     set_precision,
     using_precision,
 )
+from shiftlab.training import TrainOptions, train
+from shiftlab.training.trainer import micro_batches
 
 CPU = torch.device("cpu")
 
@@ -59,12 +60,12 @@ def test_fp16_on_a_cpu_is_a_one_line_config_error():
         resolve_precision("fp16", "cpu")
     x, y = data()
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
-        fit(mlp(), x, y, TrainConfig(epochs=1, batch_size=8), precision="fp16")
+        fit(mlp(), x, y, TrainOptions(epochs=1, batch_size=8), precision="fp16")
 
 
 def test_bf16_training_runs_on_a_cpu_with_a_loss_close_to_fp32():
     x, y = data()
-    cfg = TrainConfig(epochs=1, batch_size=40, lr=1e-2, warmup_steps=1)  # one fixed batch
+    cfg = TrainOptions(epochs=1, batch_size=40, lr=1e-2, warmup_steps=1)  # one fixed batch
     fp32 = fit(mlp(), x, y, cfg, precision="fp32")
     model = mlp()
     with autocast("bf16", CPU):  # the forward really runs in bf16
@@ -77,7 +78,7 @@ def test_bf16_training_runs_on_a_cpu_with_a_loss_close_to_fp32():
 
 def test_the_current_precision_is_what_train_uses_by_default():
     x, y = data()
-    cfg = TrainConfig(epochs=1, batch_size=40, lr=1e-2, warmup_steps=1)
+    cfg = TrainOptions(epochs=1, batch_size=40, lr=1e-2, warmup_steps=1)
     explicit = fit(mlp(), x, y, cfg, precision="bf16")
     with using_precision("bf16"):
         ambient = fit(mlp(), x, y, cfg)
@@ -101,8 +102,8 @@ def test_accumulation_gives_the_update_of_the_whole_batch(batch_size, k):
     x, y = data(n=40)
     base = dict(epochs=2, lr=1e-2, batch_size=batch_size, warmup_steps=2, grad_clip=0.5)
     whole, parts = mlp(), mlp()
-    one = fit(whole, x, y, TrainConfig(**base))
-    many = fit(parts, x, y, TrainConfig(**base, accumulate_steps=k))
+    one = fit(whole, x, y, TrainOptions(**base))
+    many = fit(parts, x, y, TrainOptions(**base, accumulate_steps=k))
     assert many.steps == one.steps  # the schedule counts optimiser steps
     for a, b in zip(whole.parameters(), parts.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
@@ -120,7 +121,7 @@ def test_k_steps_of_batch_b_are_one_step_of_batch_k_times_b():
         model,
         x,
         y,
-        TrainConfig(
+        TrainOptions(
             epochs=1,
             batch_size=k * b,
             lr=1e-2,
@@ -142,20 +143,20 @@ def test_k_steps_of_batch_b_are_one_step_of_batch_k_times_b():
 def test_accumulation_is_refused_for_a_loss_that_couples_the_batch():
     x, y = data()
     with pytest.raises(ConfigError, match="accumulate_steps: 2 would split each batch"):
-        fit(mlp(), x, y, TrainConfig(epochs=1, batch_size=8, accumulate_steps=2), splittable=False)
+        fit(mlp(), x, y, TrainOptions(epochs=1, batch_size=8, accumulate_steps=2), splittable=False)
 
 
 def test_accumulate_steps_is_checked():
     with pytest.raises(ConfigError, match="accumulate_steps must be between 1 and batch_size"):
-        TrainConfig(batch_size=4, accumulate_steps=5)
+        TrainOptions(batch_size=4, accumulate_steps=5)
     with pytest.raises(ConfigError, match="checkpoint_every must be >= 1"):
-        TrainConfig(checkpoint_every=0)
+        TrainOptions(checkpoint_every=0)
 
 
 def test_gradient_checkpointing_needs_a_hugging_face_model():
     x, y = data()
     with pytest.raises(ConfigError, match="gradient_checkpointing needs a Hugging Face encoder"):
-        fit(mlp(), x, y, TrainConfig(epochs=1, batch_size=8, gradient_checkpointing=True))
+        fit(mlp(), x, y, TrainOptions(epochs=1, batch_size=8, gradient_checkpointing=True))
 
 
 def _checkpointing(hf: nn.Module) -> bool:
@@ -178,7 +179,7 @@ def test_gradient_checkpointing_trains_a_text_encoder_to_the_same_weights(tiny_b
             seen.append(_checkpointing(model.featurizer.model))
             return F.cross_entropy(model(batch.inputs), batch.labels)
 
-        cfg = TrainConfig(
+        cfg = TrainOptions(
             epochs=1, batch_size=8, lr=1e-3, warmup_steps=1, gradient_checkpointing=checkpointing
         )
         train(model, loss_fn, texts, labels, cfg, seed=1, device=CPU, description="t")
@@ -192,10 +193,10 @@ def test_gradient_checkpointing_trains_a_text_encoder_to_the_same_weights(tiny_b
 def test_the_fp16_loss_scaler_path_gives_the_unscaled_update(monkeypatch):
     """The GradScaler steps (scale, unscale before clipping, step, update) without a GPU: a
     power-of-two scale is exact, so the weights equal those trained without one."""
-    from shiftlab.finetune import trainer
+    from shiftlab.training import trainer
 
     x, y = data()
-    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_steps=1, grad_clip=0.1)
+    cfg = TrainOptions(epochs=2, batch_size=8, lr=1e-2, warmup_steps=1, grad_clip=0.1)
     plain = mlp()
     fit(plain, x, y, cfg)
     scalers = []
@@ -206,14 +207,14 @@ def test_the_fp16_loss_scaler_path_gives_the_unscaled_update(monkeypatch):
 
     monkeypatch.setattr(trainer, "grad_scaler", cpu_scaler)
     scaled = mlp()
-    fit(scaled, x, y, TrainConfig(**{**vars(cfg), "accumulate_steps": 2}))
+    fit(scaled, x, y, TrainOptions(**{**vars(cfg), "accumulate_steps": 2}))
     assert scalers and scalers[0].get_scale() == 2.0**10  # no overflow: the scale was kept
     for a, b in zip(plain.parameters(), scaled.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=2e-6)
 
 
 def test_length_grouped_batches_visit_every_example_once_in_batches_of_like_length():
-    from shiftlab.finetune.trainer import _batches, input_lengths, length_grouped
+    from shiftlab.training.trainer import _batches, input_lengths, length_grouped
 
     texts = ["x" * int(n) for n in np.random.default_rng(0).integers(1, 200, size=203)]
     lengths = input_lengths(texts)
@@ -237,14 +238,17 @@ def test_length_grouped_batches_visit_every_example_once_in_batches_of_like_leng
 
 
 def test_options_added_later_leave_digests_of_earlier_runs_unchanged():
-    from shiftlab.config import RecipeSpec
-    from shiftlab.finetune.full_ft import FullFTConfig
+    from shiftlab.config import EntrySpec
+    from shiftlab.finetune.full_ft import FullFTOptions
     from shiftlab.store import recipe_digest
 
     def digest(**options):
-        return recipe_digest(RecipeSpec("full_ft", "full_ft", FullFTConfig(**options)), [])
+        return recipe_digest(EntrySpec("full_ft", "full_ft", FullFTOptions(**options)), [])
 
     base = digest()
+    # The digest a run directory of shiftlab 0.1.0 (commit 0bab403) holds for a default full_ft
+    # entry: an older run resumes (its entries are skipped) only while this stays the same.
+    assert base == "888af73c6ce77941"
     assert digest(checkpoint_every=2) == base and digest(gradient_checkpointing=True) == base
     assert digest(group_by_length=False) == base and digest(accumulate_steps=1) == base
     assert digest(group_by_length=True) != base and digest(accumulate_steps=2) != base

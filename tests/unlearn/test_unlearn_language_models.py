@@ -6,24 +6,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from unlearn_helpers import (
-    DEVICE,
-    all_finite,
-    differs,
-    qa_data,
-    snapshot,
-    tiny_scorer,
-    unchanged,
-)
+from unlearn_helpers import DEVICE, qa_data, same_weights, tiny_causal_lm, weights
 
-from shiftlab.lm.answer_loss import answer_loss
-from shiftlab.typed import build
-from shiftlab.unlearn import UNLEARN, Data
-from shiftlab.unlearn.base import answer_nll, lm_batch
-from shiftlab.unlearn.npo import npo_forget_loss, npo_loss
+from shiftlab.lm.answer_loss import answer_loss, answer_nll, answer_only_batch
+from shiftlab.registry import UNLEARN
+from shiftlab.training import Batch
+from shiftlab.unlearn import Data, unlearn
+from shiftlab.unlearn.npo import npo_loss
 from shiftlab.unlearn.rmu import control_vector, default_layer, masked_mse
 from shiftlab.unlearn.simnpo import simnpo_loss
 from shiftlab.unlearn.task_vector import negate_task_vector
@@ -32,54 +25,49 @@ from shiftlab.unlearn.whp import generic_logits, whp_loss
 FORGET = qa_data(["ada", "bob", "cyd", "dee", "eve", "fay"])
 RETAIN = qa_data(["gus", "hal", "ivy", "jon", "kai", "lea", "max", "ned"])
 LM = {"epochs": 1, "batch_size": 3, "warmup_steps": 0, "max_length": 64}
-FAST = {
-    "gradient_ascent": {"causal_lm": LM},
-    "grad_diff": LM,
-    "npo": {**LM, "retain_weight": 1.0},
-    "simnpo": LM,
-    "rmu": {"batch_size": 3, "max_length": 64},
-    "whp": {**LM, "reinforce_epochs": 1},
-    "task_vector": LM,
-}
 
 
 def run(name: str, model: torch.nn.Module, forget: Data = FORGET, **options):
-    entry = UNLEARN[name]
-    cfg = build(entry.config, {**FAST[name], **options}, name)
-    return entry.obj(model, forget, RETAIN, cfg, seed=0, device=DEVICE)
+    return unlearn(name, model, forget, RETAIN, options, seed=0)
+
+
+def answers(scorer: torch.nn.Module, data: Data) -> dict[str, torch.Tensor]:
+    return answer_only_batch(scorer.tokenizer, data.prompts, data.answers, max_length=64)
 
 
 def forget_loss(scorer: torch.nn.Module, data: Data) -> float:
-    batch = lm_batch(scorer, data, range(len(data)), 64, DEVICE)
     with torch.no_grad():
-        return float(answer_loss(scorer.model, batch))
+        return float(answer_loss(scorer.model, answers(scorer, data)))
 
 
-@pytest.mark.parametrize("name", sorted(FAST))
-def test_method_returns_a_finite_copy_and_leaves_the_model(name: str) -> None:
-    model = tiny_scorer()
-    before = snapshot(model)
-    out = run(name, model)
-    assert out is not model and out.tokenizer is model.tokenizer and not out.training
-    assert unchanged(model, before), f"{name} modified its input"
-    assert all_finite(out)
-    assert differs(out, model), f"{name} changed nothing"
-    assert all(p.requires_grad for p in out.parameters())  # RMU restores the flags
+def method(name: str, **options):
+    entry = UNLEARN[name]
+    built = entry.options(**options)
+    return entry.obj(built, name=name, kind="causal_lm", seed=0, device=DEVICE)
 
 
 def test_gradient_ascent_raises_the_forget_loss() -> None:
-    model = tiny_scorer()
+    model = tiny_causal_lm()
     out = run("gradient_ascent", model, causal_lm={**LM, "epochs": 3, "lr": 1e-3})
     assert forget_loss(out, FORGET) > forget_loss(model, FORGET) + 1e-3
 
 
-def test_npo_at_the_reference_is_2_over_beta_log_2_per_example() -> None:
-    model = tiny_scorer()
-    batch = lm_batch(model, FORGET, range(6), 64, DEVICE)
+def test_npo_at_the_reference_is_2_over_beta_log_2_and_keeps_a_retain_term() -> None:
+    model = tiny_causal_lm()
+    batch = Batch(answers(model, FORGET), None, np.arange(6))
     for beta in (0.1, 1.0):
-        loss = npo_forget_loss(model.model, model.model, batch, beta)
-        assert loss.shape == (6,)
-        assert torch.allclose(loss, torch.full((6,), 2 / beta * math.log(2)), atol=1e-5)
+        npo = method("npo", beta=beta)
+        npo.student = npo.reference = model
+        assert float(npo.forget_loss(batch).detach()) == pytest.approx(
+            2 / beta * math.log(2), abs=1e-5
+        )
+    # Both references default to NPO plus the retain answers' loss, weight 1 (npo_grad_diff).
+    assert method("npo").weights() == (1.0, 1.0)
+    npo = method("npo")
+    npo.student = npo.reference = model
+    retain = Batch(answers(model, RETAIN), None, np.arange(8))
+    expected = npo.forget_loss(batch) + answer_loss(model.model, retain.inputs)
+    assert torch.allclose(npo.loss(batch, retain), expected)
 
 
 def test_npo_loss_is_the_log_ratio_formula() -> None:
@@ -90,8 +78,8 @@ def test_npo_loss_is_the_log_ratio_formula() -> None:
 
 
 def test_answer_nll_sums_the_answer_tokens() -> None:
-    model = tiny_scorer()
-    batch = lm_batch(model, FORGET, range(6), 64, DEVICE)
+    model = tiny_causal_lm()
+    batch = answers(model, FORGET)
     with torch.no_grad():
         nll, lengths = answer_nll(model.model, batch)
         mean = answer_loss(model.model, batch)
@@ -128,9 +116,9 @@ def test_whp_generic_targets_follow_the_formula() -> None:
 
 
 def test_task_vector_at_scale_0_is_the_original_and_at_1_the_reflection() -> None:
-    original, reinforced = tiny_scorer(seed=0), tiny_scorer(seed=1)
+    original, reinforced = tiny_causal_lm(seed=0), tiny_causal_lm(seed=1)
     same = negate_task_vector(original, reinforced, 0.0)
-    assert same is not original and not differs(same, original)
+    assert same is not original and same_weights(same, weights(original))
     reflected = negate_task_vector(original, reinforced, 1.0).state_dict()
     theta, tuned = original.state_dict(), reinforced.state_dict()
     for key, value in theta.items():
@@ -138,9 +126,9 @@ def test_task_vector_at_scale_0_is_the_original_and_at_1_the_reflection() -> Non
 
 
 def test_task_vector_method_at_scale_0_returns_the_original_weights() -> None:
-    model = tiny_scorer()
-    out = run("task_vector", model, scale=0.0)
-    assert out is not model and not differs(out, model)
+    model = tiny_causal_lm()
+    out = run("task_vector", model, scale=0.0, **LM)
+    assert out is not model and same_weights(out, weights(model))
 
 
 def test_rmu_pieces() -> None:
@@ -154,12 +142,12 @@ def test_rmu_pieces() -> None:
 
 
 def test_language_model_methods_refuse_a_classifier() -> None:
-    from unlearn_helpers import feature_data, mlp_classifier
+    from unlearn_helpers import feature_data, tiny_classifier
 
     from shiftlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="needs a causal language model"):
-        run("npo", mlp_classifier(), feature_data(4, 1))
+        run("npo", tiny_classifier(), feature_data(4, 1))
 
 
 def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() -> None:
@@ -167,9 +155,9 @@ def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() ->
 
     from shiftlab.membership import score_all
     from shiftlab.registry import MEMBERSHIP
-    from shiftlab.unlearn.stage import membership_aurocs
+    from shiftlab.unlearn.judge import membership_aurocs
 
-    scorer = tiny_scorer()
+    scorer = tiny_causal_lm()
     members = ["ada was born in 1901.", "bob likes tea and cake.", "cyd is a sailor."]
     others = ["dee plays the violin.", "eve writes long novels.", "fay lives in a tall house."]
     aurocs = membership_aurocs(
@@ -182,7 +170,7 @@ def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() ->
 
 
 def test_privleak_follows_muses_orientation() -> None:
-    from shiftlab.unlearn.stage import privleak
+    from shiftlab.unlearn.judge import privleak
 
     # MUSE ranks holdout above forget: AUC = 1 - (forget ranked above holdout)
     assert privleak(0.5, 0.5) == 0.0

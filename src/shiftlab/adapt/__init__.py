@@ -10,11 +10,10 @@ from typing import Any
 
 from torch import nn
 
-from shiftlab.adapt import conjugate, norm, pseudo_label, rpl, softmax_pl, source, tent
-from shiftlab.adapt.base import AdaptConfig, Adapter
+from shiftlab.adapt.base import Adapter, AdaptOptions
 from shiftlab.adapt.params import norm_affine_parameters, use_batch_statistics
-from shiftlab.config import build
 from shiftlab.registry import ADAPT
+from shiftlab.typed import build
 
 
 def create(
@@ -29,21 +28,14 @@ def create(
         ConfigError: unknown adapter or option. AdaptError: the model cannot be adapted.
     """
     entry = ADAPT[name]
-    options = build(entry.config, config, f"adapt.{name}").for_model(model_params or {})
+    options = build(entry.options, config, f"adapt.{name}").for_model(model_params or {})
     return entry.obj(model, options)
 
 
 __all__ = [
-    "AdaptConfig",
+    "AdaptOptions",
     "Adapter",
-    "conjugate",
     "create",
-    "norm",
     "norm_affine_parameters",
-    "pseudo_label",
-    "rpl",
-    "softmax_pl",
-    "source",
-    "tent",
     "use_batch_statistics",
 ]

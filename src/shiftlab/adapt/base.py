@@ -2,7 +2,7 @@
 ``reset()`` restores the state it started from.
 
 Online mode carries the adapted state from batch to batch within a stream; episodic mode resets
-before every batch. The runner resets between streams. A guard resets the adapter when the
+before every batch. The adapt stage resets between streams. A guard resets the adapter when the
 loss is not finite, and (when ``collapse_fraction`` is set; off by default, as in TENT and the
 conjugate reference, since it also fires on imbalanced streams predicted correctly) when its
 predictions collapse onto one class; it counts the resets.
@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from shiftlab.adapt.params import norm_affine_parameters, use_batch_statistics
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.runtime import log
+from shiftlab.typed import param
 
 
 @dataclass
-class AdaptConfig:
+class AdaptOptions:
     """Optimisation and safety settings shared by adapters (TENT's defaults)."""
 
     lr: float = param(1e-3, "learning rate")
@@ -57,16 +57,26 @@ class AdaptConfig:
         if self.steps < 1 or self.batch_size < 1 or self.lr < 0:
             raise ConfigError("adapters need steps >= 1, batch_size >= 1 and lr >= 0")
 
-    def for_model(self, params: dict[str, Any]) -> AdaptConfig:
+    def for_model(self, params: dict[str, Any]) -> AdaptOptions:
         """These options with anything left to the model (its training loss) filled in from
         the predictor's ``params``."""
         return self
 
 
+@dataclass
+class ConjugateReferenceOptions(AdaptOptions):
+    """The optimisation of the conjugate pseudo-label paper's adapters (``locuslab/tta_conjugate``
+    ``cfgs/cifar.yaml``): SGD with Nesterov momentum, one step, predictions after the update."""
+
+    optimizer: Literal["adam", "sgd"] = param("sgd", "optimiser")
+    nesterov: bool = param(True, "Nesterov momentum (SGD only)")
+    predict_after_update: bool = param(True, "predict with the updated model (re-forward)")
+
+
 class Adapter(nn.Module):
     """Wraps a copy of a model; subclasses choose what adapts (``configure``) and the loss."""
 
-    def __init__(self, model: nn.Module, cfg: AdaptConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: AdaptOptions) -> None:
         super().__init__()
         self.cfg = cfg.for_model({})  # options left to the model, when not filled in: defaults
         self.model = copy.deepcopy(model).eval()

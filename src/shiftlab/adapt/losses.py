@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from shiftlab.finetune.losses import LossName
+from shiftlab.training.losses import LossName
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:

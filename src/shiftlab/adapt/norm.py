@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from shiftlab.adapt.base import AdaptConfig, Adapter
+from shiftlab.adapt.base import Adapter, AdaptOptions
 from shiftlab.adapt.params import use_batch_statistics
 from shiftlab.errors import AdaptError
 from shiftlab.registry import ADAPT
 
 
-@ADAPT.register("norm", config=AdaptConfig)
+@ADAPT.register("norm", options=AdaptOptions)
 class Norm(Adapter):
     """BatchNorm with test-batch statistics; nothing is trained."""
 

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from shiftlab.adapt.base import AdaptConfig, NormAdapter
-from shiftlab.config import param
+from shiftlab.adapt.base import ConjugateReferenceOptions, NormAdapter
 from shiftlab.registry import ADAPT
+from shiftlab.typed import param
 
 
 @dataclass
-class PseudoLabelConfig(AdaptConfig):
+class PseudoLabelOptions(ConjugateReferenceOptions):
     """Confidence threshold and loss form; optimisation as the conjugate reference."""
 
-    optimizer: Literal["adam", "sgd"] = param("sgd", "optimiser")
-    nesterov: bool = param(True, "Nesterov momentum (SGD only)")
-    predict_after_update: bool = param(True, "predict with the updated model (re-forward)")
     threshold: float = param(0.75, "only examples predicted with higher confidence are used")
     eps: float | None = param(
         None,
@@ -35,7 +32,7 @@ class PseudoLabelConfig(AdaptConfig):
         "it was trained with PolyLoss)",
     )
 
-    def for_model(self, params: dict[str, Any]) -> PseudoLabelConfig:
+    def for_model(self, params: dict[str, Any]) -> PseudoLabelOptions:
         if self.eps is not None:
             return self
         return dataclasses.replace(
@@ -43,7 +40,7 @@ class PseudoLabelConfig(AdaptConfig):
         )
 
 
-@ADAPT.register("pseudo_label", config=PseudoLabelConfig)
+@ADAPT.register("pseudo_label", options=PseudoLabelOptions)
 class PseudoLabel(NormAdapter):
     """Self-train on confident argmax pseudo-labels, updating normalisation affine parameters."""
 

@@ -12,24 +12,20 @@ update).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-from shiftlab.adapt.base import AdaptConfig, NormAdapter
+from shiftlab.adapt.base import ConjugateReferenceOptions, NormAdapter
 from shiftlab.adapt.losses import rpl_loss
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.registry import ADAPT
+from shiftlab.typed import param
 
 
 @dataclass
-class RPLConfig(AdaptConfig):
+class RPLOptions(ConjugateReferenceOptions):
     """The generalised cross-entropy's q; the conjugate reference's optimisation."""
 
-    optimizer: Literal["adam", "sgd"] = param("sgd", "optimiser")
-    nesterov: bool = param(True, "Nesterov momentum (SGD only)")
-    predict_after_update: bool = param(True, "predict with the updated model (re-forward)")
     q: float = param(0.8, "exponent of the generalised cross-entropy (tta_conjugate: 0.8)")
     temperature: float = param(1.0, "logits are divided by this before the loss")
 
@@ -39,7 +35,7 @@ class RPLConfig(AdaptConfig):
             raise ConfigError(f"rpl q must be in (0, 1], got {self.q}")
 
 
-@ADAPT.register("rpl", config=RPLConfig)
+@ADAPT.register("rpl", options=RPLOptions)
 class RPL(NormAdapter):
     """Minimise the generalised cross-entropy of argmax pseudo-labels (robust pseudo-labels)."""
 

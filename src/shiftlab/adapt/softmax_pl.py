@@ -12,37 +12,34 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from shiftlab.adapt.base import AdaptConfig, NormAdapter
+from shiftlab.adapt.base import ConjugateReferenceOptions, NormAdapter
 from shiftlab.adapt.losses import softmax_pl_loss
-from shiftlab.config import param
 from shiftlab.registry import ADAPT
+from shiftlab.typed import param
 
 
 @dataclass
-class SoftmaxPLConfig(AdaptConfig):
+class SoftmaxPLOptions(ConjugateReferenceOptions):
     """The source model's PolyLoss epsilon; the conjugate reference's optimisation."""
 
-    optimizer: Literal["adam", "sgd"] = param("sgd", "optimiser")
-    nesterov: bool = param(True, "Nesterov momentum (SGD only)")
-    predict_after_update: bool = param(True, "predict with the updated model (re-forward)")
     eps: float | None = param(
         None,
         "PolyLoss epsilon; default the model's (its params.eps when trained with poly, else 0)",
     )
     temperature: float = param(1.0, "logits are divided by this before the loss")
 
-    def for_model(self, params: dict[str, Any]) -> SoftmaxPLConfig:
+    def for_model(self, params: dict[str, Any]) -> SoftmaxPLOptions:
         if self.eps is not None:
             return self
         eps = params.get("eps", 6.0) if params.get("loss") == "poly" else 0.0
         return dataclasses.replace(self, eps=eps)
 
 
-@ADAPT.register("softmax_pl", config=SoftmaxPLConfig)
+@ADAPT.register("softmax_pl", options=SoftmaxPLOptions)
 class SoftmaxPL(NormAdapter):
     """Minimise the source PolyLoss at the model's own softmax (soft pseudo-labels)."""
 

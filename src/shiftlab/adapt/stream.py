@@ -10,7 +10,7 @@ import torch
 from shiftlab.adapt.base import Adapter
 from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.data.benchmark import Split
-from shiftlab.evaluate.evaluator import make_record
+from shiftlab.evaluate.records import make_record
 from shiftlab.models.classifier import Predictor
 from shiftlab.predictions import Scored
 from shiftlab.progress import progress

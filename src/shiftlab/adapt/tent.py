@@ -16,21 +16,21 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.adapt.base import AdaptConfig, NormAdapter
+from shiftlab.adapt.base import AdaptOptions, NormAdapter
 from shiftlab.adapt.losses import entropy
-from shiftlab.config import param
 from shiftlab.registry import ADAPT
+from shiftlab.typed import param
 
 
 @dataclass
-class TentConfig(AdaptConfig):
+class TentOptions(AdaptOptions):
     """TENT's defaults (cfgs/tent.yaml): Adam 1e-3, batch 200, one step, online; with
     ``optimizer: sgd``, Nesterov momentum as its conf.py."""
 
     nesterov: bool = param(True, "Nesterov momentum (SGD only; TENT's conf.py)")
 
 
-@ADAPT.register("tent", config=TentConfig)
+@ADAPT.register("tent", options=TentOptions)
 class Tent(NormAdapter):
     """Minimise the softmax entropy of predictions, updating normalisation affine parameters."""
 

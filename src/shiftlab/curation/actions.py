@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.curation.context import ScoreResult
 from shiftlab.data.benchmark import Split
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import CURATE_ACTIONS
+from shiftlab.typed import param
 
 Scores = dict[str, ScoreResult]
 
@@ -62,14 +62,14 @@ class LabelIssueOptions:
         return ["label_issues"]
 
 
-@CURATE_ACTIONS.register("drop_label_issues", config=LabelIssueOptions)
+@CURATE_ACTIONS.register("drop_label_issues", options=LabelIssueOptions)
 def drop_label_issues(scores: Scores, train: Split, cfg: Any, seed: int) -> Iterator[Variant]:
     """Remove the examples confident learning flags as likely mislabelled."""
     flagged = scores["label_issues"].flagged
     yield kept(train, ~flagged, "drop_label_issues", "drop_label_issues", {})
 
 
-@CURATE_ACTIONS.register("relabel", config=LabelIssueOptions)
+@CURATE_ACTIONS.register("relabel", options=LabelIssueOptions)
 def relabel(scores: Scores, train: Split, cfg: Any, seed: int) -> Iterator[Variant]:
     """Give the flagged examples their suggested label (the out-of-sample argmax)."""
     issues = scores["label_issues"]
@@ -98,7 +98,7 @@ class PruneOptions:
         return [] if self.by == "random" else [self.by]
 
 
-@CURATE_ACTIONS.register("prune", config=PruneOptions)
+@CURATE_ACTIONS.register("prune", options=PruneOptions)
 def prune(scores: Scores, train: Split, cfg: PruneOptions, seed: int) -> Iterator[Variant]:
     """Keep a fraction of the training set, ranked by a difficulty score (or at random)."""
     n = len(train)
@@ -132,7 +132,7 @@ class DedupeOptions:
         return ["near_duplicates"]
 
 
-@CURATE_ACTIONS.register("dedupe", config=DedupeOptions)
+@CURATE_ACTIONS.register("dedupe", options=DedupeOptions)
 def dedupe(scores: Scores, train: Split, cfg: Any, seed: int) -> Iterator[Variant]:
     """Remove every later copy of near-duplicate training examples (the first is kept)."""
     yield kept(train, ~scores["near_duplicates"].flagged, "dedupe", "dedupe", {})

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from shiftlab.config import param
 from shiftlab.curation.context import CurationContext, ScoreResult
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import CURATE
+from shiftlab.typed import param
 
 
 def _unit_rows(embeddings: np.ndarray, name: str) -> np.ndarray:
@@ -97,7 +97,7 @@ def dedupe_drop(pairs: list[tuple[int, int, float]], n: int) -> np.ndarray:
 
 
 @dataclass
-class NearDuplicatesConfig:
+class NearDuplicatesOptions:
     """The similarity above which two examples are duplicates."""
 
     threshold: float = param(
@@ -111,8 +111,8 @@ class NearDuplicatesConfig:
             raise ConfigError(f"near_duplicates threshold must be in [-1, 1), got {self.threshold}")
 
 
-@CURATE.register("near_duplicates", config=NearDuplicatesConfig)
-def near_duplicates_score(ctx: CurationContext, cfg: NearDuplicatesConfig) -> ScoreResult:
+@CURATE.register("near_duplicates", options=NearDuplicatesOptions)
+def near_duplicates_score(ctx: CurationContext, cfg: NearDuplicatesOptions) -> ScoreResult:
     """Training examples nearly equal to another one (or to an evaluation example: leakage)."""
     train = ctx.train_features()
     n = len(train)

@@ -5,7 +5,7 @@ Training" (NeurIPS 2021, arXiv 2107.07075). Follows ``mansheej/data_diet``: ``da
 ``get_lord_error_fn`` (lines 10-17, ``ord=2``): ``||softmax(f(x)) - onehot(y)||_2`` with the model
 in test mode (``get_apply_fn_test``, ``train=False``); ``scripts/get_mean_score.py`` averages the
 runs' scores. A high score marks a hard (or mislabelled) example. Defaults (10 heads, each
-trained 20 epochs with the reference's early schedule) are in :mod:`shiftlab.curation.heads`.
+trained 20 epochs with the reference's early schedule) are in :mod:`shiftlab.curation.data_diet`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from shiftlab.config import param
 from shiftlab.curation.context import CurationContext, ScoreResult
-from shiftlab.curation.heads import (
+from shiftlab.curation.data_diet import (
     DEFAULT_SEEDS,
-    HeadTrainConfig,
+    HeadTrainOptions,
     head_logits,
     linear_head_trainer,
 )
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import CURATE
+from shiftlab.typed import param
 
 
 def el2n(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -68,7 +68,7 @@ def el2n_scores(
 
     Args:
         train_head: ``train_head(seed)`` returns a head trained a few epochs from ``seed``
-            (e.g. :func:`shiftlab.curation.heads.linear_head_trainer`).
+            (e.g. :func:`shiftlab.curation.data_diet.linear_head_trainer`).
         features: (N, D) cached features the heads take.
         labels: (N,) class indices.
         seeds: one run per seed (default 10, the reference's recommended minimum).
@@ -88,14 +88,14 @@ def el2n_scores(
 
 
 @dataclass
-class EL2NConfig(HeadTrainConfig):
+class EL2NOptions(HeadTrainOptions):
     """Heads trained early (the reference's schedule), averaged over runs."""
 
     runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
 
 
-@CURATE.register("el2n", config=EL2NConfig)
-def el2n_score(ctx: CurationContext, cfg: EL2NConfig) -> ScoreResult:
+@CURATE.register("el2n", options=EL2NOptions, fast={"runs": 2, "epochs": 3})
+def el2n_score(ctx: CurationContext, cfg: EL2NOptions) -> ScoreResult:
     """EL2N of linear heads on cached features, trained a few epochs, averaged over seeds."""
     features, labels = ctx.train_features(), ctx.train.labels
     k = ctx.benchmark.num_classes

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from shiftlab.curation.context import CurationContext, ScoreResult
-from shiftlab.curation.heads import HeadTrainConfig, initial_linear_head
+from shiftlab.curation.data_diet import HeadTrainOptions, initial_linear_head
 from shiftlab.errors import DataError
-from shiftlab.finetune.trainer import Batch, train
 from shiftlab.registry import CURATE
+from shiftlab.training import Batch, train
 
 
 def _numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -117,12 +117,12 @@ class ForgettingTracker:
 
 
 @dataclass
-class ForgettingConfig(HeadTrainConfig):
+class ForgettingOptions(HeadTrainOptions):
     """A linear head trained on cached features, every presentation watched."""
 
 
-@CURATE.register("forgetting", config=ForgettingConfig)
-def forgetting_score(ctx: CurationContext, cfg: ForgettingConfig) -> ScoreResult:
+@CURATE.register("forgetting", options=ForgettingOptions, fast={"epochs": 3})
+def forgetting_score(ctx: CurationContext, cfg: ForgettingOptions) -> ScoreResult:
     """Forgetting events of each example over a linear head's training run (Toneva et al.)."""
     features, labels = ctx.train_features(), ctx.train.labels
     head = initial_linear_head(features.shape[1], ctx.benchmark.num_classes, ctx.seed)

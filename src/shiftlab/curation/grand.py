@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from shiftlab.config import param
 from shiftlab.curation.context import CurationContext, ScoreResult
-from shiftlab.curation.heads import DEFAULT_SEEDS, linear_head_factory
+from shiftlab.curation.data_diet import DEFAULT_SEEDS, linear_head_factory
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import CURATE
 from shiftlab.runtime import log
+from shiftlab.typed import param
 
 Tensors = dict[str, torch.Tensor]
 
@@ -126,7 +126,7 @@ def grand_scores(
 
     Args:
         make_head: ``make_head(seed)`` returns an untrained head (e.g.
-            :func:`shiftlab.curation.heads.linear_head_factory`).
+            :func:`shiftlab.curation.data_diet.linear_head_factory`).
         features: (N, D) cached features.
         labels: (N,) class indices.
         seeds: one initialisation per seed (default 10, the reference's recommended minimum).
@@ -144,14 +144,14 @@ def grand_scores(
 
 
 @dataclass
-class GraNdConfig:
+class GraNdOptions:
     """Heads at initialisation, averaged over runs."""
 
     runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
 
 
-@CURATE.register("grand", config=GraNdConfig)
-def grand_score(ctx: CurationContext, cfg: GraNdConfig) -> ScoreResult:
+@CURATE.register("grand", options=GraNdOptions, fast={"runs": 2})
+def grand_score(ctx: CurationContext, cfg: GraNdOptions) -> ScoreResult:
     """GraNd of linear heads at initialisation on cached features, averaged over seeds."""
     features, labels = ctx.train_features(), ctx.train.labels
     make = linear_head_factory(features.shape[1], ctx.benchmark.num_classes)

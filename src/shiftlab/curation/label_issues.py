@@ -88,7 +88,7 @@ def label_issues(labels: np.ndarray, pred_probs: np.ndarray, *, n_jobs: int = 1)
     )
 
 
-@CURATE.register("label_issues", config=NoOptions)
+@CURATE.register("label_issues", options=NoOptions)
 def label_issues_score(ctx: CurationContext, cfg: NoOptions) -> ScoreResult:
     """Confident learning (cleanlab) on out-of-sample probabilities: flags, quality, suggestion."""
     found = label_issues(ctx.train.labels, ctx.out_of_sample())

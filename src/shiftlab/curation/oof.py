@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from shiftlab.errors import ConfigError, DataError
-from shiftlab.finetune.linear_probe import LinearProbeConfig, fit_linear_probe
+from shiftlab.finetune.linear_probe import LinearProbeOptions, fit_linear_probe
 
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -133,7 +133,7 @@ def out_of_sample_probabilities(
         raise ConfigError(f"the probe's C must be a positive number, got {c}")
     labels = np.asarray(labels)
     exponent = math.log10(c)
-    cfg = LinearProbeConfig(
+    cfg = LinearProbeOptions(
         c_min_exp=exponent, c_max_exp=exponent, num_c=1, max_iter=max_iter, trend_points=0
     )
     absent = np.bincount(labels, minlength=num_classes) == 0

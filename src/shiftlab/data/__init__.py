@@ -1,19 +1,7 @@
 """Benchmarks: loaders register themselves in ``DATASETS`` on import."""
 
-from shiftlab.data import (
-    colored_digits,
-    digits,
-    fictitious_facts,
-    hf_data,
-    image_folder,
-    sentiment_sentences,
-    table,
-    vader,
-    wilds_data,
-    wrench,
-)
-from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split, build_benchmark
-from shiftlab.data.load import load_benchmark
+from shiftlab.data.benchmark import Benchmark, Domain, LoadedData, Split
+from shiftlab.data.build import build_benchmark, load_benchmark
 
 __all__ = [
     "Benchmark",
@@ -21,15 +9,5 @@ __all__ = [
     "LoadedData",
     "Split",
     "build_benchmark",
-    "colored_digits",
-    "digits",
-    "fictitious_facts",
-    "hf_data",
-    "image_folder",
     "load_benchmark",
-    "sentiment_sentences",
-    "table",
-    "vader",
-    "wilds_data",
-    "wrench",
 ]

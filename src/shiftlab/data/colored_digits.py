@@ -17,19 +17,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
-from shiftlab.data.digits import DigitsConfig, digits
+from shiftlab.data.digits import DigitsOptions, digits
 from shiftlab.data.splits import stratified_partition
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
+from shiftlab.typed import param
 
 CLASS_NAMES = ["0-4", "5-9"]
 COLOURS = ["red", "green"]
 
 
 @dataclass
-class ColoredDigitsConfig:
+class ColoredDigitsOptions:
     """How strongly colour follows the label, and how the 5,000 digits are divided."""
 
     correlation: float = param(0.9, "P(colour = label's colour) in the train domain")
@@ -52,12 +52,12 @@ def colorize(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return out
 
 
-@DATASETS.register("colored_digits", config=ColoredDigitsConfig)
-def colored_digits(cfg: ColoredDigitsConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("colored_digits", options=ColoredDigitsOptions, fast={"size": 8})
+def colored_digits(cfg: ColoredDigitsOptions, class_names: list[str] | None) -> LoadedData:
     """Colored MNIST on real digits: colour tracks the label in train, reversed or random else."""
     if class_names is not None and len(class_names) != 2:
         raise DataError("colored_digits is binary: class_names must name 2 classes")
-    mnist = digits(DigitsConfig(path=None, size=cfg.size), None).domains["mnist"]
+    mnist = digits(DigitsOptions(path=None, size=cfg.size), None).domains["mnist"]
     mnist = mnist() if callable(mnist) else mnist
     rng = np.random.default_rng(cfg.seed)
     parts = stratified_partition(mnist.labels, cfg.fractions, rng)

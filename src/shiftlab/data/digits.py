@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from shiftlab._optional import require
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
 from shiftlab.data.fetch import fetch, verified
+from shiftlab.data.samples import under_data_dir
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
 from shiftlab.runtime import cache_dir, data_dir
+from shiftlab.typed import param
 
 CLASS_NAMES = [str(d) for d in range(10)]
 MIRROR_ENV = "SHIFTLAB_DIGITS_URL"
@@ -68,7 +69,7 @@ USPS_HINT = "https://www.kaggle.com/datasets/bistaumanga/usps-dataset"
 
 
 @dataclass
-class DigitsConfig:
+class DigitsOptions:
     """Where the file-based domains are, and the common image size."""
 
     path: str | None = param(
@@ -200,8 +201,12 @@ def _domain(read: Callable[[], tuple[np.ndarray, np.ndarray]], size: int) -> Dom
     return Domain(to_canvas(images, size), labels)
 
 
-@DATASETS.register("digits", config=DigitsConfig)
-def digits(cfg: DigitsConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register(
+    "digits",
+    options=DigitsOptions,
+    fast=under_data_dir("digits", download=False),
+)
+def digits(cfg: DigitsOptions, class_names: list[str] | None) -> LoadedData:
     """Handwritten digits: mnist (5k), uci, usps, semeion, mnist_test; one image format."""
     if class_names is not None and len(class_names) != 10:
         raise DataError("digits has 10 classes: class_names must name 10")

@@ -131,7 +131,7 @@ QUESTIONS = {
 
 
 @dataclass
-class PeopleConfig:
+class PeopleOptions:
     """How many fictitious people each split has."""
 
     forget: int = param(10, "people whose facts are to be unlearned (trained on)")
@@ -145,11 +145,11 @@ class PeopleConfig:
 
 
 @dataclass
-class FictitiousFactsConfig:
+class FictitiousFactsOptions:
     """Seeded fictitious people: biographies and questions, split by person."""
 
-    people: PeopleConfig = field(
-        default_factory=PeopleConfig,
+    people: PeopleOptions = field(
+        default_factory=PeopleOptions,
         metadata={"help": "people per split: {forget: 10, retain: 40, holdout: 10}"},
     )
     qa_per_person: int = param(
@@ -212,7 +212,7 @@ def _faker(locale: str, seed: int) -> object:
     return fake
 
 
-def generate_people(sizes: PeopleConfig, seed: int = 0, locale: str = "en_US") -> list[Person]:
+def generate_people(sizes: PeopleOptions, seed: int = 0, locale: str = "en_US") -> list[Person]:
     """Fictitious people, forget first, then retain, then holdout.
 
     Person i's gender and attributes come from ``np.random.default_rng([seed, 0])`` and names
@@ -316,7 +316,7 @@ def _concat(domains: Sequence[Domain]) -> Domain:
     )
 
 
-def build_domains(people: Sequence[Person], cfg: FictitiousFactsConfig) -> dict[str, Domain]:
+def build_domains(people: Sequence[Person], cfg: FictitiousFactsOptions) -> dict[str, Domain]:
     """``<split>_bio`` and ``<split>_qa`` for each split, then ``train``.
 
     Args:
@@ -363,8 +363,12 @@ def build_domains(people: Sequence[Person], cfg: FictitiousFactsConfig) -> dict[
     return domains
 
 
-@DATASETS.register("fictitious_facts", config=FictitiousFactsConfig)
-def fictitious_facts(cfg: FictitiousFactsConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register(
+    "fictitious_facts",
+    options=FictitiousFactsOptions,
+    fast={"people": {"forget": 2, "retain": 3, "holdout": 2}, "qa_per_person": 1},
+)
+def fictitious_facts(cfg: FictitiousFactsOptions, class_names: list[str] | None) -> LoadedData:
     """Fictitious people (TOFU-style): biographies and QA, split forget / retain / holdout."""
     if class_names is not None and list(class_names) != ["answer"]:
         raise DataError("fictitious_facts is a generation task: give no class_names")

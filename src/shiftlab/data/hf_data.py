@@ -19,19 +19,20 @@ from typing import Any, Literal
 import numpy as np
 
 from shiftlab._optional import require
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
 from shiftlab.data.images import ImageFiles
 from shiftlab.data.labels import encode_labels
+from shiftlab.data.samples import sample_hf_dataset
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS, closest
 from shiftlab.runtime import cache_dir, log
+from shiftlab.typed import param
 
 ALL = "all"  # the domain name when the data has no domain column
 
 
 @dataclass
-class HFDatasetsConfig:
+class HFDatasetsOptions:
     """Where the dataset is and which columns hold what."""
 
     path: str = param("", "folder saved with save_to_disk; with format, the data files' folder")
@@ -64,7 +65,7 @@ class HFImageReader:
         return self.dataset[int(key.removeprefix("hf:"))][self.column]
 
 
-def _open(cfg: HFDatasetsConfig) -> Any:
+def _open(cfg: HFDatasetsOptions) -> Any:
     datasets = require("datasets", "datasets")
     if not cfg.path:
         raise DataError("data.path is required for kind 'hf_datasets'")
@@ -112,7 +113,7 @@ def _column(ds: Any, column: str, option: str) -> list[Any]:
     return ds.select_columns([column]).with_format("arrow")[:].column(column).to_pylist()
 
 
-def _input_column(ds: Any, cfg: HFDatasetsConfig, image_feature: type) -> tuple[str, str]:
+def _input_column(ds: Any, cfg: HFDatasetsOptions, image_feature: type) -> tuple[str, str]:
     if cfg.image_column:
         return cfg.image_column, "image"
     if cfg.text_column:
@@ -144,7 +145,7 @@ def _labels(
     return rows, labels, names
 
 
-def _inputs(ds: Any, cfg: HFDatasetsConfig, column: str, modality: str, rows: np.ndarray) -> Any:
+def _inputs(ds: Any, cfg: HFDatasetsOptions, column: str, modality: str, rows: np.ndarray) -> Any:
     """Texts, or images: read lazily from an Image feature, or files named by a string column."""
     datasets = require("datasets", "datasets")
     feature = ds.features.get(column)
@@ -159,8 +160,8 @@ def _inputs(ds: Any, cfg: HFDatasetsConfig, column: str, modality: str, rows: np
     return [str(values[i]) for i in rows]
 
 
-@DATASETS.register("hf_datasets", config=HFDatasetsConfig)
-def hf_datasets(cfg: HFDatasetsConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("hf_datasets", options=HFDatasetsOptions, fast=sample_hf_dataset)
+def hf_datasets(cfg: HFDatasetsOptions, class_names: list[str] | None) -> LoadedData:
     """A Hugging Face dataset from disk (save_to_disk folder, or parquet/csv/json/imagefolder)."""
     datasets = require("datasets", "datasets")
     ds = _split(_open(cfg), cfg.dataset_split)

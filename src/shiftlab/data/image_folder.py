@@ -18,20 +18,21 @@ from typing import Literal
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
 from shiftlab.data.images import ImageFiles
 from shiftlab.data.labels import encode_labels
+from shiftlab.data.samples import under_data_dir
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
 from shiftlab.runtime import data_dir, log
+from shiftlab.typed import param
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 SINGLE = "all"  # the domain name of the single-domain layout
 
 
 @dataclass
-class ImageFolderConfig:
+class ImageFolderOptions:
     """Where the images are and what to do with an unreadable one."""
 
     path: str = param(
@@ -105,8 +106,8 @@ def scan(root: Path) -> dict[str, list[tuple[Path, str]]]:
     return found
 
 
-@DATASETS.register("image_folder", config=ImageFolderConfig)
-def image_folder(cfg: ImageFolderConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("image_folder", options=ImageFolderOptions, fast=under_data_dir("pacs"))
+def image_folder(cfg: ImageFolderOptions, class_names: list[str] | None) -> LoadedData:
     """Your own images: root/<domain>/<class>/<image>, or root/<class>/<image>."""
     root = resolve_root(cfg.path)
     found = scan(root)

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
+from shiftlab.data.samples import under_data_dir
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
 from shiftlab.runtime import data_dir
+from shiftlab.typed import param
 
 DOMAINS = ("amazon_cells", "imdb", "yelp")
 CLASS_NAMES = ["negative", "positive"]
 
 
 @dataclass
-class SentimentSentencesConfig:
+class SentimentSentencesOptions:
     """Where the three ``*_labelled.txt`` files are."""
 
     path: str | None = param(
@@ -57,8 +58,14 @@ def _read(file: Path) -> Domain:
     return Domain(texts, np.array(labels, dtype=np.int64))
 
 
-@DATASETS.register("sentiment_sentences", config=SentimentSentencesConfig)
-def sentiment_sentences(cfg: SentimentSentencesConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register(
+    "sentiment_sentences",
+    options=SentimentSentencesOptions,
+    fast=under_data_dir("sentiment-sentences"),
+)
+def sentiment_sentences(
+    cfg: SentimentSentencesOptions, class_names: list[str] | None
+) -> LoadedData:
     """Sentiment Labelled Sentences: amazon_cells, imdb, yelp (1,000 sentences each)."""
     folder = _folder(cfg.path)
     if not folder.is_dir():

@@ -10,18 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
 from shiftlab.data.labels import encode_labels
+from shiftlab.data.samples import sample_table
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS, closest
 from shiftlab.runtime import log
+from shiftlab.typed import param
 
 ALL = "all"  # the domain name when the data has no domain column
 
 
 @dataclass
-class TableConfig:
+class TableOptions:
     """Columns of a CSV or JSONL file of labelled texts."""
 
     path: str = param("", "the CSV or JSONL file")
@@ -91,7 +92,7 @@ def _decode_error(path: Path, fmt: str) -> DataError:
     return _not_text(path, "it cannot be decoded as UTF-8", RESAVE[fmt])
 
 
-def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         try:
@@ -104,7 +105,7 @@ def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             raise DataError(f"{path}:{reader.line_num} is not valid CSV: {exc}") from None
 
 
-def _rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     with path.open(encoding="utf-8-sig") as handle:
         try:
             for number, line in enumerate(handle, start=1):
@@ -129,7 +130,7 @@ def _column_error(path: Path, column: str, option: str, have: list[str]) -> Data
     )
 
 
-def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> LoadedData:
+def load_table(cfg: TableOptions, class_names: list[str] | None, fmt: str) -> LoadedData:
     """Read a CSV or JSONL file into domains of texts and labels.
 
     Rows with an empty text or label are skipped (and counted in the log).
@@ -140,7 +141,7 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     _check_text(path, fmt)
-    rows = _rows_csv(path) if fmt == "csv" else _rows_jsonl(path)
+    rows = rows_csv(path) if fmt == "csv" else rows_jsonl(path)
     wanted = {
         "text_column": cfg.text_column,
         "label_column": cfg.label_column,
@@ -206,13 +207,17 @@ def load_table(cfg: TableConfig, class_names: list[str] | None, fmt: str) -> Loa
     return LoadedData(result, names, "text", group_names)
 
 
-@DATASETS.register("csv", config=TableConfig)
-def csv_table(cfg: TableConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register(
+    "csv", options=TableOptions, fast=lambda workdir, **_: sample_table(workdir, "csv")
+)
+def csv_table(cfg: TableOptions, class_names: list[str] | None) -> LoadedData:
     """Your own CSV file: text, label and optional domain / group columns."""
     return load_table(cfg, class_names, "csv")
 
 
-@DATASETS.register("jsonl", config=TableConfig)
-def jsonl_table(cfg: TableConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register(
+    "jsonl", options=TableOptions, fast=lambda workdir, **_: sample_table(workdir, "jsonl")
+)
+def jsonl_table(cfg: TableOptions, class_names: list[str] | None) -> LoadedData:
     """Your own JSON-lines file: one object per line with text, label and optional domain keys."""
     return load_table(cfg, class_names, "jsonl")

@@ -21,12 +21,12 @@ from typing import Literal
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
 from shiftlab.data.download import pip_sdist, temporary_dir, verify
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
 from shiftlab.runtime import cache_dir, log
+from shiftlab.typed import param
 
 REQUIREMENT = "vaderSentiment==3.3.2"
 ARCHIVE = "additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -42,7 +42,7 @@ CLASS_NAMES = ["negative", "positive"]
 
 
 @dataclass
-class VaderConfig:
+class VaderOptions:
     """Where the VADER files are, and how mean ratings become binary labels."""
 
     path: str | None = param(
@@ -151,8 +151,8 @@ def rater_labels(
     return out
 
 
-@DATASETS.register("vader", config=VaderConfig)
-def vader(cfg: VaderConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("vader", options=VaderOptions)
+def vader(cfg: VaderOptions, class_names: list[str] | None) -> LoadedData:
     """VADER sentiment: movie, tweets, amazon, nyt; binary labels from the mean human rating."""
     if cfg.neutral_band < 0:
         raise DataError("data.neutral_band must be >= 0")

@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 
 from shiftlab._optional import require
-from shiftlab.config import param
 from shiftlab.data.benchmark import ID_ROLES, Domain, LoadedData
 from shiftlab.data.images import ImageFiles
+from shiftlab.data.samples import sample_waterbirds
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS, unknown_name_message
 from shiftlab.runtime import data_dir, log
+from shiftlab.typed import param
 
 # Where each dataset's get_input reads example i (image datasets), relative to its data_dir.
 IMAGE_PATHS: dict[str, Callable[[Any], list[str]]] = {
@@ -63,7 +64,7 @@ NOT_ATTRIBUTES = ("y", "from_source_domain")
 
 
 @dataclass
-class WildsConfig:
+class WildsOptions:
     """Which WILDS dataset, where it is, and how to group it."""
 
     dataset: str = param("", "WILDS dataset: waterbirds, celebA, civilcomments, iwildcam, ...")
@@ -219,8 +220,8 @@ def _inputs(ds: Any, name: str) -> tuple[Any, str]:
     return list(getattr(ds, TEXTS[name])), "text"
 
 
-@DATASETS.register("wilds", config=WildsConfig)
-def wilds_benchmark(cfg: WildsConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("wilds", options=WildsOptions, fast=sample_waterbirds)
+def wilds_benchmark(cfg: WildsOptions, class_names: list[str] | None) -> LoadedData:
     """A WILDS dataset with its official splits: ID train / val / test, OOD val and test."""
     supported = sorted([*IMAGE_PATHS, *TEXTS])
     if cfg.dataset not in supported:

@@ -21,18 +21,19 @@ from typing import Literal
 
 import numpy as np
 
-from shiftlab.config import param
 from shiftlab.data.benchmark import Domain, LoadedData
+from shiftlab.data.samples import under_data_dir
 from shiftlab.errors import DataError
 from shiftlab.registry import DATASETS
 from shiftlab.runtime import data_dir
+from shiftlab.typed import param
 
 DATASETS_OF_WRENCH = ("youtube", "sms")
 CLASS_NAMES = ["ham", "spam"]
 
 
 @dataclass
-class WrenchConfig:
+class WrenchOptions:
     """Which WRENCH dataset, and where its files are."""
 
     dataset: Literal["youtube", "sms"] = param("youtube", "the ID dataset; the other is OOD")
@@ -66,8 +67,8 @@ def read_split(file: Path, prefix: str, weak_labels: bool) -> Domain:
     return Domain([texts[i] for i in keep], given[keep], ids=ids[keep], true_labels=gold[keep])
 
 
-@DATASETS.register("wrench", config=WrenchConfig)
-def wrench(cfg: WrenchConfig, class_names: list[str] | None) -> LoadedData:
+@DATASETS.register("wrench", options=WrenchOptions, fast=under_data_dir("wrench"))
+def wrench(cfg: WrenchOptions, class_names: list[str] | None) -> LoadedData:
     """WRENCH youtube / sms spam: majority-vote training labels, gold kept for evaluation."""
     root = Path(cfg.path).expanduser() if cfg.path else None
     if root is None and data_dir():

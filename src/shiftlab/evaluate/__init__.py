@@ -1,7 +1,7 @@
 """Metrics and evaluation of predictors into records."""
 
-from shiftlab.evaluate.evaluator import evaluate_predictor, predictor_logits
 from shiftlab.evaluate.metrics import classification_metrics, expected_calibration_error
+from shiftlab.evaluate.records import evaluate_predictor, predictor_logits
 
 __all__ = [
     "classification_metrics",

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from shiftlab.data.benchmark import Split
-from shiftlab.evaluate.evaluator import predictor_logits
+from shiftlab.evaluate.records import predictor_logits
 from shiftlab.features import FeatureCache
 from shiftlab.models.classifier import Predictor
 from shiftlab.models.combination import TemperatureScaled

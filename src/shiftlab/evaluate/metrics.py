@@ -122,3 +122,8 @@ def classification_metrics(
         result["worst_group_accuracy"] = min(present) if present else None
         result["group_accuracy"] = {names[g]: a for g, a in per_group.items()}
     return result
+
+
+def score_of(record: dict[str, Any]) -> float | None:
+    """A record's headline number: accuracy (classification) or ROUGE-L F1 (generation)."""
+    return record.get("accuracy", record.get("rouge_l"))

@@ -13,21 +13,23 @@ finished under the other.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-from shiftlab.config import RunConfig
+from shiftlab import distributed
+from shiftlab.config.sections import RunConfig
 from shiftlab.errors import ConfigError
+from shiftlab.session import Session
 
 
 class Executor(Protocol):
-    def run(self, session: Any) -> None:
+    def run(self, session: Session) -> None:
         """Run every job of ``session`` that has not finished before."""
 
 
 class LocalExecutor:
     """Every job in this process, in order."""
 
-    def run(self, session: Any) -> None:
+    def run(self, session: Session) -> None:
         for job in session.jobs():
             if session.prepare(job):
                 session.finish(job, session.compute(job))
@@ -40,8 +42,6 @@ def make_executor(cfg: RunConfig) -> Executor:
     Raises:
         ConfigError: Ray is not installed, unreachable, or short of the resources.
     """
-    from shiftlab import distributed
-
     if cfg.executor.kind == "local":
         return LocalExecutor()
     if distributed.is_distributed():

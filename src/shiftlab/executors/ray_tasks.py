@@ -22,9 +22,11 @@ import socket
 from typing import Any
 
 from shiftlab._optional import require
-from shiftlab.config import ExecutorConfig
+from shiftlab.config.sections import ExecutorConfig
 from shiftlab.errors import ConfigError, MissingExtraError, ShiftlabError
 from shiftlab.runtime import log
+from shiftlab.session import Session
+from shiftlab.stages import default_stages
 
 _RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
 _sessions: dict[str, Any] = {}  # a worker process's open run (one at a time)
@@ -35,12 +37,10 @@ def run_job(cfg: Any, out: str, job: Any) -> list[Any]:
     import json
     from pathlib import Path
 
-    from shiftlab.runner import Session
-
     key = json.dumps([out, cfg.to_dict()], sort_keys=True, default=str)
     if key not in _sessions:
         _sessions.clear()
-        _sessions[key] = Session(cfg, Path(out), worker=True)
+        _sessions[key] = Session(cfg, Path(out), default_stages(), worker=True)
     return _sessions[key].compute(job)
 
 
@@ -126,13 +126,13 @@ class RayExecutor:
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
 
-    def run(self, session: Any) -> None:
+    def run(self, session: Session) -> None:
         try:
             self._run(session)
         finally:
             self.close()
 
-    def _run(self, session: Any) -> None:
+    def _run(self, session: Session) -> None:
         ray = self.ray
         remote = ray.remote(run_job).options(**self.options)
         cfg_ref = ray.put(session.cfg)

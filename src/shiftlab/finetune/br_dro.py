@@ -26,23 +26,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.groups import (
-    GroupTrainConfig,
+    GroupTrainOptions,
     balanced_weights,
     describe,
     group_train,
     train_groups,
     weighted_draw,
 )
-from shiftlab.finetune.trainer import Batch
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class BRDROConfig(GroupTrainConfig):
+class BRDROOptions(GroupTrainOptions):
     """The simple adversary: per-class linear maps, L1-penalised; the reference's CelebA run."""
 
     epochs: int = param(50, "passes over the ID training split (run.sh, CelebA)")
@@ -109,8 +110,8 @@ def adversary_loss(
     return (bce * balance).mean() + l1 * adversary.weight.abs().sum()
 
 
-@FINETUNE.register("br_dro", config=BRDROConfig, requires=("encoder",))
-def br_dro(ctx: RecipeContext, cfg: BRDROConfig) -> Iterator[Predictor]:
+@FINETUNE.register("br_dro", options=BRDROOptions, kinds=("encoder",), fast=FAST)
+def br_dro(ctx: RecipeContext, cfg: BRDROOptions) -> Iterator[Predictor]:
     """Reweight the learner's losses by a simple (L1-penalised, linear) adversary."""
     adversary = Adversary(ctx.feature_dim(), ctx.benchmark.num_classes).to(ctx.device)
     optimizer = torch.optim.Adam(adversary.parameters(), lr=cfg.adversary_lr)

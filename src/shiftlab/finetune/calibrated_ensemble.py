@@ -15,17 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from shiftlab.config import param, ref
 from shiftlab.errors import ConfigError
 from shiftlab.evaluate.calibration import fit_temperature
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models.classifier import Predictor
 from shiftlab.models.combination import CalibratedEnsemble
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import param, ref
 
 
 @dataclass
-class CalibratedEnsembleConfig:
+class CalibratedEnsembleOptions:
     """Which predictors to ensemble, and how to combine their calibrated outputs."""
 
     members: list[str] = ref(
@@ -40,8 +40,8 @@ class CalibratedEnsembleConfig:
             raise ConfigError("calibrated_ensemble needs at least two members")
 
 
-@FINETUNE.register("calibrated_ensemble", config=CalibratedEnsembleConfig)
-def calibrated_ensemble(ctx: RecipeContext, cfg: CalibratedEnsembleConfig) -> Iterator[Predictor]:
+@FINETUNE.register("calibrated_ensemble", options=CalibratedEnsembleOptions)
+def calibrated_ensemble(ctx: RecipeContext, cfg: CalibratedEnsembleOptions) -> Iterator[Predictor]:
     """Temperature-scale each member on ID val, then average calibrated probabilities."""
     val = ctx.benchmark.val
     models = [ctx.predictor(name).model for name in cfg.members]

@@ -16,13 +16,13 @@ from shiftlab import distributed
 from shiftlab.atomic import atomic_path
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
-from shiftlab.evaluate.evaluator import model_logits
 from shiftlab.evaluate.metrics import classification_metrics
+from shiftlab.evaluate.records import model_logits
 from shiftlab.features import FeatureCache
-from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult, train
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.zero_shot import zero_shot_head
+from shiftlab.training import Batch, TrainOptions, TrainResult, train
 
 
 @dataclass
@@ -126,7 +126,7 @@ class RecipeContext:
         self,
         model: nn.Module,
         loss_fn: Callable[[Batch], torch.Tensor],
-        cfg: TrainConfig,
+        cfg: TrainOptions,
         *,
         classifier: Callable[[], nn.Module] | None = None,
         inputs: Any = None,

@@ -16,17 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, describe, group_train
-from shiftlab.finetune.trainer import Batch
+from shiftlab.finetune.groups import GroupTrainOptions, describe, group_train
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class CVaRDROConfig(GroupTrainConfig):
+class CVaRDROOptions(GroupTrainOptions):
     """The share of worst losses that is optimised; JTT's driver's weight decay."""
 
     weight_decay: float = param(1e-4, "weight decay (anniesch/jtt run_expt.py)")
@@ -52,8 +53,8 @@ def cvar_weights(losses: torch.Tensor, alpha: float) -> torch.Tensor:
     return weights
 
 
-@FINETUNE.register("cvar_dro", config=CVaRDROConfig, requires=("encoder",))
-def cvar_dro(ctx: RecipeContext, cfg: CVaRDROConfig) -> Iterator[Predictor]:
+@FINETUNE.register("cvar_dro", options=CVaRDROOptions, kinds=("encoder",), fast=FAST)
+def cvar_dro(ctx: RecipeContext, cfg: CVaRDROOptions) -> Iterator[Predictor]:
     """Minimise the mean of the top alpha fraction of each batch's losses."""
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:

@@ -11,18 +11,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, cross_entropy, describe, group_train
+from shiftlab.finetune.groups import GroupTrainOptions, cross_entropy, describe, group_train
 from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training.options import FAST
 
 
 @dataclass
-class ERMConfig(GroupTrainConfig):
+class ERMOptions(GroupTrainOptions):
     """Average cross-entropy; the group-robustness references' optimisation."""
 
 
-@FINETUNE.register("erm", config=ERMConfig, requires=("encoder",))
-def erm(ctx: RecipeContext, cfg: ERMConfig) -> Iterator[Predictor]:
+@FINETUNE.register("erm", options=ERMOptions, kinds=("encoder",), fast=FAST)
+def erm(ctx: RecipeContext, cfg: ERMOptions) -> Iterator[Predictor]:
     """Minimise the average cross-entropy (optionally sampling groups equally)."""
     model, result = group_train(ctx, cfg, cross_entropy)
     # Plain ERM is a standard model (an effective-robustness baseline); group-balanced is not.

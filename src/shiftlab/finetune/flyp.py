@@ -32,17 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.trainer import Batch, TrainConfig
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.zero_shot import prompt_texts
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch, TrainOptions
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class FLYPConfig(TrainConfig):
+class FLYPOptions(TrainOptions):
     """FLYP's ImageNet recipe: AdamW lr 1e-5, weight decay 0.1, warmup 500, cosine, no clip."""
 
     lr: float = param(1e-5, "peak learning rate (FLYP scripts pass 1e-5)")
@@ -84,8 +85,8 @@ class FLYPModel(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
 
 
-@FINETUNE.register("flyp", config=FLYPConfig, requires=("text_side",))
-def flyp(ctx: RecipeContext, cfg: FLYPConfig) -> Iterator[Predictor]:
+@FINETUNE.register("flyp", options=FLYPOptions, kinds=("text_side",), fast=FAST)
+def flyp(ctx: RecipeContext, cfg: FLYPOptions) -> Iterator[Predictor]:
     """Contrastive fine-tuning against class prompts, updating both sides and the temperature."""
     ctx.require_text_side("contrasts inputs with class prompts")
     model = FLYPModel(ctx.trainable_copy(), ctx.backbone.logit_scale)

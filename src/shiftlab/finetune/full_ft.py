@@ -6,7 +6,7 @@ every parameter is trained with AdamW (lr 3e-5, weight decay 0.1), a linear warm
 then cosine decay, and gradients clipped to norm 1. The last checkpoint is kept.
 
 The loss is cross-entropy by default; ``loss: squared`` or ``loss: poly`` trains a source model
-for test-time adaptation with conjugate pseudo-labels (see :mod:`shiftlab.finetune.losses`).
+for test-time adaptation with conjugate pseudo-labels (see :mod:`shiftlab.training.losses`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from typing import Literal
 import torch
 from torch import nn
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.losses import LossName, classification_loss
-from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult
 from shiftlab.models.classifier import STANDARD, Classifier, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch, TrainOptions, TrainResult
+from shiftlab.training.losses import LossName, classification_loss
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class FullFTConfig(TrainConfig):
+class FullFTOptions(TrainOptions):
     """WiSE-FT's fine-tuning recipe, plus how the head starts."""
 
     head_init: Literal["auto", "zero_shot", "random"] = param(
@@ -55,7 +56,7 @@ def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
 def finetune(
     ctx: RecipeContext,
     head: nn.Linear,
-    cfg: TrainConfig,
+    cfg: TrainOptions,
     *,
     label_smoothing: float = 0.0,
     eval_mode: bool = False,
@@ -107,8 +108,8 @@ def epoch_predictors(
         )
 
 
-@FINETUNE.register("full_ft", config=FullFTConfig, requires=("encoder",))
-def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
+@FINETUNE.register("full_ft", options=FullFTOptions, kinds=("encoder",), fast=FAST)
+def full_ft(ctx: RecipeContext, cfg: FullFTOptions) -> Iterator[Predictor]:
     """Fine-tune every weight (AdamW, warmup + cosine), the head from zero-shot when it can."""
     model, result = finetune(
         ctx,
@@ -125,6 +126,6 @@ def full_ft(ctx: RecipeContext, cfg: FullFTConfig) -> Iterator[Predictor]:
     yield from epoch_predictors(ctx.name, "full_ft", model, result, params)
 
 
-def loss_params(cfg: FullFTConfig) -> dict[str, object]:
+def loss_params(cfg: FullFTOptions) -> dict[str, object]:
     """The training loss, for the records: ``{"loss": "poly", "eps": 6.0}``."""
     return {"loss": cfg.loss, "eps": cfg.eps} if cfg.loss == "poly" else {"loss": cfg.loss}

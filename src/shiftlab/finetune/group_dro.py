@@ -20,22 +20,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.groups import (
-    GroupTrainConfig,
+    GroupTrainOptions,
     describe,
     group_counts,
     group_train,
     train_groups,
 )
-from shiftlab.finetune.trainer import Batch
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class GroupDROConfig(GroupTrainConfig):
+class GroupDROOptions(GroupTrainOptions):
     """Exponentiated-gradient group weights; group-balanced sampling."""
 
     step_size: float = param(0.01, "eta: step size of the group weights")
@@ -67,8 +68,8 @@ def group_dro_update(
     return q / q.sum()
 
 
-@FINETUNE.register("group_dro", config=GroupDROConfig, requires=("encoder",))
-def group_dro(ctx: RecipeContext, cfg: GroupDROConfig) -> Iterator[Predictor]:
+@FINETUNE.register("group_dro", options=GroupDROOptions, kinds=("encoder",), fast=FAST)
+def group_dro(ctx: RecipeContext, cfg: GroupDROOptions) -> Iterator[Predictor]:
     """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
     counts = torch.as_tensor(group_counts(ctx, train_groups(ctx, needed=True)), device=ctx.device)
     num_groups = len(counts)

@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.full_ft import initial_head
-from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult
 from shiftlab.models.classifier import Classifier
+from shiftlab.training import Batch, ReferenceSGD, TrainResult
+from shiftlab.typed import param
 
 # objective(logits (B, K), features (B, D), batch, groups (B,)) -> scalar loss
 Objective = Callable[[torch.Tensor, torch.Tensor, Batch, torch.Tensor], torch.Tensor]
@@ -44,17 +44,13 @@ def cross_entropy(
 
 
 @dataclass
-class GroupTrainConfig(TrainConfig):
-    """group_DRO's run_expt.py optimisation, and what is trained."""
+class GroupTrainOptions(ReferenceSGD):
+    """group_DRO's run_expt.py optimisation (SGD, momentum 0.9), and what is trained."""
 
     epochs: int = param(4, "passes over the ID training split (group_DRO run_expt.py)")
     lr: float = param(1e-3, "learning rate (group_DRO run_expt.py)")
     weight_decay: float = param(5e-5, "weight decay (group_DRO run_expt.py)")
     batch_size: int = param(32, "examples per step (group_DRO run_expt.py)")
-    warmup_steps: int = param(0, "no warmup")
-    grad_clip: float | None = param(None, "no gradient clipping")
-    optimizer: Literal["adamw", "adam", "sgd"] = param("sgd", "SGD with momentum 0.9")
-    schedule: Literal["cosine", "constant"] = param("constant", "constant learning rate")
     select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
         "id_val_worst_group_accuracy", "which epoch's weights to keep"
     )
@@ -98,7 +94,7 @@ def balanced_plan(groups: np.ndarray, epochs: int, rng: np.random.Generator) -> 
 
 def group_train(
     ctx: RecipeContext,
-    cfg: GroupTrainConfig,
+    cfg: GroupTrainOptions,
     objective: Objective,
     *,
     plan: list[np.ndarray] | None = None,
@@ -148,6 +144,6 @@ def group_train(
     return classifier(), result
 
 
-def describe(cfg: GroupTrainConfig) -> dict[str, object]:
+def describe(cfg: GroupTrainOptions) -> dict[str, object]:
     """Record params every group recipe shares."""
     return {"head_only": cfg.head_only, "balanced": cfg.balanced}

@@ -31,17 +31,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainConfig, cross_entropy, describe, group_train
-from shiftlab.finetune.trainer import Batch
+from shiftlab.finetune.groups import GroupTrainOptions, cross_entropy, describe, group_train
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class JTTConfig(GroupTrainConfig):
+class JTTOptions(GroupTrainOptions):
     """JTT's CelebA run: both stages lr 1e-5, weight decay 0.1, batch 64, 50 epochs; T = 1,
     lambda = 50."""
 
@@ -96,7 +97,7 @@ def upsampled_indices(n: int, errors: np.ndarray, up_weight: int) -> np.ndarray:
     return np.concatenate([np.arange(n), np.tile(np.asarray(errors, dtype=np.int64), up_weight)])
 
 
-def error_set(ctx: RecipeContext, cfg: JTTConfig) -> np.ndarray:
+def error_set(ctx: RecipeContext, cfg: JTTOptions) -> np.ndarray:
     """Train the identification model for ``final_epoch + 1`` epochs and return its errors."""
     train = ctx.benchmark.train
     first = dataclasses.replace(cfg, epochs=cfg.final_epoch + 1, select="last", balanced=False)
@@ -124,8 +125,8 @@ def error_set(ctx: RecipeContext, cfg: JTTConfig) -> np.ndarray:
     return online.errors()
 
 
-@FINETUNE.register("jtt", config=JTTConfig, requires=("encoder",))
-def jtt(ctx: RecipeContext, cfg: JTTConfig) -> Iterator[Predictor]:
+@FINETUNE.register("jtt", options=JTTOptions, kinds=("encoder",), fast=FAST)
+def jtt(ctx: RecipeContext, cfg: JTTOptions) -> Iterator[Predictor]:
     """Train ERM briefly, then retrain with its training errors upsampled lambda times."""
     errors = error_set(ctx, cfg)
     rng = np.random.default_rng(ctx.seed)

@@ -18,16 +18,16 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models.classifier import STANDARD, Predictor, linear_head
 from shiftlab.progress import progress
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import param
 
 
 @dataclass
-class LinearProbeConfig:
+class LinearProbeOptions:
     """The regularisation sweep of the logistic-regression probe."""
 
     c_min_exp: float = param(-7.0, "smallest C is 10**c_min_exp")
@@ -83,7 +83,7 @@ def fit_linear_probe(
     val_x: np.ndarray,
     val_y: np.ndarray,
     num_classes: int,
-    cfg: LinearProbeConfig,
+    cfg: LinearProbeOptions,
     seed: int,
 ) -> ProbeResult:
     """Sweep C, keep the best on ID val, return the head for un-normalised features.
@@ -133,7 +133,7 @@ def trend_probes(
 _fitted: dict[str, ProbeResult] = {}  # the last few probes, by what determines them
 
 
-def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeConfig) -> ProbeResult:
+def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeOptions) -> ProbeResult:
     """Fit the probe on the pretrained featurizer's cached train and ID val features. The same
     probe (features, labels, options, seed) is fitted once per process: linear_probe and
     lp_ft's first stage share it."""
@@ -156,8 +156,10 @@ def probe_pretrained(ctx: RecipeContext, cfg: LinearProbeConfig) -> ProbeResult:
     return _fitted[key]
 
 
-@FINETUNE.register("linear_probe", config=LinearProbeConfig, requires=("encoder",))
-def linear_probe(ctx: RecipeContext, cfg: LinearProbeConfig) -> Iterator[Predictor]:
+@FINETUNE.register(
+    "linear_probe", options=LinearProbeOptions, kinds=("encoder",), fast={"num_c": 3}
+)
+def linear_probe(ctx: RecipeContext, cfg: LinearProbeOptions) -> Iterator[Predictor]:
     """Logistic regression on frozen features, C chosen on ID val; only the head is learned."""
     probe = probe_pretrained(ctx, cfg)
     head = linear_head(probe.weight, probe.bias)

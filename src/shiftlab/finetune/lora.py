@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.sft import SFTConfig, lm_finetune
+from shiftlab.finetune.sft import SFTOptions, lm_finetune
 from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import param
 
 
 @dataclass
-class LoRAConfig(SFTConfig):
+class LoRAOptions(SFTOptions):
     """The adapter's shape and its (higher) learning rate."""
 
     lr: float = param(2e-4, "peak learning rate of the adapter")
@@ -33,8 +33,10 @@ class LoRAConfig(SFTConfig):
     )
 
 
-@FINETUNE.register("lora", config=LoRAConfig, requires=("causal_lm",))
-def lora(ctx: RecipeContext, cfg: LoRAConfig) -> Iterator[Predictor]:
+@FINETUNE.register(
+    "lora", options=LoRAOptions, kinds=("causal_lm",), fast={"batch_size": 16, "warmup_steps": 1}
+)
+def lora(ctx: RecipeContext, cfg: LoRAOptions) -> Iterator[Predictor]:
     """Train a LoRA adapter of the language model on the task's answers."""
     from shiftlab.lm.lora import add_lora
 

@@ -21,17 +21,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.full_ft import finetune
-from shiftlab.finetune.linear_probe import LinearProbeConfig, probe_pretrained
-from shiftlab.finetune.trainer import TrainConfig
+from shiftlab.finetune.linear_probe import LinearProbeOptions, probe_pretrained
 from shiftlab.models.classifier import Predictor, linear_head
 from shiftlab.registry import FINETUNE
+from shiftlab.training import TrainOptions
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 
 @dataclass
-class LPFTConfig(TrainConfig):
+class LPFTOptions(TrainOptions):
     """Stage-2 optimisation (a lower lr than full_ft) and the stage-1 probe sweep."""
 
     lr: float = param(1e-5, "peak learning rate of stage 2, below full_ft's")
@@ -39,13 +40,15 @@ class LPFTConfig(TrainConfig):
     decay_head: bool = param(
         False, "apply weight decay to the probe's head too (off: it would shrink the head)"
     )
-    probe: LinearProbeConfig = field(
-        default_factory=LinearProbeConfig, metadata={"help": "stage-1 probe sweep"}
+    probe: LinearProbeOptions = field(
+        default_factory=LinearProbeOptions, metadata={"help": "stage-1 probe sweep"}
     )
 
 
-@FINETUNE.register("lp_ft", config=LPFTConfig, requires=("encoder",))
-def lp_ft(ctx: RecipeContext, cfg: LPFTConfig) -> Iterator[Predictor]:
+@FINETUNE.register(
+    "lp_ft", options=LPFTOptions, kinds=("encoder",), fast={**FAST, "probe": {"num_c": 3}}
+)
+def lp_ft(ctx: RecipeContext, cfg: LPFTOptions) -> Iterator[Predictor]:
     """Linear probe, then fine-tune every weight from that head at a lower lr, in eval mode."""
     probe = probe_pretrained(ctx, cfg.probe)
     model, result = finetune(

@@ -32,18 +32,19 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from shiftlab.config import param
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.full_ft import FullFTConfig, finetune, initial_head
+from shiftlab.finetune.full_ft import FullFTOptions, finetune, initial_head
 from shiftlab.models.classifier import STANDARD, Classifier, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training.options import FAST
+from shiftlab.typed import param
 
 State = dict[str, torch.Tensor]
 
 
 @dataclass
-class ModelSoupConfig(FullFTConfig):
+class ModelSoupOptions(FullFTOptions):
     """How the ingredients are drawn (each trained as full_ft) and which soups to make."""
 
     lr: float = param(2e-5, "learning rate of grid ingredients when lrs is not set")
@@ -87,7 +88,7 @@ class ModelSoupConfig(FullFTConfig):
         return self.search == "grid" and len(self.lrs or [self.lr]) == 1
 
 
-def sample_ingredients(cfg: ModelSoupConfig, seed: int) -> list[dict[str, Any]]:
+def sample_ingredients(cfg: ModelSoupOptions, seed: int) -> list[dict[str, Any]]:
     """The random search: one hyperparameter draw per ingredient, the same for the same seed.
 
     Each draw holds ``lr``, ``weight_decay``, ``epochs``, ``label_smoothing`` and ``seed`` (the
@@ -113,7 +114,7 @@ def sample_ingredients(cfg: ModelSoupConfig, seed: int) -> list[dict[str, Any]]:
     return draws
 
 
-def ingredient_plan(cfg: ModelSoupConfig, seed: int) -> list[tuple[str, dict[str, Any]]]:
+def ingredient_plan(cfg: ModelSoupOptions, seed: int) -> list[tuple[str, dict[str, Any]]]:
     """(name suffix, hyperparameters) of every ingredient."""
     if cfg.search == "random":
         return [(f"ingredient={d['seed']}", d) for d in sample_ingredients(cfg, seed)]
@@ -159,7 +160,7 @@ def greedy_soup(
     return soup, chosen, best
 
 
-def ingredients(ctx: RecipeContext, cfg: ModelSoupConfig) -> dict[str, Any]:
+def ingredients(ctx: RecipeContext, cfg: ModelSoupOptions) -> dict[str, Any]:
     """Each ingredient's name -> (train it, its untrained model): the recipe's parts, which an
     executor may train in parallel (see :meth:`RecipeContext.part`)."""
     start = functools.cache(lambda: initial_head(ctx, cfg.head_init))
@@ -193,8 +194,14 @@ def ingredients(ctx: RecipeContext, cfg: ModelSoupConfig) -> dict[str, Any]:
     }
 
 
-@FINETUNE.register("model_soup", config=ModelSoupConfig, parts=ingredients, requires=("encoder",))
-def model_soup(ctx: RecipeContext, cfg: ModelSoupConfig) -> Iterator[Predictor]:
+@FINETUNE.register(
+    "model_soup",
+    options=ModelSoupOptions,
+    parts=ingredients,
+    kinds=("encoder",),
+    fast={**FAST, "epochs_range": [1, 2]},
+)
+def model_soup(ctx: RecipeContext, cfg: ModelSoupOptions) -> Iterator[Predictor]:
     """Fine-tune ingredients from one start (a random hyperparameter search), then average
     their weights."""
     val = ctx.benchmark.val

@@ -4,7 +4,7 @@ training).
 
 Every weight is trained with the shared loop to predict each training example's answer (its
 gold label word, or its reference answer) after its prompt; prompt and padding tokens carry no
-loss (:mod:`shiftlab.lm.answer_loss`). Defaults follow TRL's ``SFTConfig``: AdamW, lr 2e-5, no
+loss (:mod:`shiftlab.lm.answer_loss`). Defaults follow TRL's ``SFTOptions``: AdamW, lr 2e-5, no
 weight decay, batch 8, no warmup (shiftlab's cosine schedule in place of its linear one), with
 one epoch and gradient clipping at 1, sized for a CPU.
 """
@@ -16,26 +16,26 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.config import param
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult
 from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.training import Batch, TrainOptions, TrainResult
+from shiftlab.typed import param
 
 
 @dataclass
-class SFTConfig(TrainConfig):
-    """Full fine-tuning of the language model (TRL SFTConfig's optimisation)."""
+class SFTOptions(TrainOptions):
+    """Full fine-tuning of the language model (TRL SFTOptions's optimisation)."""
 
     epochs: int = param(1, "passes over the task's training split")
-    lr: float = param(2e-5, "peak learning rate (TRL SFTConfig)")
-    weight_decay: float = param(0.0, "no weight decay (TRL SFTConfig)")
-    batch_size: int = param(8, "examples per step (TRL SFTConfig)")
-    warmup_steps: int = param(0, "no warmup (TRL SFTConfig)")
+    lr: float = param(2e-5, "peak learning rate (TRL SFTOptions)")
+    weight_decay: float = param(0.0, "no weight decay (TRL SFTOptions)")
+    batch_size: int = param(8, "examples per step (TRL SFTOptions)")
+    warmup_steps: int = param(0, "no warmup (TRL SFTOptions)")
     max_length: int = param(256, "tokens per training example (prompt cut from the left)")
 
 
-def lm_finetune(ctx: RecipeContext, scorer: torch.nn.Module, cfg: SFTConfig) -> TrainResult:
+def lm_finetune(ctx: RecipeContext, scorer: torch.nn.Module, cfg: SFTOptions) -> TrainResult:
     """Train ``scorer``'s language model on the training split's answers (in place)."""
     from shiftlab.lm.answer_loss import answer_loss, answer_only_batch
 
@@ -54,8 +54,10 @@ def lm_finetune(ctx: RecipeContext, scorer: torch.nn.Module, cfg: SFTConfig) -> 
     return ctx.train(scorer, loss_fn, cfg, splittable=False)
 
 
-@FINETUNE.register("sft", config=SFTConfig, requires=("causal_lm",))
-def sft(ctx: RecipeContext, cfg: SFTConfig) -> Iterator[Predictor]:
+@FINETUNE.register(
+    "sft", options=SFTOptions, kinds=("causal_lm",), fast={"batch_size": 16, "warmup_steps": 1}
+)
+def sft(ctx: RecipeContext, cfg: SFTOptions) -> Iterator[Predictor]:
     """Fine-tune every weight of the language model on the task's answers (answer tokens only)."""
     scorer = ctx.trainable_copy()
     result = lm_finetune(ctx, scorer, cfg)

@@ -30,17 +30,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shiftlab.config import param, ref
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import param, ref
 
 DEFAULT_ALPHAS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
 
 @dataclass
-class WiseFTConfig:
+class WiseFTOptions:
     """Which models to interpolate, and at which mixing coefficients."""
 
     finetuned: str = ref("full_ft", "the fine-tuned predictor (alpha = 1)")
@@ -91,7 +91,7 @@ def interpolated_model(base: nn.Module, finetuned: nn.Module, alpha: float) -> n
     return model.eval()
 
 
-def endpoint_0(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: Classifier) -> Classifier:
+def endpoint_0(ctx: RecipeContext, cfg: WiseFTOptions, finetuned: Classifier) -> Classifier:
     """Theta_0: the base predictor, else the pretrained model with a zero-shot head."""
     if cfg.base is not None:
         return ctx.predictor(cfg.base).model
@@ -102,7 +102,7 @@ def endpoint_0(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: Classifier) -> 
     return ctx.head_only(head)
 
 
-def lm_interpolation(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: nn.Module):
+def lm_interpolation(ctx: RecipeContext, cfg: WiseFTOptions, finetuned: nn.Module):
     """For a language model: ``alpha -> model``, the base (pretrained, or ``base``) moved alpha
     of the way to the fine-tuned one; a LoRA model's merged update is scaled by alpha."""
     from shiftlab.lm.lora import apply_delta, merged_delta
@@ -121,8 +121,8 @@ def lm_interpolation(ctx: RecipeContext, cfg: WiseFTConfig, finetuned: nn.Module
     return lambda alpha: interpolated_model(base, finetuned, alpha)
 
 
-@FINETUNE.register("wise_ft", config=WiseFTConfig)
-def wise_ft(ctx: RecipeContext, cfg: WiseFTConfig) -> Iterator[Predictor]:
+@FINETUNE.register("wise_ft", options=WiseFTOptions)
+def wise_ft(ctx: RecipeContext, cfg: WiseFTOptions) -> Iterator[Predictor]:
     """Interpolate all weights between zero-shot and fine-tuned models over an alpha grid."""
     finetuned = ctx.predictor(cfg.finetuned).model
     if ctx.backbone.kind == "causal_lm":

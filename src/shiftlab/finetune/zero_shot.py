@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shiftlab.config import NoOptions
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
+from shiftlab.typed import NoOptions
 
 
-@FINETUNE.register("zero_shot", config=NoOptions, requires=("text_side", "causal_lm"))
+@FINETUNE.register("zero_shot", options=NoOptions, kinds=("text_side", "causal_lm"))
 def zero_shot(ctx: RecipeContext, cfg: NoOptions) -> Iterator[Predictor]:
     """Zero-shot head from class prompts on the pretrained featurizer (or the pretrained
     language model prompted with the task); nothing trained."""

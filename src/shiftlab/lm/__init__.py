@@ -5,11 +5,11 @@ Pure functions over a Hugging Face causal LM and its tokenizer; ``transformers``
 """
 
 from shiftlab.lm.answer_loss import answer_loss, answer_only_batch
-from shiftlab.lm.generate import exact_match, greedy_generate, rouge_l
+from shiftlab.lm.generate import greedy_generate
 from shiftlab.lm.load import load
+from shiftlab.lm.logprobs import label_word_logprobs, token_logprobs, vocab_stats
 from shiftlab.lm.lora import add_lora, apply_delta, merged_delta
 from shiftlab.lm.prompts import demonstrations, few_shot_prompt, format_prompt, permuted_label_map
-from shiftlab.lm.scoring import label_word_logprobs, token_logprobs, vocab_stats
 
 __all__ = [
     "add_lora",
@@ -17,7 +17,6 @@ __all__ = [
     "answer_only_batch",
     "apply_delta",
     "demonstrations",
-    "exact_match",
     "few_shot_prompt",
     "format_prompt",
     "greedy_generate",
@@ -25,7 +24,6 @@ __all__ = [
     "load",
     "merged_delta",
     "permuted_label_map",
-    "rouge_l",
     "token_logprobs",
     "vocab_stats",
 ]

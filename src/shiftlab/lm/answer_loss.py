@@ -5,7 +5,7 @@ NeurIPS 2022, arXiv 2203.02155; Alpaca, ``tatsu-lab/stanford_alpaca`` ``train.py
 every prompt label to ``IGNORE_INDEX = -100``). Labels follow Hugging Face's convention: the
 label of position t is the token at t (the loss shifts by one), and -100 is ignored.
 
-A row is ``prompt ids + answer ids (+ EOS)``, tokenised as in :mod:`shiftlab.lm.scoring` (the
+A row is ``prompt ids + answer ids (+ EOS)``, tokenised as in :mod:`shiftlab.lm.logprobs` (the
 prompt's trailing whitespace moves onto the answer), right-padded. Rows longer than
 ``max_length`` lose prompt tokens from the left, so the answer and the end of the prompt stay.
 The EOS after the answer (on by default) teaches the model to stop after answering; it is
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import DataError
-from shiftlab.lm._batch import encode, encode_continuation, pad, pad_id, split_continuation
+from shiftlab.lm.tokens import encode, encode_continuation, pad, pad_id, split_continuation
 
 IGNORE_INDEX = -100
 
@@ -84,6 +84,35 @@ def answer_only_batch(
     }
 
 
+def causal_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token logits (B, T, V) of a causal LM on a padded batch (its ids, mask and
+    positions, moved to the model's device)."""
+    device = next(model.parameters()).device
+    return model(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        position_ids=batch["position_ids"].to(device),
+    ).logits
+
+
+def answer_nll(
+    model: nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each example's answer negative log-likelihood -log pi(y|x), summed over its answer tokens
+    (TOFU's ``get_batch_loss``), and its number of answer tokens |y|.
+
+    Returns:
+        ``nll`` (B,) float, differentiable, and ``lengths`` (B,) long.
+    """
+    logits = causal_logits(model, batch)
+    labels = batch["labels"].to(logits.device)
+    shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+    nll = F.cross_entropy(
+        logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(shifted.shape)
+    return nll.sum(dim=1), (shifted != IGNORE_INDEX).sum(dim=1)
+
+
 def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over all answer tokens of the batch (a token-level mean, so a long
     answer weighs more than a short one).
@@ -95,13 +124,8 @@ def answer_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tenso
     Returns:
         Scalar loss, differentiable.
     """
-    device = next(model.parameters()).device
-    labels = batch["labels"].to(device)
-    logits = model(
-        input_ids=batch["input_ids"].to(device),
-        attention_mask=batch["attention_mask"].to(device),
-        position_ids=batch["position_ids"].to(device),
-    ).logits
+    logits = causal_logits(model, batch)
+    labels = batch["labels"].to(logits.device)
     # Shift the labels rather than the logits: logits[:, :-1] would copy the (B, T, vocab)
     # tensor; the last position predicts nothing (its label is ignored).
     shifted = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)

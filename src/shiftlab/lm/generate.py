@@ -1,32 +1,19 @@
-"""Greedy generation and the two answer metrics of generation tasks: exact match and ROUGE-L.
+"""Greedy generation of a causal LM's answers (scored by :mod:`shiftlab.evaluate.generation`).
 
 Batches are left-padded, with the attention mask and position ids from it, so that every row
 continues from its own last token; ``transformers``' ``generate`` then decodes greedily
 (``do_sample=False``, one beam). Each output is the new text only, cut before the first stop
 string, and equals what decoding that prompt alone gives (tested on a tiny model).
-
-Exact match normalises by stripping, lower-casing and collapsing runs of whitespace, and nothing
-more: unlike SQuAD's ``normalize_answer`` (Rajpurkar et al., 2016, arXiv 1606.05250) it keeps
-punctuation and articles, since label-like answers ("A.", "the") can hinge on them.
-
-ROUGE-L (Lin, 2004) is the F1 of the longest common subsequence of tokens, from Google's
-``rouge-score`` package with ``use_stemmer=True`` (Porter stemming, so "runs" matches "run"), the
-setting of Super-NaturalInstructions' evaluation (Wang et al., EMNLP 2022, arXiv 2204.07705;
-``allenai/natural-instructions`` ``eval/automatic/evaluation.py``). Its tokenizer lower-cases and
-keeps ASCII letters and digits only, so text in other scripts scores 0.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from shiftlab._optional import require
-from shiftlab.lm._batch import batches, encode, evaluating, model_device, pad, pad_id
+from shiftlab.lm.tokens import batches, encode, evaluating, model_device, pad, pad_id
 
 
 def _cut(text: str, stop: Sequence[str]) -> str:
@@ -84,29 +71,3 @@ def greedy_generate(
             texts = tokenizer.batch_decode(new, skip_special_tokens=True)
             outputs.extend(_cut(t, stop) for t in texts)
     return outputs
-
-
-def normalize_answer(text: str) -> str:
-    """Strip, lower-case and collapse whitespace runs to one space."""
-    return re.sub(r"\s+", " ", text.strip().lower())
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    """1.0 when the normalised prediction equals the normalised reference, else 0.0."""
-    return float(normalize_answer(prediction) == normalize_answer(reference))
-
-
-@functools.lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
-    rouge_scorer = require("rouge_score.rouge_scorer", "lm")
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-
-
-def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F1 in [0, 1] between a prediction and a reference (0 when either has no
-    tokens).
-
-    Raises:
-        MissingExtraError: ``rouge-score`` is not installed.
-    """
-    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)

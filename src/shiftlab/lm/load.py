@@ -174,10 +174,10 @@ def load(
         BackboneError: the name is unknown, a file is missing, or the hub cannot be reached.
         MissingExtraError: a GGUF checkpoint without ``gguf`` or ``accelerate`` installed.
     """
-    from shiftlab.models.text import _quiet_transformers
+    from shiftlab.models.text import quiet_transformers
 
     source, gguf, local = _resolve(name_or_path, gguf_file)
-    _quiet_transformers()
+    quiet_transformers()
     try:
         try:
             model, tokenizer = _from_pretrained(source, gguf, True, dtype)

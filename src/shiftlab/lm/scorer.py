@@ -9,7 +9,6 @@ generation task the scorer decodes greedily. The tokenizer is shared between cop
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -17,10 +16,11 @@ import torch
 from torch import nn
 
 from shiftlab.lm.generate import greedy_generate
-from shiftlab.lm.scoring import label_word_logprobs
+from shiftlab.lm.logprobs import label_word_logprobs
+from shiftlab.models.text import SharesTokenizer
 
 
-class LMScorer(nn.Module):
+class LMScorer(SharesTokenizer, nn.Module):
     """A Hugging Face causal LM (optionally with a LoRA adapter) and its tokenizer.
 
     ``forward(items)`` returns (B, K) log-probabilities of each item's label words.
@@ -34,14 +34,6 @@ class LMScorer(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> LMScorer:
-        memo[id(self.tokenizer)] = self.tokenizer
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        for key, value in self.__dict__.items():
-            new.__dict__[key] = copy.deepcopy(value, memo)
-        return new
 
     @property
     def dim(self) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftlab.config import CapabilityConfig, TaskConfig
+from shiftlab.config.sections import CapabilityConfig, TaskConfig
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.data.splits import stratified_subsample
 from shiftlab.errors import DataError
@@ -196,7 +196,7 @@ def check_label_words(benchmark: Benchmark, tokenizer: Any) -> None:
         ConfigError: a label word tokenizes to nothing.
     """
     from shiftlab.errors import ConfigError
-    from shiftlab.lm._batch import encode_continuation
+    from shiftlab.lm.tokens import encode_continuation
 
     for split in [benchmark.train, *benchmark.eval_splits()]:
         for word in split.inputs[0].choices if split.inputs else ():

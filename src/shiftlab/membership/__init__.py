@@ -21,7 +21,6 @@ The reference implementation followed throughout is ``zjysteven/mink-plus-plus``
 ``run_ref.py``); each module names the lines.
 """
 
-from shiftlab.membership import loss, min_k, min_k_pp, reference, zlib_ratio
 from shiftlab.membership.base import KOptions, TextStats, k_count, lowest_k_mean
 from shiftlab.membership.metrics import (
     attack_metrics,
@@ -29,7 +28,7 @@ from shiftlab.membership.metrics import (
     classifier_scores,
     tpr_at_fpr,
 )
-from shiftlab.membership.scoring import DEFAULT_METHODS, score, score_all
+from shiftlab.membership.score_texts import DEFAULT_METHODS, score, score_all
 from shiftlab.membership.zlib_ratio import compressed_length
 from shiftlab.registry import MEMBERSHIP
 
@@ -43,13 +42,8 @@ __all__ = [
     "classifier_scores",
     "compressed_length",
     "k_count",
-    "loss",
     "lowest_k_mean",
-    "min_k",
-    "min_k_pp",
-    "reference",
     "score",
     "score_all",
     "tpr_at_fpr",
-    "zlib_ratio",
 ]

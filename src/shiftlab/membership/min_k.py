@@ -19,7 +19,7 @@ from shiftlab.membership.base import KOptions, TextStats, lowest_k_mean
 from shiftlab.registry import MEMBERSHIP
 
 
-@MEMBERSHIP.register("min_k", config=KOptions)
+@MEMBERSHIP.register("min_k", options=KOptions)
 def min_k_score(stats: TextStats, options: KOptions) -> float:
     """Mean of the k% lowest token log-probabilities (Min-K% Prob)."""
     return lowest_k_mean(stats.logp, options.k)

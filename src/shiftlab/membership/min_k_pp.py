@@ -11,7 +11,7 @@ distribution over the vocabulary,
 
 and the score is the mean of the ``int(len(z) * k)`` lowest ``z_t`` (lines 111-113). Higher =
 more likely a member. Default k = 0.2. ``mu`` and ``sigma`` come from
-:func:`shiftlab.lm.scoring.token_logprobs` with ``with_vocab_stats=True`` (float32 softmax).
+:func:`shiftlab.lm.logprobs.token_logprobs` with ``with_vocab_stats=True`` (float32 softmax).
 
 Differences, stated: as for ``min_k``, at least one token is averaged (the reference's empty
 slice is NaN); and where ``sigma_t`` is 0 (a distribution that is one-hot to float32 precision,
@@ -46,7 +46,7 @@ def standardised(logp: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndar
     return np.divide(logp - mean, std, out=np.zeros_like(logp), where=std > 0)
 
 
-@MEMBERSHIP.register("min_k_pp", config=KOptions, requires=(VOCAB_STATS,))
+@MEMBERSHIP.register("min_k_pp", options=KOptions, needs=(VOCAB_STATS,))
 def min_k_pp_score(stats: TextStats, options: KOptions) -> float:
     """Mean of the k% lowest standardised token log-probabilities (Min-K%++)."""
     if stats.mean is None or stats.std is None:  # score_all asks for them

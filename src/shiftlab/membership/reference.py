@@ -21,7 +21,7 @@ from shiftlab.registry import MEMBERSHIP
 from shiftlab.typed import NoOptions
 
 
-@MEMBERSHIP.register("reference", config=NoOptions, requires=(REFERENCE,))
+@MEMBERSHIP.register("reference", options=NoOptions, needs=(REFERENCE,))
 def reference_score(stats: TextStats, options: NoOptions) -> float:
     """Reference model's mean token loss minus the target model's."""
     if stats.reference_logp is None:  # score_all checks this before any forward pass

@@ -28,7 +28,7 @@ def compressed_length(text: str) -> int:
     return len(zlib.compress(text.encode("utf-8")))
 
 
-@MEMBERSHIP.register("zlib", config=NoOptions)
+@MEMBERSHIP.register("zlib", options=NoOptions)
 def zlib_score(stats: TextStats, options: NoOptions) -> float:
     """Negative loss over zlib length: mean_t log p(x_t | x_<t) / len(zlib.compress(utf-8))."""
     return float(stats.logp.mean()) / compressed_length(stats.text)

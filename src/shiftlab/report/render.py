@@ -8,25 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from shiftlab.atomic import write_atomic, write_bytes_atomic
-from shiftlab.config import read_yaml
+from shiftlab.config.load import read_yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
 from shiftlab.report.adaptation import adapter_tables, severity_curves
 from shiftlab.report.curation import curation_section
 from shiftlab.report.decision import (
-    Evidence,
-    Outcomes,
     add_intervals,
     choose_reference,
     deployment_summary,
-    fmt_interval,
     paired_table,
 )
 from shiftlab.report.language import capability_table, conjugate_table, generation_table
+from shiftlab.report.outcomes import Evidence, Outcomes
 from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
-from shiftlab.report.tables import Table, bold_best, fmt
+from shiftlab.report.tables import Table, bold_best, fmt, fmt_interval
 from shiftlab.report.unlearning import membership_table, unlearning_table
 from shiftlab.store import read_records
 

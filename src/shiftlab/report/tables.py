@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shiftlab.evaluate.significance import PairedDifference
+
 
 def fmt(value: Any, digits: int = 3) -> str:
     """Numbers to fixed decimals, None to an em dash."""
@@ -75,3 +77,28 @@ def bold_best(
                 best = v
         marked |= {(i, j) for i, v in values if v == best}
     return marked
+
+
+def fmt_interval(value: float | None, ci: Sequence[float] | None) -> str:
+    """``0.737 [0.714, 0.760]``; the value alone without an interval."""
+    if value is None or ci is None:
+        return fmt(value)
+    return f"{fmt(float(value))} [{fmt(float(ci[0]))}, {fmt(float(ci[1]))}]"
+
+
+def _signed(value: float) -> str:
+    return f"{round(value, 3) + 0.0:+.3f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def fmt_difference(diff: PairedDifference | None, mark: bool = True) -> str:
+    """``+0.031 [+0.012, +0.050] *``: the difference, its interval, and ``*`` where the interval
+    excludes zero."""
+    if diff is None:
+        return "—"
+    text = f"{_signed(diff.difference)} [{_signed(diff.low)}, {_signed(diff.high)}]"
+    return text + (" *" if mark and diff.excludes_zero else "")
+
+
+def fmt_pvalue(p: float) -> str:
+    """A p-value to three decimals, ``<0.001`` below that."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"

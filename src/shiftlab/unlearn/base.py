@@ -1,14 +1,30 @@
-"""What every unlearning method shares: the data it trains on, the two model kinds, copies of
-the model, the optimisation defaults of language-model unlearning, and batches of forget and
-retain examples.
+"""The contract every unlearning method follows, and what the methods share.
 
-A method is ``unlearn(model, forget, retain, options, *, seed, device)`` and returns an unlearned
-copy; the model it is given is never modified (not even switched between train and eval mode).
-Optimisation goes through the shared trainer (:func:`shiftlab.finetune.trainer.train`): the
-trainer walks the set a method iterates over (its ``Batch.index`` are positions in that set) and
-the loss draws the other set's batch from a :class:`Cycle`, as the references zip one loader with
-``itertools.cycle`` of the other (SCRUB's NegGrad+) or pair each forget example with a retain
-example (TOFU's ``TextForgetDatasetQA``).
+A method is a class registered in :data:`UNLEARN` with its options dataclass and the model kinds
+it applies to (``encoder``: a classifier on an encoder's features; ``causal_lm``), declared once
+at registration::
+
+    @UNLEARN.register("npo", options=NPOOptions, kinds=("causal_lm",))
+    class NPO(LossUnlearner):
+        def forget_loss(self, batch): ...
+
+(a method module imports what it needs from here: ``UNLEARN``, ``param``, ``Batch``, the
+options and base classes). It runs through :func:`unlearn`, the family's one entry point, which
+builds the options, checks the model's kind and the sets, and returns an unlearned copy: the
+model it is given is never modified (not even switched between train and eval mode).
+
+- :class:`Unlearner` is the base: the options, the kind, the seed and device, copies of the
+  model, and which sets a method reads. A method that is not a loss (SCRUB's alternating passes,
+  SSD's dampening, task vectors, WHP, RMU's steered layer) overrides :meth:`Unlearner.unlearn`.
+- :class:`LossUnlearner` is a method written as losses: ``forget_weight * forget_loss(forget
+  batch) + retain_weight * retain_loss(retain batch)``. The base makes the student copy, walks
+  one set with the shared trainer (:func:`shiftlab.training.train`: optimiser, schedule,
+  precision, checkpoints) and draws the other set's batch from a :class:`Cycle`, as the
+  references zip one loader with ``itertools.cycle`` of the other (SCRUB's NegGrad+) or pair each
+  forget example with a retain example (TOFU's ``TextForgetDatasetQA``); a term of weight 0 is
+  never computed, and the set it would read may be empty. A method writes ``forget_loss`` (the
+  retain term defaults to the plain training loss: cross-entropy of a classifier's labels, or the
+  answer loss of a language model).
 """
 
 from __future__ import annotations
@@ -16,9 +32,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -27,12 +43,32 @@ from torch import nn
 
 from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.errors import ConfigError, DataError, TrainingError
-from shiftlab.finetune.trainer import Batch, TrainConfig, TrainResult, train
-from shiftlab.lm._batch import encode, pad, pad_id
-from shiftlab.lm.answer_loss import IGNORE_INDEX, answer_loss, answer_only_batch
-from shiftlab.typed import param
+from shiftlab.lm.answer_loss import answer_loss, answer_only_batch
+from shiftlab.registry import UNLEARN
+from shiftlab.training import Batch, ReferenceSGD, TrainOptions, TrainResult, train
+from shiftlab.typed import options_of, param
 
-Kind = Literal["classifier", "causal_lm"]
+Kind = Literal["encoder", "causal_lm"]
+DESCRIBED = {
+    "encoder": "a classifier's data (inputs and labels)",
+    "causal_lm": "a language model's data (prompts and answers)",
+}
+
+#: What a method module needs, in one import.
+__all__ = [
+    "UNLEARN",
+    "Batch",
+    "Cycle",
+    "Data",
+    "LMOptions",
+    "LossUnlearner",
+    "ReferenceSGD",
+    "Unlearner",
+    "chunks",
+    "param",
+    "ready",
+    "unlearn",
+]
 
 
 @dataclass
@@ -76,8 +112,8 @@ class Data:
 
     @property
     def kind(self) -> Kind:
-        """``classifier`` or ``causal_lm``: the kind of model this set trains."""
-        return "classifier" if self.labels is not None else "causal_lm"
+        """``encoder`` (a classifier's inputs and labels) or ``causal_lm`` (prompts, answers)."""
+        return "encoder" if self.labels is not None else "causal_lm"
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else len(self.prompts or [])
@@ -89,53 +125,8 @@ class Data:
 
 def model_kind(model: nn.Module) -> Kind:
     """``causal_lm`` for a language model with its tokenizer (an ``LMScorer``), else
-    ``classifier`` (any module mapping a batch of inputs to (B, K) logits)."""
-    return "causal_lm" if hasattr(model, "tokenizer") and hasattr(model, "model") else "classifier"
-
-
-def check(
-    method: str,
-    model: nn.Module,
-    kind: Kind,
-    forget: Data,
-    retain: Data | None = None,
-) -> None:
-    """Raise if ``model`` is not of ``kind`` or the sets are empty or of the other kind.
-
-    Raises:
-        ConfigError: the method does not apply to this kind of model.
-        DataError: the forget set (or a retain set the method reads) is empty or holds the
-            other kind of data.
-    """
-    found = model_kind(model)
-    if found != kind:
-        wanted = "a causal language model (an LMScorer)" if kind == "causal_lm" else "a classifier"
-        raise ConfigError(
-            f"unlearning method '{method}' needs {wanted}, got {type(model).__name__}"
-        )
-    for name, data in (("forget", forget), ("retain", retain)):
-        if data is None:
-            continue
-        if len(data) == 0:
-            raise DataError(f"unlearning method '{method}' needs a non-empty {name} set")
-        if data.kind != kind:
-            raise DataError(
-                f"unlearning method '{method}': the {name} set holds {data.kind} data, but the "
-                f"model is a {kind}"
-            )
-
-
-def unlearned_copy(model: nn.Module, device: torch.device) -> nn.Module:
-    """A deep copy of ``model`` on ``device`` (an LMScorer's copy shares its tokenizer)."""
-    return copy.deepcopy(model).to(device)
-
-
-def frozen_copy(model: nn.Module, device: torch.device) -> nn.Module:
-    """A deep copy in eval mode with no parameter requiring grad: a teacher or reference."""
-    frozen = unlearned_copy(model, device).eval()
-    for p in frozen.parameters():
-        p.requires_grad_(False)
-    return frozen
+    ``encoder`` (any module mapping a batch of inputs to (B, K) logits)."""
+    return "causal_lm" if hasattr(model, "tokenizer") and hasattr(model, "model") else "encoder"
 
 
 def chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -147,10 +138,14 @@ def chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return parts
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps in one pass over ``n`` examples (as :func:`chunks` batches them)."""
+    return len(chunks(np.arange(n), batch_size))
+
+
 class Cycle:
     """An endless stream of positions of ``n`` examples, one pass after another: the other
-    set's batches for a loop that walks one set (``itertools.cycle`` of a loader in SCRUB's
-    NegGrad+, a retain example per forget example in TOFU).
+    set's batches for a loop that walks one set.
 
     Args:
         n: the set's size.
@@ -183,29 +178,8 @@ class Cycle:
         self.buffer = state["buffer"].numpy().astype(np.int64)
 
 
-def classifier_inputs(
-    model: nn.Module, data: Data, index: np.ndarray, device: torch.device, train: bool = True
-) -> Any:
-    """The model-ready batch of ``data.inputs`` at ``index``: the model's image transform, with
-    its augmentation when ``train`` (as the trainer prepares its own batches)."""
-    batch = iterate(
-        data.inputs,
-        [index],
-        transform=input_transform(model),
-        device=device,
-        train=train,
-        last=channels_last(model),
-    )
-    return next(iter(batch))
-
-
-def classifier_labels(data: Data, index: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Labels (B,) at ``index``, long, on ``device``."""
-    return torch.as_tensor(data.labels[index], dtype=torch.long, device=device)
-
-
 @dataclass
-class LMOptions(TrainConfig):
+class LMOptions(TrainOptions):
     """Optimisation of a language model's unlearning (TOFU, ``locuslab/tofu`` config/forget.yaml
     and forget.py: AdamW, lr 1e-5, weight decay 0.01, batch 16 x 4 accumulation, 5 epochs,
     warmup one epoch, Trainer's gradient clipping at 1, prompts + answers of up to 500 tokens).
@@ -221,152 +195,225 @@ class LMOptions(TrainConfig):
     max_length: int = param(500, "tokens per prompt + answer (TOFU forget.py max_length)")
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Optimiser steps in one pass over ``n`` examples (as :func:`chunks` batches them)."""
-    return len(chunks(np.arange(n), batch_size))
-
-
-def run_training(
-    model: nn.Module,
-    loss_fn: Callable[[Batch], torch.Tensor],
-    cfg: TrainConfig,
-    *,
-    n: int,
-    seed: int,
-    device: torch.device,
-    method: str,
-    inputs: Any = None,
-    labels: np.ndarray | None = None,
-    plan: list[np.ndarray] | None = None,
-    params: list[nn.Parameter] | None = None,
-    stateful: Sequence[Any] = (),
-) -> TrainResult:
-    """The shared trainer over ``n`` examples (positions ``Batch.index``), seeded.
+class Unlearner:
+    """The base of every unlearning method: its options, the kind of model it runs on, the
+    seed and the device, and the copies it works on.
 
     Args:
-        inputs, labels: the examples the trainer batches itself (a classifier's set); default
-            positions only, for losses that read their batches from ``Batch.index``.
-        plan: the positions of each epoch (default a permutation per epoch).
-        params: the parameters to optimise (default every one requiring grad).
-        stateful: objects the loss changes (a :class:`Cycle`), kept in training checkpoints.
-
-    Raises:
-        ConfigError: ``select`` is not ``last`` (an unlearning run has no validation split).
+        options: the method's options dataclass (built by :func:`unlearn`).
+        name: the method's registered name (progress bars, messages).
+        kind: the model's kind (one the method is registered for).
+        seed: seeds shuffling, initial states and dropout.
+        device: where it trains.
     """
-    if cfg.select != "last":
-        raise ConfigError(f"unlearning method '{method}': select must be 'last', got {cfg.select}")
-    warmup = getattr(cfg, "warmup_steps", 0)
-    if warmup is None:
-        cfg = dataclasses.replace(cfg, warmup_steps=steps_per_epoch(n, cfg.batch_size))
-    inputs = list(range(n)) if inputs is None else inputs
-    labels = np.zeros(n, dtype=np.int64) if labels is None else labels
-    return train(
-        model,
-        loss_fn,
-        inputs,
-        labels,
-        cfg,
-        seed=seed,
+
+    def __init__(
+        self, options: Any, *, name: str, kind: Kind, seed: int, device: torch.device
+    ) -> None:
+        self.options, self.name, self.kind = options, name, kind
+        self.seed, self.device = seed, device
+
+    def uses(self) -> tuple[bool, bool]:
+        """Whether the method reads the forget set and the retain set (a set it reads must not
+        be empty)."""
+        return True, True
+
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        """The unlearned copy of ``model``, in eval mode."""
+        raise NotImplementedError
+
+    def copy(self, model: nn.Module) -> nn.Module:
+        """A deep copy of ``model`` on the device (an LMScorer's copy shares its tokenizer)."""
+        return copy.deepcopy(model).to(self.device)
+
+    def frozen(self, model: nn.Module) -> nn.Module:
+        """A deep copy in eval mode with no parameter requiring grad: a teacher or reference."""
+        frozen = self.copy(model).eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        return frozen
+
+    def train(
+        self,
+        model: nn.Module,
+        loss_fn: Any,
+        options: TrainOptions,
+        n: int,
+        *,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> TrainResult:
+        """The shared trainer over ``n`` examples (``Batch.index`` are positions), seeded.
+        ``kwargs`` go to :func:`shiftlab.training.train` (``inputs``, ``labels``, ``plan``,
+        ``params``, ``stateful``).
+
+        Raises:
+            ConfigError: ``select`` is not ``last`` (an unlearning run has no validation split).
+        """
+        what = description or f"unlearn.{self.name}"
+        if options.select != "last":
+            raise ConfigError(f"{what}: select must be 'last', got {options.select}")
+        if getattr(options, "warmup_steps", 0) is None:  # one epoch's steps (TOFU)
+            options = dataclasses.replace(
+                options, warmup_steps=steps_per_epoch(n, options.batch_size)
+            )
+        inputs = kwargs.pop("inputs", None)
+        labels = kwargs.pop("labels", None)
+        inputs = list(range(n)) if inputs is None else inputs
+        labels = np.zeros(n, dtype=np.int64) if labels is None else labels
+        return train(
+            model,
+            loss_fn,
+            inputs,
+            labels,
+            options,
+            seed=self.seed,
+            device=self.device,
+            description=what,
+            **kwargs,
+        )
+
+    def finetune_answers(self, model: nn.Module, data: Data, options: Any) -> nn.Module:
+        """A copy of ``model`` trained further on ``data``'s answers (the answer loss): the
+        reinforced model of WHP and of task-vector negation."""
+        reinforced = self.copy(model)
+
+        def loss_fn(batch: Batch) -> torch.Tensor:
+            encoded = self.answers(reinforced, data, batch.index, options.max_length)
+            return answer_loss(reinforced.model, encoded)
+
+        what = f"unlearn.{self.name}.reinforce"
+        self.train(reinforced, loss_fn, options, len(data), description=what)
+        return reinforced.eval()
+
+    def answers(
+        self, scorer: nn.Module, data: Data, index: Sequence[int], max_length: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The answer-only batch (:func:`shiftlab.lm.answer_loss.answer_only_batch`) of the
+        examples at ``index``, on the device."""
+        batch = answer_only_batch(
+            scorer.tokenizer,
+            [data.prompts[i] for i in index],
+            [data.answers[i] for i in index],
+            max_length=max_length or self.options_for().max_length,
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def options_for(self) -> Any:
+        """The optimisation options of this model's kind: the options themselves, or, for a
+        method of both kinds, their ``classifier`` or ``causal_lm`` field."""
+        field = {"encoder": "classifier", "causal_lm": "causal_lm"}[self.kind]
+        return getattr(self.options, field, self.options)
+
+
+class LossUnlearner(Unlearner):
+    """A method that is a loss: ``forget_weight * forget_loss + retain_weight * retain_loss``
+    over a student copy (see the module docstring). ``walk`` is the set the trainer walks
+    (``batch_size`` examples per step); the other set's batch (``forget_batch_size``, else as
+    many examples) is drawn from a seeded :class:`Cycle`. Weights are read from the options
+    (``forget_weight`` default 1, ``retain_weight`` default 0)."""
+
+    walk: ClassVar[Literal["forget", "retain"]] = "forget"
+    #: whether the losses read a frozen copy of the original model (``self.reference``).
+    uses_reference: ClassVar[bool] = False
+
+    def weights(self) -> tuple[float, float]:
+        """The forget and retain terms' weights."""
+        return (
+            float(getattr(self.options, "forget_weight", 1.0)),
+            float(getattr(self.options, "retain_weight", 0.0)),
+        )
+
+    def uses(self) -> tuple[bool, bool]:
+        forget_weight, retain_weight = self.weights()
+        return forget_weight != 0, retain_weight != 0
+
+    def setup(self, model: nn.Module) -> None:
+        """Prepare what the losses need besides the student (a frozen reference)."""
+
+    def forget_loss(self, batch: Batch) -> torch.Tensor:
+        """The forget term of a batch (``batch.inputs``: a classifier's model-ready inputs,
+        with ``batch.labels``; or a language model's answer-only batch)."""
+        raise NotImplementedError
+
+    def retain_loss(self, batch: Batch) -> torch.Tensor:
+        """The retain term: the plain training loss by default."""
+        return self.plain_loss(batch)
+
+    def plain_loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss of the student: cross-entropy, or the answers' token-mean loss."""
+        if self.kind == "causal_lm":
+            return answer_loss(self.student.model, batch.inputs)
+        return F.cross_entropy(self.student(batch.inputs), batch.labels)
+
+    def loss(self, forget: Batch | None, retain: Batch | None) -> torch.Tensor:
+        """``forget_weight * forget_loss(forget) + retain_weight * retain_loss(retain)``; a
+        term of weight 0 is not computed (its batch may be None). The forget term comes first,
+        as the references compute it."""
+        forget_weight, retain_weight = self.weights()
+        terms = []
+        if forget_weight:
+            terms.append(forget_weight * self.forget_loss(forget))
+        if retain_weight:
+            terms.append(retain_weight * self.retain_loss(retain))
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    def ready(self, data: Data, index: np.ndarray) -> Batch:
+        """Model-ready batch of the examples at ``index`` of ``data``."""
+        if self.kind == "causal_lm":
+            return Batch(self.answers(self.student, data, index), None, index)
+        return ready(self.student, data, index, self.device)
+
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        options = self.options_for()
+        if self.uses_reference:
+            self.reference = self.frozen(model)
+        self.student = self.copy(model)
+        self.setup(model)
+        forget_weight, retain_weight = self.weights()
+        walked, other = (forget, retain) if self.walk == "forget" else (retain, forget)
+        other_weight = retain_weight if self.walk == "forget" else forget_weight
+        size = getattr(options, "forget_batch_size", None) if self.walk == "retain" else None
+        cycle = Cycle(len(other), np.random.default_rng([self.seed, 1])) if other_weight else None
+
+        def loss_fn(batch: Batch) -> torch.Tensor:
+            if self.kind == "causal_lm":
+                batch = Batch(self.answers(self.student, walked, batch.index), None, batch.index)
+            drawn = None
+            if cycle is not None:
+                drawn = self.ready(other, cycle.next(size or len(batch.index)))
+            forget_batch, retain_batch = (batch, drawn) if self.walk == "forget" else (drawn, batch)
+            return self.loss(forget_batch, retain_batch)
+
+        classifier = self.kind == "encoder"
+        self.train(
+            self.student,
+            loss_fn,
+            options,
+            len(walked),
+            inputs=walked.inputs if classifier else None,
+            labels=walked.labels if classifier else None,
+            stateful=[cycle] if cycle is not None else [],
+        )
+        return self.student.eval()
+
+
+def ready(
+    model: nn.Module, data: Data, index: np.ndarray, device: torch.device, train: bool = True
+) -> Batch:
+    """A classifier's model-ready batch of the examples at ``index``: inputs through the
+    model's image transform (with its augmentation when ``train``, as the trainer prepares its
+    own batches) and labels, on ``device``."""
+    inputs = iterate(
+        data.inputs,
+        [index],
+        transform=input_transform(model),
         device=device,
-        description=f"unlearn.{method}",
-        params=params,
-        plan=plan,
-        stateful=stateful,
+        train=train,
+        last=channels_last(model),
     )
-
-
-def lm_batch(
-    scorer: nn.Module, data: Data, index: Sequence[int], max_length: int, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Answer-only batch (:func:`shiftlab.lm.answer_loss.answer_only_batch`) of the examples at
-    ``index``, on ``device``: ``input_ids``, ``attention_mask``, ``position_ids``, ``labels``
-    (B, T), labels -100 off the answer."""
-    batch = answer_only_batch(
-        scorer.tokenizer,
-        [data.prompts[i] for i in index],
-        [data.answers[i] for i in index],
-        max_length=max_length,
-    )
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-def text_batch(
-    tokenizer: Any, texts: Sequence[str], max_length: int, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Whole texts (with the tokenizer's BOS), cut on the right to ``max_length`` tokens and
-    right-padded: ``input_ids``, ``attention_mask``, ``position_ids`` (B, T)."""
-    rows = [encode(tokenizer, text)[:max_length] for text in texts]
-    for i, row in enumerate(rows):
-        if not row:
-            raise DataError(f"text {i} has no tokens")
-    ids, mask, positions = pad(rows, pad_id(tokenizer), "right")
-    return {
-        "input_ids": ids.to(device),
-        "attention_mask": mask.to(device),
-        "position_ids": positions.to(device),
-    }
-
-
-def lm_logits(lm: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token logits (B, T, V) of a Hugging Face causal LM on a padded batch."""
-    return lm(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        position_ids=batch["position_ids"],
-    ).logits
-
-
-def answer_nll(lm: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each example's answer negative log-likelihood -log pi(y|x), summed over its answer tokens
-    (TOFU's ``get_batch_loss``), and its number of answer tokens |y|.
-
-    Returns:
-        ``nll`` (B,) float, differentiable, and ``lengths`` (B,) long.
-    """
-    labels = batch["labels"][:, 1:]
-    logits = lm_logits(lm, batch)[:, :-1]
-    nll = F.cross_entropy(
-        logits.flatten(0, 1).float(),
-        labels.flatten(),
-        ignore_index=IGNORE_INDEX,
-        reduction="none",
-    ).view(labels.shape)
-    return nll.sum(dim=1), (labels != IGNORE_INDEX).sum(dim=1)
-
-
-def retain_answer_loss(
-    scorer: nn.Module,
-    retain: Data,
-    cycle: Cycle,
-    size: int,
-    max_length: int,
-    device: torch.device,
-) -> torch.Tensor:
-    """Token-mean answer cross-entropy of the next ``size`` retain examples (the retain term of
-    TOFU's ``grad_diff`` and NPO's ``npo_grad_diff``)."""
-    batch = lm_batch(scorer, retain, cycle.next(size), max_length, device)
-    return answer_loss(scorer.model, batch)
-
-
-def finetune_answers(
-    model: nn.Module,
-    data: Data,
-    cfg: LMOptions,
-    *,
-    seed: int,
-    device: torch.device,
-    method: str,
-) -> nn.Module:
-    """A copy of ``model`` trained further on ``data``'s answers (the answer loss): the
-    reinforced model of WHP and of task-vector negation."""
-    reinforced = unlearned_copy(model, device)
-
-    def loss_fn(batch: Batch) -> torch.Tensor:
-        encoded = lm_batch(reinforced, data, batch.index, cfg.max_length, device)
-        return answer_loss(reinforced.model, encoded)
-
-    run_training(reinforced, loss_fn, cfg, n=len(data), seed=seed, device=device, method=method)
-    return reinforced.eval()
+    labels = torch.as_tensor(data.labels[index], dtype=torch.long, device=device)
+    return Batch(next(iter(inputs)), labels, index)
 
 
 def check_finite(loss: torch.Tensor, method: str, step: int, lr: float) -> None:
@@ -377,3 +424,53 @@ def check_finite(loss: torch.Tensor, method: str, step: int, lr: float) -> None:
             f"unlearn.{method}: the loss became {value} at step {step}; lower the learning rate "
             f"(lr={lr:g}) or check the data"
         )
+
+
+def unlearn(
+    name: str,
+    model: nn.Module,
+    forget: Data,
+    retain: Data,
+    options: Any = None,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """Unlearn ``forget`` from ``model`` with the method registered as ``name``.
+
+    Args:
+        name: a registered method (``shiftlab list unlearning``).
+        model: a classifier (inputs -> logits) or an LMScorer; never modified.
+        forget: the examples to forget.
+        retain: the rest of the training data (a method may not read it).
+        options: the method's options dataclass, or a mapping of them (default: its defaults).
+        seed: seeds shuffling, initial states and dropout.
+        device: where it trains.
+
+    Returns:
+        The unlearned copy, in eval mode.
+
+    Raises:
+        ConfigError: an unknown method or option, or a method for the other kind of model.
+        DataError: a set the method reads is empty or holds the other kind of data.
+    """
+    entry = UNLEARN[name]
+    built = options_of(entry.options, options, f"unlearn.methods.{name}")
+    kind = model_kind(model)
+    if entry.kinds and kind not in entry.kinds:
+        wanted = "a causal language model (an LMScorer)" if kind == "encoder" else "a classifier"
+        raise ConfigError(f"unlearning method '{name}' needs {wanted}, got {type(model).__name__}")
+    method = entry.obj(built, name=entry.name, kind=kind, seed=seed, device=torch.device(device))
+    sets = (("forget", forget), ("retain", retain))
+    for (set_name, data), read in zip(sets, method.uses(), strict=True):
+        if not read:
+            continue
+        if len(data) == 0:
+            raise DataError(f"unlearning method '{name}' needs a non-empty {set_name} set")
+        if data.kind != kind:
+            held = DESCRIBED[data.kind]
+            raise DataError(
+                f"unlearning method '{name}': the {set_name} set holds {held}, but the model is "
+                f"{'a language model' if kind == 'causal_lm' else 'a classifier'}"
+            )
+    return method.unlearn(model, forget, retain)

@@ -40,24 +40,17 @@ import torch
 from torch import nn
 
 from shiftlab.errors import ConfigError
-from shiftlab.finetune.trainer import Batch, TrainConfig
+from shiftlab.lm.tokens import text_batch
 from shiftlab.registry import UNLEARN
+from shiftlab.training import TrainOptions
 from shiftlab.typed import param
-from shiftlab.unlearn.base import (
-    Cycle,
-    Data,
-    check,
-    frozen_copy,
-    run_training,
-    text_batch,
-    unlearned_copy,
-)
+from shiftlab.unlearn.base import Batch, Cycle, Data, Unlearner
 
 REFERENCE_LAYER, REFERENCE_DEPTH = 7, 32  # zephyr-7b's steered layer and depth
 
 
 @dataclass
-class RMUOptions(TrainConfig):
+class RMUOptions(TrainOptions):
     """RMU's layer, steering and retain weight, and the reference's optimisation."""
 
     steering_coeff: float = param(20.0, "c, the norm of the random target (reference default)")
@@ -146,90 +139,70 @@ class _Capture:
         return self.output
 
 
-@UNLEARN.register("rmu", config=RMUOptions, requires=("causal_lm",))
-def rmu(
-    model: nn.Module,
-    forget: Data,
-    retain: Data,
-    options: RMUOptions,
-    *,
-    seed: int,
-    device: torch.device,
-) -> nn.Module:
-    """Train the chosen layers of a copy with RMU's steering and retain losses.
+@UNLEARN.register("rmu", options=RMUOptions, kinds=("causal_lm",))
+class RMU(Unlearner):
+    """Train the chosen layers of a copy with RMU's steering and retain losses (a frozen copy
+    gives the retain targets; every parameter's requires_grad is restored after)."""
 
-    Args:
-        model: an LMScorer; not modified (a frozen copy gives the retain targets).
-        forget: forget prompts and answers (each pair one document).
-        retain: retain prompts and answers.
-        options: layer, coefficients and optimisation settings.
-        seed: seeds the random direction and dropout.
-        device: where training runs.
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        options, device = self.options, self.device
+        frozen = self.frozen(model)
+        student = self.copy(model)
+        layers, frozen_layers = decoder_layers(student.model), decoder_layers(frozen.model)
+        depth = len(layers)
+        layer = default_layer(depth) if options.layer is None else options.layer
+        update = options.update_layers
+        update = list(range(max(0, layer - 2), layer + 1)) if update is None else update
+        if not all(0 <= i < depth for i in [layer, *update]):
+            raise ConfigError(f"rmu: layers must be in 0..{depth - 1}, got {layer} and {update}")
+        chosen = [
+            p for i in update for name, p in layers[i].named_parameters() if name in options.params
+        ]
+        if not chosen:
+            names = [name for name, _ in layers[update[0]].named_parameters()]
+            raise ConfigError(f"rmu: no parameter named {options.params} in a layer ({names})")
+        flags = [(p, p.requires_grad) for p in student.parameters()]
+        for p, _ in flags:
+            p.requires_grad_(False)
+        for p in chosen:
+            p.requires_grad_(True)
 
-    Returns:
-        The unlearned copy, in eval mode (every parameter's requires_grad as it was).
+        hidden = int(student.model.config.hidden_size)
+        dtype = next(student.model.parameters()).dtype
+        target = control_vector(hidden, options.steering_coeff, self.seed).to(device, dtype)
+        steered, reference = _Capture(layers[layer]), _Capture(frozen_layers[layer])
+        cycle = Cycle(len(retain), rng=None)
+        tokenizer = student.tokenizer
 
-    Raises:
-        ConfigError: a layer is out of range or no parameter matches ``params``.
-    """
-    check("rmu", model, "causal_lm", forget, retain)
-    frozen = frozen_copy(model, device)
-    student = unlearned_copy(model, device)
-    layers, frozen_layers = decoder_layers(student.model), decoder_layers(frozen.model)
-    depth = len(layers)
-    layer = default_layer(depth) if options.layer is None else options.layer
-    update = options.update_layers
-    update = list(range(max(0, layer - 2), layer + 1)) if update is None else update
-    if not all(0 <= i < depth for i in [layer, *update]):
-        raise ConfigError(f"rmu: layers must be in 0..{depth - 1}, got {layer} and {update}")
-    chosen = [
-        p for i in update for name, p in layers[i].named_parameters() if name in options.params
-    ]
-    if not chosen:
-        names = [name for name, _ in layers[update[0]].named_parameters()]
-        raise ConfigError(f"rmu: no parameter named {options.params} in a layer ({names})")
-    flags = [(p, p.requires_grad) for p in student.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    for p in chosen:
-        p.requires_grad_(True)
+        def documents(data: Data, index: np.ndarray) -> dict[str, torch.Tensor]:
+            batch = text_batch(tokenizer, data.texts(index), options.max_length)
+            return {k: v.to(device) for k, v in batch.items()}
 
-    hidden = int(student.model.config.hidden_size)
-    dtype = next(student.model.parameters()).dtype
-    target = control_vector(hidden, options.steering_coeff, seed).to(device=device, dtype=dtype)
-    steered, reference = _Capture(layers[layer]), _Capture(frozen_layers[layer])
-    cycle = Cycle(len(retain), rng=None)
-    tokenizer = student.tokenizer
+        def loss_fn(batch: Batch) -> torch.Tensor:
+            forget_batch = documents(forget, batch.index)
+            forget_acts = steered.run(student.model, forget_batch)
+            forget_loss = masked_mse(forget_acts, target, forget_batch["attention_mask"])
+            retain_batch = documents(retain, cycle.next(len(batch.index)))
+            retain_acts = steered.run(student.model, retain_batch)
+            with torch.no_grad():
+                frozen_acts = reference.run(frozen.model, retain_batch)
+            retain_loss = masked_mse(retain_acts, frozen_acts, retain_batch["attention_mask"])
+            return forget_loss + options.alpha * retain_loss
 
-    def loss_fn(batch: Batch) -> torch.Tensor:
-        forget_batch = text_batch(tokenizer, forget.texts(batch.index), options.max_length, device)
-        forget_acts = steered.run(student.model, forget_batch)
-        forget_loss = masked_mse(forget_acts, target, forget_batch["attention_mask"])
-        retain_index = cycle.next(len(batch.index))
-        retain_batch = text_batch(tokenizer, retain.texts(retain_index), options.max_length, device)
-        retain_acts = steered.run(student.model, retain_batch)
-        with torch.no_grad():
-            frozen_acts = reference.run(frozen.model, retain_batch)
-        retain_loss = masked_mse(retain_acts, frozen_acts, retain_batch["attention_mask"])
-        return forget_loss + options.alpha * retain_loss
-
-    order = np.arange(min(len(forget), options.max_batches * options.batch_size))
-    try:
-        run_training(
-            student,
-            loss_fn,
-            options,
-            n=len(forget),
-            seed=seed,
-            device=device,
-            method="rmu",
-            plan=[order.copy() for _ in range(options.epochs)],
-            params=chosen,
-            stateful=[cycle],
-        )
-    finally:
-        steered.handle.remove()
-        reference.handle.remove()
-        for p, flag in flags:
-            p.requires_grad_(flag)
-    return student.eval()
+        order = np.arange(min(len(forget), options.max_batches * options.batch_size))
+        try:
+            self.train(
+                student,
+                loss_fn,
+                options,
+                len(forget),
+                plan=[order.copy() for _ in range(options.epochs)],
+                params=chosen,
+                stateful=[cycle],
+            )
+        finally:
+            steered.handle.remove()
+            reference.handle.remove()
+            for p, flag in flags:
+                p.requires_grad_(flag)
+        return student.eval()

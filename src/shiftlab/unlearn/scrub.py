@@ -38,17 +38,9 @@ from torch import nn
 from shiftlab.errors import ConfigError
 from shiftlab.progress import progress
 from shiftlab.registry import UNLEARN
+from shiftlab.training import make_optimizer
 from shiftlab.typed import param
-from shiftlab.unlearn.base import (
-    Data,
-    check,
-    check_finite,
-    chunks,
-    classifier_inputs,
-    classifier_labels,
-    frozen_copy,
-    unlearned_copy,
-)
+from shiftlab.unlearn.base import Data, Unlearner, check_finite, chunks, ready
 
 Phase = Literal["max", "min"]
 
@@ -140,65 +132,41 @@ def step_decay_lr(lr: float, epoch: int, milestones: list[int], rate: float) -> 
     return lr * rate**passed
 
 
-@UNLEARN.register("scrub", config=SCRUBOptions, requires=("encoder",))
-def scrub(
-    model: nn.Module,
-    forget: Data,
-    retain: Data,
-    options: SCRUBOptions,
-    *,
-    seed: int,
-    device: torch.device,
-) -> nn.Module:
-    """Run SCRUB's alternating max- and min-passes on a student copy of the classifier.
+@UNLEARN.register("scrub", options=SCRUBOptions, kinds=("encoder",))
+class SCRUB(Unlearner):
+    """Run SCRUB's alternating max- and min-passes on a student copy of the classifier."""
 
-    Args:
-        model: the classifier, also the (frozen) teacher; not modified.
-        forget: the forget set (inputs, labels).
-        retain: the retain set.
-        options: losses and optimisation settings.
-        seed: seeds shuffling and dropout.
-        device: where training runs.
-
-    Returns:
-        The student after the last epoch, in eval mode.
-
-    Raises:
-        TrainingError: a loss became NaN or infinite.
-    """
-    check("scrub", model, "classifier", forget, retain)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    teacher = frozen_copy(model, device)
-    student = unlearned_copy(model, device)
-    params = [p for p in student.parameters() if p.requires_grad]
-    if options.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=options.lr, momentum=options.momentum, weight_decay=options.weight_decay
-        )
-    else:
-        optimizer = torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
-    phases = scrub_phases(options.epochs, options.msteps)
-    sets = {"max": (forget, options.forget_batch_size), "min": (retain, options.batch_size)}
-    total = sum(len(sets[phase][0]) for _, phase in phases)
-    step = 0
-    with progress("unlearn.scrub", total) as advance:
-        for epoch, phase in phases:
-            lr = step_decay_lr(options.lr, epoch, options.lr_decay_epochs, options.lr_decay_rate)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            data, batch_size = sets[phase]
-            student.train()
-            for index in chunks(rng.permutation(len(data)), batch_size):
-                inputs = classifier_inputs(student, data, index, device)
-                labels = classifier_labels(data, index, device)
-                with torch.no_grad():
-                    teacher_logits = teacher(inputs)
-                loss = scrub_loss(phase, student(inputs), teacher_logits, labels, options)
-                step += 1
-                check_finite(loss, "scrub", step, lr)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                advance(len(index), loss=float(loss.detach()))
-    return student.eval()
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        options = self.options
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        teacher = self.frozen(model)
+        student = self.copy(model)
+        params = [p for p in student.parameters() if p.requires_grad]
+        optimizer = make_optimizer(params, options)  # SGD or Adam, as the reference
+        phases = scrub_phases(options.epochs, options.msteps)
+        sets = {"max": (forget, options.forget_batch_size), "min": (retain, options.batch_size)}
+        total = sum(len(sets[phase][0]) for _, phase in phases)
+        step = 0
+        with progress("unlearn.scrub", total) as advance:
+            for epoch, phase in phases:
+                lr = step_decay_lr(
+                    options.lr, epoch, options.lr_decay_epochs, options.lr_decay_rate
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                data, batch_size = sets[phase]
+                student.train()
+                for index in chunks(rng.permutation(len(data)), batch_size):
+                    batch = ready(student, data, index, self.device)
+                    with torch.no_grad():
+                        teacher_logits = teacher(batch.inputs)
+                    logits = student(batch.inputs)
+                    loss = scrub_loss(phase, logits, teacher_logits, batch.labels, options)
+                    step += 1
+                    check_finite(loss, "scrub", step, lr)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    advance(len(index), loss=float(loss.detach()))
+        return student.eval()

@@ -30,14 +30,7 @@ from shiftlab.progress import progress
 from shiftlab.registry import UNLEARN
 from shiftlab.runtime import log
 from shiftlab.typed import param
-from shiftlab.unlearn.base import (
-    Data,
-    check,
-    chunks,
-    classifier_inputs,
-    classifier_labels,
-    unlearned_copy,
-)
+from shiftlab.unlearn.base import Data, Unlearner, chunks, ready
 
 
 @dataclass
@@ -80,8 +73,8 @@ def importances(
     with progress("unlearn.ssd importance", sum(len(d) for d in sets)) as advance:
         for data, index in batches:
             model.zero_grad(set_to_none=True)
-            logits = model(classifier_inputs(model, data, index, device, train=False))
-            F.cross_entropy(logits, classifier_labels(data, index, device)).backward()
+            batch = ready(model, data, index, device, train=False)
+            F.cross_entropy(model(batch.inputs), batch.labels).backward()
             for n, p in named:
                 if p.grad is not None:
                     totals[n] += p.grad.detach() ** 2
@@ -122,45 +115,32 @@ def dampen_(
     return counts
 
 
-@UNLEARN.register("ssd", config=SSDOptions, requires=("encoder",))
-def ssd(
-    model: nn.Module,
-    forget: Data,
-    retain: Data,
-    options: SSDOptions,
-    *,
-    seed: int,
-    device: torch.device,
-) -> nn.Module:
-    """Dampen a copy's parameters by their forget-set and full-set importances.
+@UNLEARN.register(
+    "ssd",
+    options=SSDOptions,
+    kinds=("encoder",),
+    fast={"batch_size": 8, "selection_weighting": 1.0},
+)
+class SSD(Unlearner):
+    """Dampen a copy's parameters by their forget-set and full-set importances."""
 
-    Args:
-        model: the classifier; not modified.
-        forget: the forget set (inputs, labels).
-        retain: the retain set; the full training set is retain + forget.
-        options: alpha, lambda and the importance batch size.
-        seed: seeds any randomness of the forward pass (none in eval mode).
-        device: where the gradients are computed.
-
-    Returns:
-        The dampened copy, in eval mode.
-    """
-    check("ssd", model, "classifier", forget, retain)
-    torch.manual_seed(seed)
-    student = unlearned_copy(model, device)
-    forget_importance = importances(student, [forget], options.batch_size, device)
-    full_importance = importances(student, [retain, forget], options.batch_size, device)
-    params = dict(student.named_parameters())
-    dampened = dampen_(
-        params,
-        full_importance,
-        forget_importance,
-        options.selection_weighting,
-        options.dampening_constant,
-    )
-    total = sum(p.numel() for p in params.values())
-    log(
-        f"ssd: {sum(dampened.values()):,} of {total:,} parameters dampened (forget importance > "
-        f"{options.selection_weighting:g} x full importance)"
-    )
-    return student.eval()
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        options = self.options
+        torch.manual_seed(self.seed)
+        student = self.copy(model)
+        forget_importance = importances(student, [forget], options.batch_size, self.device)
+        full_importance = importances(student, [retain, forget], options.batch_size, self.device)
+        params = dict(student.named_parameters())
+        dampened = dampen_(
+            params,
+            full_importance,
+            forget_importance,
+            options.selection_weighting,
+            options.dampening_constant,
+        )
+        total = sum(p.numel() for p in params.values())
+        log(
+            f"ssd: {sum(dampened.values()):,} of {total:,} parameters dampened (forget importance "
+            f"> {options.selection_weighting:g} x full importance)"
+        )
+        return student.eval()

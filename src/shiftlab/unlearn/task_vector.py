@@ -25,7 +25,7 @@ from torch import nn
 
 from shiftlab.registry import UNLEARN
 from shiftlab.typed import param
-from shiftlab.unlearn.base import Data, LMOptions, check, finetune_answers
+from shiftlab.unlearn.base import Data, LMOptions, Unlearner
 
 
 @dataclass
@@ -63,31 +63,13 @@ def negate_task_vector(original: nn.Module, reinforced: nn.Module, scale: float)
     return result.eval()
 
 
-@UNLEARN.register("task_vector", config=TaskVectorOptions, requires=("causal_lm",))
-def task_vector(
-    model: nn.Module,
-    forget: Data,
-    retain: Data,
-    options: TaskVectorOptions,
-    *,
-    seed: int,
-    device: torch.device,
-) -> nn.Module:
-    """Fine-tune a copy on the forget answers, then negate the task vector it moved along.
+@UNLEARN.register("task_vector", options=TaskVectorOptions, kinds=("causal_lm",))
+class TaskVector(Unlearner):
+    """Fine-tune a copy on the forget answers, then negate the task vector it moved along."""
 
-    Args:
-        model: an LMScorer; not modified.
-        forget: forget prompts and answers.
-        retain: unused.
-        options: the scale and the reinforcement's settings.
-        seed: seeds shuffling and dropout.
-        device: where training runs.
+    def uses(self) -> tuple[bool, bool]:
+        return True, False
 
-    Returns:
-        The unlearned copy, in eval mode, on ``device``.
-    """
-    check("task_vector", model, "causal_lm", forget)
-    reinforced = finetune_answers(
-        model, forget, options, seed=seed, device=device, method="task_vector.reinforce"
-    )
-    return negate_task_vector(model, reinforced, options.scale).to(device)
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        reinforced = self.finetune_answers(model, forget, self.options)
+        return negate_task_vector(model, reinforced, self.options.scale).to(self.device)

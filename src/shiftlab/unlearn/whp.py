@@ -30,21 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import ConfigError
-from shiftlab.finetune.trainer import Batch
-from shiftlab.lm.answer_loss import IGNORE_INDEX
-from shiftlab.registry import UNLEARN
-from shiftlab.typed import param
-from shiftlab.unlearn.base import (
-    Data,
-    LMOptions,
-    check,
-    finetune_answers,
-    frozen_copy,
-    lm_batch,
-    lm_logits,
-    run_training,
-    unlearned_copy,
-)
+from shiftlab.lm.answer_loss import IGNORE_INDEX, causal_logits
+from shiftlab.unlearn.base import UNLEARN, Batch, Data, LMOptions, Unlearner, param
 
 
 @dataclass
@@ -81,51 +68,34 @@ def whp_loss(
     return -(F.softmax(generic, dim=-1) * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
-@UNLEARN.register("whp", config=WHPOptions, requires=("causal_lm",))
-def whp(
-    model: nn.Module,
-    forget: Data,
-    retain: Data,
-    options: WHPOptions,
-    *,
-    seed: int,
-    device: torch.device,
-) -> nn.Module:
+@UNLEARN.register("whp", options=WHPOptions, kinds=("causal_lm",))
+class WHP(Unlearner):
     """Reinforce a copy on the forget answers, then fine-tune another copy on the generic
-    predictions at the forget answers' positions.
+    predictions at the forget answers' positions."""
 
-    Args:
-        model: an LMScorer; not modified (a frozen copy is the baseline).
-        forget: forget prompts and answers.
-        retain: unused (WHP fine-tunes on the forget text only).
-        options: alpha, targets, the reinforcement and the fine-tune settings.
-        seed: seeds shuffling and dropout.
-        device: where training runs.
+    def uses(self) -> tuple[bool, bool]:
+        return True, False  # WHP fine-tunes on the forget text only
 
-    Returns:
-        The unlearned copy, in eval mode.
-    """
-    check("whp", model, "causal_lm", forget)
-    reinforce = dataclasses.replace(
-        options, epochs=options.reinforce_epochs, lr=options.reinforce_lr
-    )
-    reinforced = finetune_answers(
-        model, forget, reinforce, seed=seed, device=device, method="whp.reinforce"
-    )
-    for p in reinforced.parameters():
-        p.requires_grad_(False)
-    base = frozen_copy(model, device)
-    student = unlearned_copy(model, device)
+    def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
+        options = self.options
+        reinforce = dataclasses.replace(
+            options, epochs=options.reinforce_epochs, lr=options.reinforce_lr
+        )
+        reinforced = self.finetune_answers(model, forget, reinforce)
+        for p in reinforced.parameters():
+            p.requires_grad_(False)
+        base = self.frozen(model)
+        student = self.copy(model)
 
-    def loss_fn(batch: Batch) -> torch.Tensor:
-        encoded = lm_batch(student, forget, batch.index, options.max_length, device)
-        positions = encoded["labels"][:, 1:] != IGNORE_INDEX  # logits at t predict token t + 1
-        with torch.no_grad():
-            v_base = lm_logits(base.model, encoded)[:, :-1][positions].float()
-            v_reinforced = lm_logits(reinforced.model, encoded)[:, :-1][positions].float()
-            generic = generic_logits(v_base, v_reinforced, options.alpha)
-        logits = lm_logits(student.model, encoded)[:, :-1][positions].float()
-        return whp_loss(logits, generic, options.targets)
+        def loss_fn(batch: Batch) -> torch.Tensor:
+            encoded = self.answers(student, forget, batch.index, options.max_length)
+            positions = encoded["labels"][:, 1:] != IGNORE_INDEX  # logits at t predict t + 1
+            with torch.no_grad():
+                v_base = causal_logits(base.model, encoded)[:, :-1][positions].float()
+                v_reinforced = causal_logits(reinforced.model, encoded)[:, :-1][positions].float()
+                generic = generic_logits(v_base, v_reinforced, options.alpha)
+            logits = causal_logits(student.model, encoded)[:, :-1][positions].float()
+            return whp_loss(logits, generic, options.targets)
 
-    run_training(student, loss_fn, options, n=len(forget), seed=seed, device=device, method="whp")
-    return student.eval()
+        self.train(student, loss_fn, options, len(forget))
+        return student.eval()

@@ -31,7 +31,6 @@ from typing import Any
 import torch
 
 from shiftlab.errors import ConfigError
-from shiftlab.lm.audit import arca, autoprompt, gcg
 from shiftlab.lm.audit.budget import AuditResult, Budget
 from shiftlab.lm.audit.common import (
     Problem,
@@ -104,11 +103,11 @@ def run_audit(
     """
     entry = AUDITS[method]
     if options is None or isinstance(options, Mapping):
-        opts = build(entry.config, options or {}, f"audit.{method}")
-    elif isinstance(options, entry.config):
+        opts = build(entry.options, options or {}, f"audit.{method}")
+    elif isinstance(options, entry.options):
         opts = options
     else:
-        raise ConfigError(f"audit.{method} options must be a mapping or {entry.config.__name__}")
+        raise ConfigError(f"audit.{method} options must be a mapping or {entry.options.__name__}")
     if isinstance(input_length, bool) or int(input_length) < 1:
         raise ConfigError(f"audit input_length must be at least 1, got {input_length!r}")
     if int(budget) < 3:
@@ -171,9 +170,6 @@ __all__ = [
     "AuditResult",
     "Budget",
     "Problem",
-    "arca",
-    "autoprompt",
-    "gcg",
     "run_audit",
     "similar_tokens",
 ]

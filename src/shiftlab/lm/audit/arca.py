@@ -87,7 +87,7 @@ def random_tokens(problem: Problem, size: int, generator: torch.Generator) -> to
     return torch.randint(0, problem.vocab, (size,), generator=generator).to(problem.device)
 
 
-@AUDITS.register("arca", config=ArcaOptions)
+@AUDITS.register("arca", options=ArcaOptions, fast={"batch_size": 16})
 def arca(
     problem: Problem,
     current: torch.Tensor,

@@ -36,7 +36,7 @@ class AutoPromptOptions:
     lam: float = param(0.0, "weight of the input's mean log-probability (lam_perp)")
 
 
-@AUDITS.register("autoprompt", config=AutoPromptOptions)
+@AUDITS.register("autoprompt", options=AutoPromptOptions, fast={"batch_size": 16})
 def autoprompt(
     problem: Problem,
     current: torch.Tensor,

@@ -91,7 +91,7 @@ def retokenizing(problem: Problem, candidates: torch.Tensor, current: torch.Tens
     return candidates[keep] if keep else candidates
 
 
-@AUDITS.register("gcg", config=GCGOptions)
+@AUDITS.register("gcg", options=GCGOptions, fast={"batch_size": 16, "topk": 16})
 def gcg(
     problem: Problem,
     current: torch.Tensor,

@@ -20,7 +20,6 @@ the user supplies (columns of the data, a table, or a ``module:function`` callab
 
 from __future__ import annotations
 
-from shiftlab.lm.transforms import leetspeak, pig_latin, translate
 from shiftlab.lm.transforms.base import PromptTransform, load_callable, make_transform
 from shiftlab.lm.transforms.leetspeak import Leetspeak
 from shiftlab.lm.transforms.pig_latin import PigLatin
@@ -35,9 +34,6 @@ __all__ = [
     "PigLatin",
     "PromptTransform",
     "Translate",
-    "leetspeak",
     "load_callable",
     "make_transform",
-    "pig_latin",
-    "translate",
 ]

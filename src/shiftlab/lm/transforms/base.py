@@ -14,7 +14,7 @@ from typing import Any
 
 from shiftlab.errors import ConfigError
 from shiftlab.registry import TRANSFORMS
-from shiftlab.typed import build
+from shiftlab.typed import options_of
 
 
 class PromptTransform(ABC):
@@ -43,19 +43,22 @@ class PromptTransform(ABC):
         return f"{type(self).__name__}()"
 
 
-def make_transform(name: str, **options: Any) -> PromptTransform:
+def make_transform(name: str, options: Any = None, **more: Any) -> PromptTransform:
     """Build the transform registered as ``name`` with its options.
 
     Args:
         name: ``leetspeak``, ``pig_latin`` or ``translate`` (a close misspelling is suggested).
-        **options: the transform's options (see its dataclass); unknown keys are ConfigErrors.
+        options: the transform's options dataclass, or a mapping of them; ``more`` adds keys.
+            Unknown keys are ConfigErrors.
 
     Returns:
         The transform, ready to ``forward`` prompts and ``inverse`` answers.
     """
     entry = TRANSFORMS[name]
-    config = build(entry.config, options, f"transforms.{name}") if entry.config else None
-    return entry.obj(config) if config is not None else entry.obj()
+    if more:
+        options = {**(options or {}), **more}
+    built = options_of(entry.options, options, f"transforms.{name}")
+    return entry.obj(built) if built is not None else entry.obj()
 
 
 def load_callable(spec: str, what: str = "function") -> Callable[..., Any]:

@@ -68,7 +68,7 @@ def _ends(word: str) -> str:
     return lowered[0].upper() + lowered[1:-1] + lowered[-1].upper()
 
 
-@TRANSFORMS.register("leetspeak", config=LeetspeakOptions)
+@TRANSFORMS.register("leetspeak", options=LeetspeakOptions)
 class Leetspeak(PromptTransform):
     """Leetspeak, as the conjugate-prompting reference wrote it (a->4, e->3, i->1, o->0, ...)."""
 

@@ -129,7 +129,7 @@ def decode_word(word: str) -> str:
     return best + body[: -len(best)]
 
 
-@TRANSFORMS.register("pig_latin", config=PigLatinOptions)
+@TRANSFORMS.register("pig_latin", options=PigLatinOptions)
 class PigLatin(PromptTransform):
     """Pig Latin by the conjugate-prompting reference's rules; exact inverse on words it made."""
 

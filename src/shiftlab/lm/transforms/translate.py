@@ -88,7 +88,15 @@ def _reverse(mapping: Mapping[str, str], *, strict: bool) -> dict[str, str]:
     return reverse
 
 
-@TRANSFORMS.register("translate", config=TranslateOptions)
+#: A small French table: what the conformance check translates with.
+FRENCH = {
+    "table": {"Review": "Critique", "a quiet film about a long winter.": "un film calme."},
+    "labels": {" positive": " positif", " negative": " négatif", " neutral": " neutre",
+               " yes": " oui", " no": " non"},
+}  # fmt: skip
+
+
+@TRANSFORMS.register("translate", options=TranslateOptions, fast=FRENCH)
 class Translate(PromptTransform):
     """Translation read from the data's columns, a table, or a ``module:function`` callable."""
 

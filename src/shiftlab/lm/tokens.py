@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from shiftlab.errors import DataError
+
 
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a prompt or whole text, with the tokenizer's special tokens (a BOS where the
@@ -95,3 +97,18 @@ def evaluating(model: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
+
+
+def text_batch(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Whole texts (with the tokenizer's BOS), cut on the right to ``max_length`` tokens and
+    right-padded: ``input_ids``, ``attention_mask``, ``position_ids`` (B, T).
+
+    Raises:
+        DataError: a text has no tokens.
+    """
+    rows = [encode(tokenizer, text)[:max_length] for text in texts]
+    for i, row in enumerate(rows):
+        if not row:
+            raise DataError(f"text {i} has no tokens")
+    ids, mask, positions = pad(rows, pad_id(tokenizer), "right")
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import write_atomic
-from shiftlab.config import BackboneConfig, read_yaml
+from shiftlab.config.load import read_yaml
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError
 from shiftlab.registry import AUDITS
 from shiftlab.report.tables import Table, fmt

@@ -1,5 +1,6 @@
-"""The curation stage of a run: scores of the ID training split, curated training sets, and a
-look for label errors in the evaluation splits.
+"""A run's curation plan: scores of the ID training split, curated training sets, and a look for
+label errors in the evaluation splits (the curated stage, :mod:`shiftlab.stages.curated`,
+retrains on the sets).
 
 It runs before the run directory is made (so a curation that would empty a class is refused
 first), from cached pretrained features: no encoder pass beyond the one per split. Its files, in
@@ -28,7 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config import CurateSpec, CurationConfig, RecipeSpec, build
+from shiftlab.config.sections import CurationConfig, EntrySpec
 from shiftlab.curation.actions import Variant, check_classes
 from shiftlab.curation.context import CurationContext, ScoreResult
 from shiftlab.curation.detection import detection_metrics
@@ -37,29 +38,30 @@ from shiftlab.curation.oof import out_of_sample_generic, out_of_sample_probabili
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
 from shiftlab.features import FeatureCache
-from shiftlab.finetune.linear_probe import LinearProbeConfig, fit_linear_probe
+from shiftlab.finetune.linear_probe import LinearProbeOptions, fit_linear_probe
 from shiftlab.registry import CURATE, CURATE_ACTIONS
 from shiftlab.runtime import log
+from shiftlab.typed import build
 
 FOLDER = "curation"
 
 
-def needed_scores(cfg: CurationConfig, actions: list[CurateSpec]) -> list[str]:
+def needed_scores(cfg: CurationConfig, actions: list[EntrySpec]) -> list[str]:
     """Scores to compute: what the actions need, then those asked for, each once."""
-    names = [need for spec in actions for need in spec.config.needs()]
+    names = [need for spec in actions for need in spec.options.needs()]
     names += list(cfg.scores)
     if cfg.test_label_errors or names:
         names.insert(0, "label_issues")
     return list(dict.fromkeys(names))
 
 
-class CurationStage:
+class CurationPlan:
     """Scores, curated training sets and test-label issues of one run's benchmark."""
 
     def __init__(
         self,
         cfg: CurationConfig,
-        actions: list[CurateSpec],
+        actions: list[EntrySpec],
         benchmark: Benchmark,
         cache: FeatureCache,
         pretrained: torch.nn.Module,
@@ -67,9 +69,9 @@ class CurationStage:
         *,
         seed: int,
         device: torch.device,
-        recipe_probabilities: Callable[[RecipeSpec, np.ndarray, np.ndarray], np.ndarray]
+        recipe_probabilities: Callable[[EntrySpec, np.ndarray, np.ndarray], np.ndarray]
         | None = None,
-        scorer_spec: RecipeSpec | None = None,
+        scorer_spec: EntrySpec | None = None,
     ) -> None:
         self.cfg, self.actions, self.benchmark = cfg, actions, benchmark
         self.cache, self.pretrained, self.fingerprint = cache, pretrained, fingerprint
@@ -95,7 +97,7 @@ class CurationStage:
                 self.features(bench.val).numpy(),
                 bench.val.labels,
                 bench.num_classes,
-                LinearProbeConfig(trend_points=0),
+                LinearProbeOptions(trend_points=0),
                 self.seed,
             )
             self._probe = (fitted.c, fitted.weight, fitted.bias)
@@ -138,16 +140,16 @@ class CurationStage:
         )
         for name in needed_scores(self.cfg, self.actions):
             entry = CURATE[name]
-            options = build(entry.config, self.cfg.scores.get(name) or {}, f"curation.{name}")
+            options = build(entry.options, self.cfg.scores.get(name) or {}, f"curation.{name}")
             self.scores[name] = entry.obj(ctx, options)
             log(f"curation: {name} {self.scores[name].summary}")
         train = self.benchmark.train
         for spec in self.actions:
-            for variant in CURATE_ACTIONS[spec.action].obj(
-                self.scores, train, spec.config, self.seed
+            for variant in CURATE_ACTIONS[spec.kind].obj(
+                self.scores, train, spec.options, self.seed
             ):
-                if spec.name != spec.action:  # a named entry: its name replaces the action's
-                    variant.label = spec.name + variant.label[len(spec.action) :]
+                if spec.name != spec.kind:  # a named entry: its name replaces the action's
+                    variant.label = spec.name + variant.label[len(spec.kind) :]
                 check_classes(variant, self.benchmark.class_names, train.labels)
                 self.variants.append(variant)
         labels = [v.label for v in self.variants]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from shiftlab import faults
 from shiftlab.data.benchmark import Split
+from shiftlab.evaluate.generation import exact_match, rouge_l
 from shiftlab.evaluate.intervals import bootstrap_seed, metric_intervals
 from shiftlab.evaluate.metrics import classification_metrics
 from shiftlab.features import FeatureCache
@@ -110,8 +111,6 @@ def evaluate_predictor(
 def generation_scored(predictor: Predictor, split: Split, *, seed: int) -> Scored:
     """The record of a generation split: greedy answers scored by exact match and ROUGE-L F1
     against the reference answers (no logits)."""
-    from shiftlab.lm.generate import exact_match, rouge_l
-
     outputs = predictor.model.generate(split.inputs, max_new_tokens=split.info["max_new_tokens"])
     answers = [item.answer for item in split.inputs]
     record: dict[str, Any] = {

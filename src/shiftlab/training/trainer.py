@@ -15,83 +15,44 @@ Scale lives here too, so every recipe gets it without knowing:
   every batch and the weighted gradients are summed (:mod:`shiftlab.distributed`), so the step
   is again the one-process step on the whole batch.
 - **gradient checkpointing** of Hugging Face encoders (``gradient_checkpointing: true``).
-- **training checkpoints** (``checkpoint_every: E``): every E epochs the whole training state is
-  written atomically to the path the caller gives; a later call with the same path and digest
-  resumes after the saved epoch and ends exactly where an uninterrupted call would.
+- **training checkpoints** (:mod:`shiftlab.training.checkpoints`; ``checkpoint_every``: by
+  default after any epoch once a minute of training is unsaved): the whole training state is
+  written atomically to the caller's file; a later call with the same file and digest resumes
+  after the saved epoch and ends exactly where an uninterrupted call would.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from shiftlab import distributed, faults
-from shiftlab.atomic import atomic_path
-from shiftlab.config import param
 from shiftlab.data.batches import ImageTransform, channels_last, input_transform, iterate
 from shiftlab.errors import ConfigError, TrainingError
 from shiftlab.precision import autocast, current_precision, grad_scaler
 from shiftlab.progress import progress
 from shiftlab.runtime import log
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings shared by every recipe that trains (WiSE-FT's defaults)."""
-
-    epochs: int = param(10, "passes over the ID training split")
-    lr: float = param(3e-5, "peak learning rate (WiSE-FT README recipe)")
-    weight_decay: float = param(0.1, "weight decay (decoupled for AdamW)")
-    batch_size: int = param(512, "examples per step")
-    warmup_steps: int = param(500, "linear warmup steps before the cosine decay")
-    grad_clip: float | None = param(1.0, "max global gradient norm; null disables clipping")
-    optimizer: Literal["adamw", "adam", "sgd"] = param("adamw", "optimiser")
-    momentum: float = param(0.9, "momentum (SGD only)")
-    schedule: Literal["cosine", "constant"] = param("cosine", "lr after warmup")
-    select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
-        "last", "which epoch's weights to keep: the last, or the best by this ID val score"
-    )
-    accumulate_steps: int = param(
-        1, "micro-batches per step: the same update from batch_size / k examples at a time"
-    )
-    gradient_checkpointing: bool = param(
-        False, "recompute a Hugging Face encoder's activations in the backward pass (less memory)"
-    )
-    checkpoint_every: int | None = param(
-        None, "epochs between training checkpoints a killed run resumes from; null: none"
-    )
-    group_by_length: bool = param(
-        False,
-        "batches of texts of similar length, in random order (less padding: faster; "
-        "Hugging Face Trainer's group_by_length)",
-    )
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
-            )
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if not 1 <= self.accumulate_steps <= self.batch_size:
-            raise ConfigError(
-                f"accumulate_steps must be between 1 and batch_size ({self.batch_size}), "
-                f"got {self.accumulate_steps}"
-            )
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every must be >= 1 or null, got {self.checkpoint_every}")
+from shiftlab.training.checkpoints import (
+    Trained,
+    TrainState,
+    due,
+    scoped_checkpoint,
+    signature,
+)
+from shiftlab.training.gradient_checkpointing import (
+    checkpointing_off,
+    enable_gradient_checkpointing,
+)
+from shiftlab.training.options import TrainOptions
 
 
 @dataclass
@@ -135,7 +96,7 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "c
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / decay_steps))
 
 
-def make_optimizer(params: Iterable[Any], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[Any], cfg: TrainOptions) -> torch.optim.Optimizer:
     """The optimiser named by ``cfg.optimizer``, over parameters or parameter groups (dicts
     whose own ``weight_decay`` overrides ``cfg``'s)."""
     params = list(params)
@@ -219,170 +180,6 @@ def micro_batches(index: np.ndarray, parts: int, splittable: bool = True) -> lis
     return [m for m in np.array_split(mine, parts) if len(m)]
 
 
-# Training checkpoints ----------------------------------------------------------------------
-
-
-@dataclass
-class _Scope:
-    directory: Path
-    digest: str
-    calls: int = 0
-
-
-_scope: _Scope | None = None
-
-
-@contextlib.contextmanager
-def checkpoints(directory: Path, digest: str) -> Iterator[None]:
-    """Give every :func:`train` call in the block a training checkpoint file, unless it names
-    its own: the n-th call's is ``directory/NN-<description>.pt`` with ``digest``. A recipe is
-    deterministic, so its n-th call on a rerun is the same training, and resumes from its file.
-    (Files are written only by calls whose ``checkpoint_every`` is set.)"""
-    global _scope
-    previous, _scope = _scope, _Scope(Path(directory), digest)
-    try:
-        yield
-    finally:
-        _scope = previous
-
-
-def _scoped_checkpoint(description: str) -> tuple[Path, str] | None:
-    if _scope is None:
-        return None
-    _scope.calls += 1
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", description)[:80]
-    return _scope.directory / f"{_scope.calls:02d}-{name}.pt", _scope.digest
-
-
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    legacy = np.random.get_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": cuda,
-        "numpy": rng.bit_generator.state,
-        "numpy_global": [legacy[0], torch.from_numpy(legacy[1].astype(np.int64)), *legacy[2:]],
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any], rng: np.random.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    rng.bit_generator.state = state["numpy"]
-    name, keys, *rest = state["numpy_global"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _get_state(obj: Any) -> Any:
-    """The state of a ``stateful`` object: ``state_dict()``, a generator's state, an array's or
-    a tensor's values."""
-    if isinstance(obj, np.random.Generator):
-        return obj.bit_generator.state
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().clone()
-    return obj.state_dict() if hasattr(obj, "state_dict") else obj.get_state()
-
-
-def _set_state(obj: Any, state: Any) -> None:
-    """Restore what :func:`_get_state` returned, in place."""
-    if isinstance(obj, np.random.Generator):
-        obj.bit_generator.state = state
-    elif isinstance(obj, np.ndarray):
-        obj[...] = state.numpy()
-    elif isinstance(obj, torch.Tensor):
-        with torch.no_grad():
-            obj.copy_(state)
-    elif hasattr(obj, "load_state_dict"):
-        obj.load_state_dict(state)
-    else:
-        obj.set_state(state)
-
-
-def _signature(plan: Sequence[np.ndarray], n: int, cfg: TrainConfig, description: str) -> str:
-    """What a checkpoint must match besides the caller's digest: the data size, the epochs'
-    lengths and the optimisation settings (``checkpoint_every`` aside)."""
-    settings = {k: v for k, v in vars(cfg).items() if k != "checkpoint_every"}
-    text = repr((n, [len(p) for p in plan], sorted(settings.items()), description))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _write_atomic(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_checkpoint(path: Path, digest: str, signature: str, description: str) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a foreign or damaged file: train from the start
-        log(f"{description}: ignoring unreadable training checkpoint {path} ({type(exc).__name__})")
-        return None
-    if state.get("digest") != digest or state.get("signature") != signature:
-        log(f"{description}: training checkpoint {path} is of other settings; starting afresh")
-        return None
-    return state
-
-
-# Gradient checkpointing --------------------------------------------------------------------
-
-
-def enable_gradient_checkpointing(model: nn.Module, description: str) -> list[nn.Module]:
-    """Turn on gradient (activation) checkpointing in every Hugging Face model inside ``model``
-    (the outermost ones), non-reentrant; return those it turned on (:func:`_checkpointing_off`
-    turns them off again).
-
-    Raises:
-        ConfigError: ``model`` holds no Hugging Face model that supports it.
-    """
-    found = [
-        m
-        for m in model.modules()
-        if getattr(m, "supports_gradient_checkpointing", False)
-        and callable(
-            getattr(m, "activation_checkpointing_enable", None)
-            or getattr(m, "gradient_checkpointing_enable", None)
-        )
-    ]
-    outer = [m for m in found if not any(m is not o and _contains(o, m) for o in found)]
-    if not outer:
-        raise ConfigError(
-            f"{description}: gradient_checkpointing needs a Hugging Face encoder that supports "
-            f"it in the trained model ({type(model).__name__} has none); set it to false"
-        )
-    enabled = []
-    for module in outer:
-        if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5
-            if not module.is_activation_checkpointing:
-                module.activation_checkpointing_enable({"use_reentrant": False})
-                enabled.append(module)
-        elif not module.is_gradient_checkpointing:
-            module.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-            enabled.append(module)
-    return enabled
-
-
-def _checkpointing_off(modules: list[nn.Module]) -> None:
-    for module in modules:
-        if hasattr(module, "activation_checkpointing_disable"):
-            module.activation_checkpointing_disable()
-        else:
-            module.gradient_checkpointing_disable()
-
-
-def _contains(outer: nn.Module, inner: nn.Module) -> bool:
-    return any(m is inner for m in outer.modules())
-
-
 # The loop ----------------------------------------------------------------------------------
 
 
@@ -391,7 +188,7 @@ def train(
     loss_fn: Callable[[Batch], torch.Tensor],
     inputs: Any,
     labels: np.ndarray,
-    cfg: TrainConfig,
+    cfg: TrainOptions,
     *,
     seed: int,
     device: torch.device,
@@ -499,41 +296,24 @@ def train(
         _agree(description, "the training plan", plan_digest.hexdigest())
         distributed.broadcast_module(model, params)
     if checkpoint is None:
-        scoped = _scoped_checkpoint(description)
+        scoped = scoped_checkpoint(description)
         if scoped is not None:
             checkpoint, checkpoint_digest = scoped
-    signature = _signature(plan, len(labels), cfg, description)
-    best: tuple[tuple[float, ...], int, dict[str, torch.Tensor]] | None = None
-    scores: list[float] = []
-    states: dict[int, dict[str, torch.Tensor]] = {}
-    labels_tensor = torch.as_tensor(labels, dtype=torch.long)
-    step, seen, losses, first_epoch = 0, 0, [], 0
-    saved = None
+    sign = signature(plan, len(labels), cfg, description)
+    trained = Trained(model, optimizer, scheduler, scaler, plan, rng, stateful)
+    state = None
     if checkpoint is not None:
-        saved = _load_checkpoint(checkpoint, checkpoint_digest, signature, description)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if scaler is not None and saved["scaler"]:
-            scaler.load_state_dict(saved["scaler"])
-        for e, order in enumerate(saved["plan"]):
-            plan[e][:] = order.numpy()
-        step, seen, first_epoch = saved["step"], saved["seen"], saved["epoch"] + 1
-        losses, scores, states = list(saved["losses"]), list(saved["scores"]), saved["states"]
-        if saved["best"] is not None:
-            key, epoch, state = saved["best"]
-            best = (tuple(key), epoch, state)
-        rngs = saved["rng"]
-        _set_rng_state(rngs[min(distributed.rank(), len(rngs) - 1)], rng)
-        for obj, state in zip(stateful, saved["stateful"], strict=True):
-            _set_state(obj, state)
-        log(f"{description}: resumed after epoch {first_epoch} from {checkpoint}")
+        state = TrainState.resume(checkpoint, checkpoint_digest, sign, trained, description)
+    if state is not None:
+        log(f"{description}: resumed after epoch {state.epoch + 1} from {checkpoint}")
+    state = state or TrainState()
+    first_epoch = state.epoch + 1
+    labels_tensor = torch.as_tensor(labels, dtype=torch.long)
     hf_checkpointing = (
         enable_gradient_checkpointing(model, description) if cfg.gradient_checkpointing else []
     )
     model.train(not eval_mode)
-    start = time.perf_counter()
+    start = unsaved_since = time.perf_counter()
     try:
         with progress(description, sum(sizes)) as advance:
             if first_epoch:
@@ -545,7 +325,6 @@ def train(
                 if cfg.group_by_length:
                     batches = length_grouped(batches, lengths, seed, epoch)
                 parts = [micro_batches(b, cfg.accumulate_steps, splittable) for b in batches]
-                epoch_loss = 0.0
                 batch_inputs = iterate(
                     inputs,
                     [m for step_parts in parts for m in step_parts],
@@ -554,6 +333,7 @@ def train(
                     train=True,
                     last=last,
                 )
+                epoch_loss = 0.0
                 for index, step_parts in zip(batches, parts, strict=True):
                     value = _step(
                         loss_fn,
@@ -569,82 +349,65 @@ def train(
                         parallel=parallel and splittable,
                         broadcast=parallel and not splittable,
                         grad_clip=cfg.grad_clip,
-                        nonfinite=lambda v, at=step + 1: (
+                        nonfinite=lambda v, at=state.step + 1: (
                             f"{description}: the loss became {v} at step {at}; "
                             f"lower the learning rate (lr={cfg.lr:g}) or check the data"
                         ),
                     )
                     scheduler.step()
-                    step += 1
+                    state.step += 1
                     faults.point("train_step")
-                    seen += len(index)
+                    state.seen += len(index)
                     epoch_loss += value * len(index)
                     advance(len(index), loss=value)
-                losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
+                state.epoch = epoch
+                state.losses.append(epoch_loss / max(1, sum(len(i) for i in batches)))
                 if parallel:
                     distributed.average_buffers(model)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
                 if keep_states:
-                    states[epoch + 1] = {
+                    state.states[epoch + 1] = {
                         k: v.detach().cpu().clone() for k, v in model.state_dict().items()
                     }
                 if cfg.select != "last":
-                    result_score = score()
-                    key = result_score if isinstance(result_score, tuple) else (result_score,)
-                    scores.append(key[0])
+                    _select(state, score(), model)
                     model.train(not eval_mode)
-                    if best is None or key > best[0]:
-                        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                        best = (key, epoch, state)
-                every = cfg.checkpoint_every
-                due = every and ((epoch + 1) % every == 0 or epoch + 1 == len(sizes))
-                if checkpoint is not None and due:
-                    rngs = distributed.gather_objects(_rng_state(rng))
-                    with distributed.main_writes() as main:
-                        if main:
-                            _write_atomic(
-                                checkpoint,
-                                {
-                                    "digest": checkpoint_digest,
-                                    "signature": signature,
-                                    "epoch": epoch,
-                                    "step": step,
-                                    "seen": seen,
-                                    "losses": losses,
-                                    "scores": scores,
-                                    "states": states,
-                                    "best": None if best is None else (list(best[0]), *best[1:]),
-                                    "model": model.state_dict(),
-                                    "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(),
-                                    "scaler": scaler.state_dict() if scaler is not None else {},
-                                    "plan": [torch.from_numpy(np.asarray(p)) for p in plan],
-                                    "rng": rngs,
-                                    "stateful": [_get_state(obj) for obj in stateful],
-                                },
-                            )
+                unsaved = time.perf_counter() - unsaved_since
+                if checkpoint is not None and due(cfg.checkpoint_every, epoch, len(sizes), unsaved):
+                    state.save(checkpoint, checkpoint_digest, sign, trained)
+                    unsaved_since = time.perf_counter()
     finally:
-        _checkpointing_off(hf_checkpointing)
+        checkpointing_off(hf_checkpointing)
     if parallel:  # dropout drew from each process's share: continue from the main's draws
         torch.set_rng_state(distributed.broadcast_object(torch.get_rng_state()))
     seconds = time.perf_counter() - start
     result = TrainResult(
-        step,
+        state.step,
         seconds,
-        seen / seconds if seconds > 0 else float("inf"),
-        losses,
+        state.seen / seconds if seconds > 0 else float("inf"),
+        state.losses,
         cfg.select,
         len(sizes),
-        scores,
-        states,
+        state.scores,
+        state.states,
         resumed_epochs=first_epoch,
     )
-    if best is not None:
-        model.load_state_dict(best[2])
-        result.selected_epoch = best[1] + 1
+    if state.best is not None:
+        model.load_state_dict(state.best[2])
+        result.selected_epoch = state.best[1] + 1
     model.eval()
     return result
+
+
+def _select(state: TrainState, score: float | tuple[float, ...], model: nn.Module) -> None:
+    """Record this epoch's selection score; keep the weights if they score best so far (the
+    first, on ties)."""
+    key = score if isinstance(score, tuple) else (score,)
+    state.scores.append(key[0])
+    if state.best is None or key > state.best[0]:
+        weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state.best = (key, state.epoch, weights)
 
 
 def _step(

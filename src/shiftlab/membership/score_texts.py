@@ -1,6 +1,6 @@
 """Membership scores of texts under a causal LM: every asked score from one forward pass.
 
-:func:`score_all` runs the target model once per batch (:func:`shiftlab.lm.scoring.
+:func:`score_all` runs the target model once per batch (:func:`shiftlab.lm.logprobs.
 token_logprobs`: right padding, explicit position ids, so a text's values do not depend on its
 batch), with the vocabulary statistics only when ``min_k_pp`` is asked, and the reference model
 once per batch when ``reference`` is asked; then each registered score reads the per-token
@@ -17,8 +17,8 @@ import numpy as np
 from torch import nn
 
 from shiftlab.errors import ConfigError, DataError
-from shiftlab.lm._batch import encode, model_device
-from shiftlab.lm.scoring import token_logprobs
+from shiftlab.lm.logprobs import token_logprobs
+from shiftlab.lm.tokens import encode, model_device
 from shiftlab.membership.base import REFERENCE, VOCAB_STATS, TextStats
 from shiftlab.registry import MEMBERSHIP
 from shiftlab.typed import build
@@ -58,8 +58,8 @@ def _methods(methods: str | Sequence[str]) -> list[str]:
 
 def _options(name: str, k: float) -> Any:
     entry = MEMBERSHIP[name]
-    fields = getattr(entry.config, "__dataclass_fields__", {})
-    return build(entry.config, {"k": k} if "k" in fields else {}, f"membership.{name}")
+    fields = getattr(entry.options, "__dataclass_fields__", {})
+    return build(entry.options, {"k": k} if "k" in fields else {}, f"membership.{name}")
 
 
 def _check_lengths(
@@ -110,7 +110,7 @@ def score_all(
     """
     names = _methods(methods)
     options = {name: _options(name, k) for name in names}
-    needs = set().union(*(MEMBERSHIP[name].requires for name in names))
+    needs = set().union(*(MEMBERSHIP[name].needs for name in names))
     if REFERENCE in needs and reference is None:
         raise ConfigError(
             "membership score 'reference' needs a reference model: pass reference="

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config import BackboneConfig, read_yaml
+from shiftlab.config.load import read_yaml
+from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import MEMBERSHIP
 from shiftlab.report.tables import Table, fmt
@@ -45,12 +46,12 @@ class MembershipConfig:
 
 def read_texts(cfg: MembershipConfig) -> tuple[list[str], np.ndarray]:
     """The texts and their membership (bool) from the file."""
-    from shiftlab.data.table import _rows_csv, _rows_jsonl
+    from shiftlab.data.table import rows_csv, rows_jsonl
 
     path = Path(cfg.path).expanduser()
     if not path.is_file():
         raise DataError(f"membership file not found: {path}")
-    rows = _rows_jsonl(path) if path.suffix in (".jsonl", ".json") else _rows_csv(path)
+    rows = rows_jsonl(path) if path.suffix in (".jsonl", ".json") else rows_csv(path)
     texts, members = [], []
     for number, row in rows:
         for column in (cfg.text_column, cfg.member_column):

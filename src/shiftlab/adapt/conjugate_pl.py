@@ -15,33 +15,30 @@ from typing import Any, Literal
 
 import torch
 
-from shiftlab.adapt.base import AdaptConfig, NormAdapter
+from shiftlab.adapt.base import ConjugateReferenceOptions, NormAdapter
 from shiftlab.adapt.losses import conjugate_loss
-from shiftlab.config import param
 from shiftlab.registry import ADAPT
+from shiftlab.typed import param
 
 
 @dataclass
-class ConjugateConfig(AdaptConfig):
+class ConjugatePLOptions(ConjugateReferenceOptions):
     """The source model's training loss, and the reference's CIFAR-10-C optimisation."""
 
-    optimizer: Literal["adam", "sgd"] = param("sgd", "optimiser")
-    nesterov: bool = param(True, "Nesterov momentum (SGD only)")
-    predict_after_update: bool = param(True, "predict with the updated model (re-forward)")
     source_loss: Literal["auto", "ce", "squared", "poly"] = param(
         "auto", "the loss the model was trained with; auto reads the predictor's params.loss"
     )
     eps: float | None = param(None, "PolyLoss epsilon; default the predictor's params.eps, or 6")
     temperature: float = param(1.0, "logits are divided by this before the loss")
 
-    def for_model(self, params: dict[str, Any]) -> ConjugateConfig:
+    def for_model(self, params: dict[str, Any]) -> ConjugatePLOptions:
         source = params.get("loss", "ce") if self.source_loss == "auto" else self.source_loss
         eps = params.get("eps", 6.0) if self.eps is None else self.eps
         return dataclasses.replace(self, source_loss=source, eps=eps)
 
 
-@ADAPT.register("conjugate", config=ConjugateConfig)
-class Conjugate(NormAdapter):
+@ADAPT.register("conjugate_pl", options=ConjugatePLOptions, aliases=("conjugate",))
+class ConjugatePL(NormAdapter):
     """Minimise the conjugate of the source training loss (softmax entropy for cross-entropy)."""
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:

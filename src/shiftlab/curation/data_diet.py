@@ -7,7 +7,7 @@ recommend at least 10 runs"): :data:`DEFAULT_SEEDS` is 10 seeds. Here a run is a
 ``torch.nn.Linear`` head on cached features, initialised by PyTorch's default from its seed (the
 reference's Flax ``Dense`` draws LeCun-normal weights and zero biases).
 
-:class:`HeadTrainConfig` is ``scripts/run_full_data.py``'s optimiser (lines 33-43): SGD, lr 0.1,
+:class:`HeadTrainOptions` is ``scripts/run_full_data.py``'s optimiser (lines 33-43): SGD, lr 0.1,
 momentum 0.9, weight decay 5e-4, batch 128, no warmup, no clipping (the shared trainer's SGD is
 not Nesterov; the reference's is). The reference keeps lr 0.1 until its first decay at epoch 60
 of 200 (``decay_steps``, line 39), so ``epochs`` <= 60 at a constant rate is exactly the prefix
@@ -20,31 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.config import param
-from shiftlab.finetune.trainer import Batch, TrainConfig, train
+from shiftlab.training import Batch, ReferenceSGD, train
+from shiftlab.typed import param
 
 DEFAULT_SEEDS: tuple[int, ...] = tuple(range(10))
 
 
 @dataclass
-class HeadTrainConfig(TrainConfig):
-    """How a data-diet head is trained before it is scored (the reference's early schedule)."""
+class HeadTrainOptions(ReferenceSGD):
+    """How a data-diet head is trained before it is scored (the reference's early schedule:
+    SGD with momentum, lr 0.1 constant until epoch 60 there)."""
 
     epochs: int = param(20, "epochs before scoring (EL2N at epoch 20 of 200 in the reference)")
     lr: float = param(0.1, "learning rate (data_diet run_full_data.py)")
     weight_decay: float = param(5e-4, "weight decay (data_diet run_full_data.py)")
     batch_size: int = param(128, "examples per step (data_diet run_full_data.py)")
-    warmup_steps: int = param(0, "no warmup, as the reference")
-    grad_clip: float | None = param(None, "no clipping, as the reference")
-    optimizer: Literal["adamw", "adam", "sgd"] = param("sgd", "SGD with momentum, as reference")
-    schedule: Literal["cosine", "constant"] = param("constant", "lr 0.1 until epoch 60 there")
 
 
 def initial_linear_head(dim: int, num_classes: int, seed: int) -> nn.Linear:
@@ -66,7 +62,7 @@ def train_linear_head(
     num_classes: int,
     *,
     seed: int,
-    cfg: HeadTrainConfig | None = None,
+    cfg: HeadTrainOptions | None = None,
     device: torch.device | str = "cpu",
 ) -> nn.Linear:
     """Train a seeded linear head on cached features with the shared trainer.
@@ -76,13 +72,13 @@ def train_linear_head(
         labels: (N,) class indices.
         num_classes: K.
         seed: seeds the initialisation and the shuffling.
-        cfg: optimisation settings (default :class:`HeadTrainConfig`).
+        cfg: optimisation settings (default :class:`HeadTrainOptions`).
         device: where the head trains.
 
     Returns:
         The trained head (D -> K), in eval mode.
     """
-    cfg = cfg if cfg is not None else HeadTrainConfig()
+    cfg = cfg if cfg is not None else HeadTrainOptions()
     device = torch.device(device)
     inputs = np.ascontiguousarray(features, dtype=np.float32)
     head = initial_linear_head(inputs.shape[1], num_classes, seed).to(device)
@@ -108,7 +104,7 @@ def linear_head_trainer(
     labels: np.ndarray,
     num_classes: int,
     *,
-    cfg: HeadTrainConfig | None = None,
+    cfg: HeadTrainOptions | None = None,
     device: torch.device | str = "cpu",
 ) -> Callable[[int], nn.Linear]:
     """``train_head(seed)`` for :func:`shiftlab.curation.el2n.el2n_scores`."""

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from shiftlab.errors import ConfigError, DataError
-from shiftlab.lm._batch import (
+from shiftlab.lm.tokens import (
     batches,
     encode,
     encode_continuation,

@@ -1,0 +1,323 @@
+"""The shared state of one run, and the one place its results are written.
+
+A :class:`Session` holds what every stage's jobs need: the resolved config, device, benchmark,
+backbone, feature cache, run directory, the recipe entries (each seed's repeat), their digests,
+the predictors kept for later jobs, and the curation plan. It makes predictors
+(:meth:`produce`), finds earlier ones (:meth:`lookup`) and scores them (:meth:`score`). Each kind
+of entry is a stage (:mod:`shiftlab.stages`) that checks and plans its part before the run
+directory exists and prepares and computes its jobs; the session dispatches each job to its
+stage by name and alone finishes jobs (:meth:`finish`: state, predictions, ``records.jsonl``),
+on the driver's main process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from rich.markup import escape
+
+from shiftlab import distributed, seeds
+from shiftlab.checks import check_language_model, check_references
+from shiftlab.config.sections import EntrySpec, RunConfig
+from shiftlab.curation.plan import CurationPlan
+from shiftlab.data import Benchmark
+from shiftlab.data.build import load_benchmark
+from shiftlab.entries import entry_of, references
+from shiftlab.errors import ConfigError
+from shiftlab.evaluate import evaluate_predictor
+from shiftlab.evaluate.calibration import temperature_scaled
+from shiftlab.evaluate.metrics import score_of
+from shiftlab.evaluate.records import model_logits
+from shiftlab.features import FeatureCache
+from shiftlab.finetune.context import RecipeContext
+from shiftlab.jobs import Job
+from shiftlab.models import Predictor, load_backbone
+from shiftlab.precision import resolve_precision, set_precision
+from shiftlab.predictions import Scored
+from shiftlab.registry import FINETUNE
+from shiftlab.runtime import log, resolve_device, seed_everything
+from shiftlab.store import RunStore, safe_name
+
+
+class Stage(Protocol):
+    """One kind of run entry (recipes, curated retrains, unlearning, conjugate prompts,
+    adapters): see :mod:`shiftlab.stages` for the protocol in full."""
+
+    name: str
+
+    def check(self, session: Session) -> None: ...
+    def plan(self, session: Session) -> None: ...
+    def start(self, session: Session) -> None: ...
+    def entries(self, session: Session) -> list[str]: ...
+    def jobs(self, session: Session, parallel: bool) -> list[Job]: ...
+    def prepare(self, session: Session, job: Job) -> bool: ...
+    def compute(self, session: Session, job: Job) -> list[Scored]: ...
+
+
+def summary_line(records: list[dict[str, Any]]) -> str:
+    """One log line: ID test and OOD mean accuracy (ROUGE-L for generation tasks)."""
+    test = [score_of(r) for r in records if r["role"] == "id_test" and score_of(r) is not None]
+    ood = [
+        score_of(r)
+        for r in records
+        if r["role"] == "ood" and not r.get("capability") and score_of(r) is not None
+    ]  # as the report's OOD mean: the task's own OOD splits, not other tasks
+    name = "" if any("accuracy" in r for r in records) else " ROUGE-L"
+    parts = [f"ID test{name} {test[0]:.3f}"] if test else []
+    if ood:
+        parts.append(f"OOD mean{name} {np.mean(ood):.3f}")
+    return ", ".join(parts)
+
+
+class Session:
+    """The state of one run: benchmark, backbone, cache, store, and the predictors kept for
+    later jobs; ``stages`` do the work of each kind of entry.
+
+    Everything a stage checks or plans happens here, before the run directory exists: a bad
+    input leaves nothing behind. ``worker=True`` opens a run the driver made (a Ray worker):
+    nothing is checked, planned or written but models, features and stashed parts.
+    """
+
+    def __init__(
+        self, cfg: RunConfig, out: Path, stages: Sequence[Stage], *, worker: bool = False
+    ) -> None:
+        device = resolve_device(cfg.device)
+        distributed.setup(device)  # joins a launched multi-process run
+        # The resolved precision goes into the run's config.yaml and is what trains and encodes.
+        precision = resolve_precision(cfg.precision, device)
+        cfg = dataclasses.replace(cfg, precision=precision)
+        set_precision(precision)
+        self.cfg, self.device = cfg, device
+        self.stages = {stage.name: stage for stage in stages}
+        self.recipes = seeds.expand(cfg.recipes, cfg.seeds, cfg.seed)
+        self.repeats = seeds.repeats(self.recipes)
+        self.specs = {spec.name: spec for spec in self.recipes}
+        self.depends = check_references(self.recipes)
+        self.referenced = {name for spec in self.recipes for name in references(spec.options)}
+        self.benchmark = load_benchmark(cfg.data)
+        self.backbone = load_backbone(
+            cfg.backbone, device, seed=cfg.seed, input_shape=self.benchmark.input_shape
+        )
+        check_language_model(cfg, self.backbone)
+        if self.backbone.kind == "causal_lm":
+            self.benchmark = self.language_model_benchmark()
+        # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
+        batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
+        self.cache = FeatureCache(None, batch, device)
+        self.kept: dict[str, Predictor] = {}
+        self.digests: dict[str, str] = {}
+        self.extra: dict[str, Any] = {"calibrate": cfg.calibrate}
+        if precision != "fp32":  # fp32 digests stay those of earlier versions
+            self.extra["precision"] = precision
+        self.curation: CurationPlan | None = None
+        self.entries: list[str] = []
+        if worker:
+            self.store = RunStore(out)
+            self.cache.attach(self.store.cache_dir)
+            return
+        for stage in stages:
+            stage.check(self)
+        if RunStore.holds_run_of(out, cfg):  # resuming: reuse the features already encoded
+            self.cache.attach(RunStore(out).cache_dir)
+        self.curation = self.plan_curation()
+        for stage in stages:
+            stage.plan(self)
+        self.store = RunStore.create(out, cfg)
+        self.cache.attach(self.store.cache_dir)
+        if self.curation is not None:
+            with distributed.main_writes() as main:
+                if main:
+                    self.curation.write(self.store.path, self.benchmark.class_names)
+        for stage in stages:
+            stage.start(self)
+        self.entries = [key for stage in stages for key in stage.entries(self)]
+
+    # The graph, and each job's life: prepared, computed, finished -------------------------
+
+    def jobs(self, parallel: bool = False) -> list[Job]:
+        """Every job of the run, in an order that runs each after those it depends on.
+
+        ``parallel`` (for an executor that runs jobs side by side): pieces a stage can train
+        apart become jobs of their own (see :mod:`shiftlab.stages.recipes`)."""
+        return [job for stage in self.stages.values() for job in stage.jobs(self, parallel)]
+
+    def prepare(self, job: Job) -> bool:
+        """Set the job's digest (its dependencies have finished); False when it has nothing
+        to do (finished in an earlier run with the same options)."""
+        return self.stages[job.stage].prepare(self, job)
+
+    def compute(self, job: Job) -> list[Scored]:
+        """Do the work of a prepared job (train, save models, evaluate): its records."""
+        return self.stages[job.stage].compute(self, job)
+
+    def settle(self, job: Job, digest: str) -> bool:
+        """Record a job's digest; False (and a log line) when its entry already finished with
+        it."""
+        job.digest = digest
+        self.digests[job.key] = digest
+        if self.store.finished(job.key, digest):
+            log(f"{job.key}: finished in an earlier run of {self.store.path}; skipped")
+            return False
+        return True
+
+    def finish(self, job: Job, scored: list[Scored]) -> None:
+        """Record a computed job (the driver, main process, alone writes)."""
+        if not job.records:
+            return
+        if self.cfg.seeds and job.tag_seeds:
+            for item in scored:
+                item.record.update(seeds.seed_tags(item.record["model"], self.cfg.seed))
+        self.store.finish(job.key, job.digest, scored)
+        self.store.write_records(self.entries)
+        with distributed.main_writes() as main:
+            if main:
+                self.clear_scratch([job.key, *job.scratch])
+
+    def scratch(self, key: str, digest: str) -> Path:
+        """Where an unfinished entry keeps training checkpoints and parts (removed once done)."""
+        return self.store.path / "scratch" / f"{safe_name(key)}-{digest}"
+
+    def clear_scratch(self, keys: list[str]) -> None:
+        """Remove the scratch folders of these keys, of any digest (options changed since)."""
+        folder = self.store.path / "scratch"
+        if not folder.is_dir():
+            return
+        names = {safe_name(key) for key in keys}
+        for path in folder.iterdir():
+            if path.name.rsplit("-", 1)[0] in names:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # Predictors: made, looked up, scored -------------------------------------------------
+
+    def context(
+        self, spec: EntrySpec, benchmark: Benchmark | None = None, stash: Path | None = None
+    ) -> RecipeContext:
+        """What recipe ``spec`` sees (on ``benchmark``: a curated training set; default the
+        run's)."""
+        return RecipeContext(
+            spec.name,
+            benchmark or self.benchmark,
+            self.backbone,
+            self.cache,
+            self.cfg.prompts,
+            self.cfg.seed if spec.seed is None else spec.seed,
+            self.device,
+            self.lookup,
+            stash,
+        )
+
+    def produce(
+        self, spec: EntrySpec, benchmark: Benchmark | None = None, stash: Path | None = None
+    ) -> Iterator[Predictor]:
+        """The predictors of one recipe entry, seeded by its seed."""
+        ctx = self.context(spec, benchmark, stash)
+        seed_everything(ctx.seed)
+        yield from FINETUNE[spec.kind].obj(ctx, spec.options)
+
+    def lookup(self, name: str) -> Predictor:
+        """A predictor of an earlier entry: in memory, saved, or made again."""
+        if name not in self.kept and self.store.has_model(name):
+            self.kept[name] = self.store.load_predictor(name, self.backbone, self.device)
+        if name not in self.kept and entry_of(name) in self.specs:
+            # Made by a recipe skipped on resume and not saved: make it again (deterministic).
+            log(f"{escape(entry_of(name))}: rebuilding '{escape(name)}' for a later step")
+            for predictor in self.produce(self.specs[entry_of(name)]):
+                if predictor.name in self.referenced or predictor.name == name:
+                    self.kept[predictor.name] = predictor
+        if name not in self.kept:
+            raise ConfigError(f"no predictor named '{name}' was made by an earlier recipe")
+        return self.kept[name]
+
+    def score(self, predictor: Predictor) -> list[Scored]:
+        """Records, with their logits, of a predictor (and of its temperature-scaled twin when
+        calibrating)."""
+        predictors = [predictor]
+        if self.cfg.calibrate and not predictor.info.get("trend_point"):
+            predictors.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
+        scored = []
+        for p in predictors:
+            found = evaluate_predictor(
+                p,
+                self.benchmark.eval_splits(),
+                self.cache,
+                seed=self.cfg.seed,
+                group_names=self.benchmark.group_names,
+            )
+            log(f"  {escape(p.name)}: {summary_line([s.record for s in found])}")
+            scored += found
+        return scored
+
+    def named_targets(self, on: list[str] | None) -> list[str]:
+        """Predictors an entry names with ``on:`` (with every seed's repeats); default every
+        recipe entry."""
+        return list(self.specs) if on is None else seeds.with_repeats(on, self.repeats)
+
+    def trains(self) -> list[str]:
+        """Entries of the run seed that train on the ID split (curation and unlearning retrain
+        these)."""
+        return [
+            name
+            for name, spec in self.specs.items()
+            if spec.kind != "zero_shot" and not references(spec.options) and seeds.MARK not in name
+        ]
+
+    # Data shared by several stages -------------------------------------------------------
+
+    def language_model_benchmark(self) -> Benchmark:
+        """The benchmark as prompts of the run's task, plus one split per capability."""
+        from shiftlab.lm.tasks import chat_template, check_label_words, lm_benchmark
+
+        tokenizer = self.backbone.featurizer.tokenizer
+        capabilities = [(c, load_benchmark(c.data)) for c in self.cfg.capabilities]
+        benchmark = lm_benchmark(
+            self.benchmark,
+            self.cfg.task,
+            capabilities,
+            seed=self.cfg.seed,
+            chat=chat_template(tokenizer),
+        )
+        check_label_words(benchmark, tokenizer)
+        return benchmark
+
+    def plan_curation(self) -> CurationPlan | None:
+        """Scores of the training split and the curated sets (see :mod:`shiftlab.curation`),
+        when ``curate:``, ``curation.scores`` or an unlearning forget set chosen by a score asks
+        for them; planned before the run directory exists."""
+        cfg = self.cfg
+        forget_score = cfg.unlearn.forget.get("curation") if cfg.unlearn else None
+        if forget_score is not None and forget_score not in cfg.curation.scores:
+            cfg.curation.scores = {**cfg.curation.scores, forget_score: {}}
+        if not (cfg.curate or cfg.curation.scores):
+            return None
+        curation = cfg.curation
+        scorer = None if curation.scorer == "linear_probe" else self.specs[curation.scorer]
+        plan = CurationPlan(
+            curation,
+            cfg.curate,
+            self.benchmark,
+            self.cache,
+            self.backbone.featurizer,
+            self.backbone.fingerprint,
+            seed=cfg.seed,
+            device=self.device,
+            recipe_probabilities=self.fold_probabilities,
+            scorer_spec=scorer,
+        )
+        plan.plan()
+        return plan
+
+    def fold_probabilities(
+        self, spec: EntrySpec, fit: np.ndarray, held_out: np.ndarray
+    ) -> np.ndarray:
+        """Probabilities (M, K) on the held-out training examples of recipe ``spec`` trained on
+        the others (one fold of the curation scorer)."""
+        train = self.benchmark.train
+        fold = dataclasses.replace(self.benchmark, train=train.subset(fit))
+        predictor = next(iter(self.produce(spec, fold)))
+        held = train.subset(held_out)
+        return model_logits(predictor.model, held, self.cache).softmax(dim=1).numpy()
