@@ -21,7 +21,6 @@ from shiftlab.registry import (
     UNLEARN,
 )
 
-
 # Loaders whose fast options read the local data folder (skipped without one).
 NEEDS_DATA_DIR = {e.name for e in DATASETS if callable(e.fast)}
 
@@ -46,6 +45,34 @@ def contexts(make_context, tiny_benchmark):
 @pytest.mark.parametrize("name", FINETUNE.names())
 def test_recipe_on_a_text_encoder(name, contexts, tiny_backbone):
     checked(testing.check_recipe, name, contexts(tiny_backbone), tiny_backbone)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_benchmark, tmp_path_factory):
+    """A tiny random Llama (character tokenizer) loaded as ``hf_causal_lm:<folder>``, and the
+    tiny benchmark as prompts of a sentiment task."""
+    import torch
+
+    from shiftlab.config.sections import BackboneConfig, TaskConfig
+    from shiftlab.lm.backbone import tiny_causal_lm_folder
+    from shiftlab.lm.tasks import lm_benchmark
+    from shiftlab.models import load_backbone
+
+    options = tiny_causal_lm_folder(tmp_path_factory.mktemp("tiny-lm"))
+    backbone = load_backbone(BackboneConfig(**options), torch.device("cpu"))
+    words = {"negative": " bad", "positive": " good"}
+    task = TaskConfig(template="Review: {text}\nSentiment:", label_words=words)
+    return lm_benchmark(tiny_benchmark, task, [], seed=0), backbone
+
+
+@pytest.mark.parametrize("name", FINETUNE.names())
+def test_recipe_on_a_language_model(name, make_context, tiny_lm):
+    benchmark, backbone = tiny_lm
+
+    def context(recipe, known):
+        return make_context(benchmark, backbone, known, name=recipe)
+
+    checked(testing.check_recipe, name, context, backbone)
 
 
 @pytest.mark.parametrize("name", ADAPT.names())

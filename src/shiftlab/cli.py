@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from pathlib import Path
 
 from shiftlab import __version__
@@ -118,9 +119,27 @@ def registry_markdown() -> str:
     return "\n".join(parts)
 
 
+def config_listing(verbose: bool) -> list[str]:
+    """The run config's top-level keys with their help, and (verbose) each section's fields."""
+    from shiftlab.config.sections import EntrySpec, RunConfig
+
+    lines = ["config:"]
+    for f in dataclasses.fields(RunConfig):
+        lines.append(f"  {f.name:<22} {f.metadata.get('help', '')}")
+        section = typing.get_type_hints(RunConfig)[f.name]
+        inner = [a for a in typing.get_args(section) if dataclasses.is_dataclass(a)]
+        section = inner[0] if inner else section
+        if verbose and dataclasses.is_dataclass(section) and section is not EntrySpec:
+            lines += _options(section)
+    return lines
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.markdown:
         print(registry_markdown())
+        return 0
+    if args.kind == "config":
+        print("\n".join(config_listing(args.verbose)))
         return 0
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     for kind in kinds:
@@ -206,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_cmd_compare)
 
     listing = commands.add_parser("list", help="list recipes, adapters, datasets, backbones")
-    listing.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    listing.add_argument("kind", nargs="?", choices=[*REGISTRIES, "config"])
     listing.add_argument("-v", "--verbose", action="store_true", help="show options and defaults")
     listing.add_argument("--markdown", action="store_true", help="Markdown tables, for the docs")
     listing.set_defaults(func=_cmd_list)

@@ -25,7 +25,7 @@ from shiftlab.errors import RunDirError
 from shiftlab.predictions import split_predictions
 from shiftlab.report.curation import curation_section
 from shiftlab.report.outcomes import Outcomes
-from shiftlab.report.render import _meta, load_run, render_report
+from shiftlab.report.render import load_run, render_report, run_facts
 
 
 def split_ids(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -147,7 +147,7 @@ def combined_report(
     )
     meta = [("runs", runs_line)] + [
         (k, v)
-        for k, v in _meta(first_config, shown)
+        for k, v in run_facts(first_config, shown)
         if k in ("data", "OOD splits", "ID val / test size")
     ]
     seed = next((r.get("seed", 0) for r in loaded[0][1]), 0)

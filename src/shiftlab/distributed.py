@@ -27,7 +27,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -201,15 +201,7 @@ def sum_gradients(
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
             grads.append(p.grad)
-    for bucket in _buckets(grads):
-        flat, moved = _on_comm(torch.cat([g.reshape(-1) for g in bucket]))
-        torch.distributed.all_reduce(flat)
-        if moved:
-            flat = flat.to(bucket[0].device)
-        offset = 0
-        for g in bucket:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+    _bucketed(grads, torch.distributed.all_reduce)
     if extra is None:
         return None
     return summed[: len(head)].to(dtype=extra.dtype, device=extra.device)
@@ -229,9 +221,15 @@ def broadcast_gradients(params: Sequence[nn.Parameter]) -> None:
             grads.append(p.grad)
         else:
             p.grad = None
+    _bucketed(grads, lambda flat: torch.distributed.broadcast(flat, src=0))
+
+
+def _bucketed(grads: list[torch.Tensor], collective: Callable[[torch.Tensor], Any]) -> None:
+    """Run a collective on the gradients in place, in flat buckets (on the communication
+    device), each written back into its gradients."""
     for bucket in _buckets(grads):
         flat, moved = _on_comm(torch.cat([g.reshape(-1) for g in bucket]))
-        torch.distributed.broadcast(flat, src=0)
+        collective(flat)
         if moved:
             flat = flat.to(bucket[0].device)
         offset = 0

@@ -42,6 +42,7 @@ from shiftlab.registry import (
     UNLEARN,
     Entry,
 )
+from shiftlab.runtime import seed_everything
 from shiftlab.typed import options_of
 
 
@@ -197,6 +198,7 @@ def run_recipe(
         made, _ = run_recipe(target, make_context, known)
         known.update({p.name: p for p in made})
     ctx = make_context(name, known)
+    seed_everything(ctx.seed)  # as a run seeds every recipe entry
     return list(entry.obj(ctx, options)), ctx
 
 
@@ -208,12 +210,16 @@ def check_recipe(name: str, make_context: Callable[..., Any], backbone: Any) -> 
         Skip: the backbone cannot run it (the recipe declares other ``kinds``).
     """
     from shiftlab.checks import capabilities
+    from shiftlab.entries import entry_of, references
     from shiftlab.evaluate import predictor_logits
     from shiftlab.models.fingerprint import weights_fingerprint
 
-    kinds = FINETUNE[name].kinds
-    if kinds and not kinds & capabilities(backbone):
-        raise Skip(f"{name} runs on {', '.join(sorted(kinds))}")
+    entry = FINETUNE[name]
+    options = options_of(entry.options, fast_options(entry), f"recipes.{name}")
+    for needed in [name, *(entry_of(r) for r in references(options))]:
+        kinds = FINETUNE[needed].kinds
+        if kinds and not kinds & capabilities(backbone):
+            raise Skip(f"{needed} runs on {', '.join(sorted(kinds))}")
     before = weights_fingerprint(backbone.featurizer)
     made, ctx = run_recipe(name, make_context)
     assert made, f"{name} made no predictor"

@@ -186,3 +186,18 @@ def test_resume_restores_a_plan_refilled_by_on_epoch_end(tmp_path: Path):
     with pytest.raises(Killed):
         go(path, kill_at=1)
     assert same(straight, go(path))
+
+
+def test_auto_checkpoints_once_enough_training_is_unsaved(monkeypatch):
+    """``checkpoint_every: auto`` (the default) writes after an epoch once
+    $SHIFTLAB_CHECKPOINT_SECONDS (default 60) of training are unsaved; N writes every N epochs
+    and after the last; null never."""
+    from shiftlab.training.checkpoints import AUTO_SECONDS, due
+
+    assert AUTO_SECONDS == 60.0
+    assert TrainOptions().checkpoint_every == "auto"
+    assert not due("auto", 0, 10, 59.0) and due("auto", 0, 10, 61.0)
+    monkeypatch.setenv("SHIFTLAB_CHECKPOINT_SECONDS", "0")
+    assert due("auto", 0, 10, 0.0)
+    assert [due(3, e, 7, 0.0) for e in range(7)] == [False, False, True, False, False, True, True]
+    assert not due(None, 9, 10, 1e9)

@@ -19,7 +19,7 @@ from shiftlab.store import read_records
 
 RECIPES = """
   - zero_shot
-  - full_ft: {epochs: 3, batch_size: 16, warmup_steps: 1, checkpoint_every: 1}
+  - full_ft: {epochs: 3, batch_size: 16, warmup_steps: 1}
   - wise_ft: {alphas: [0.5], select: false}
   - model_soup: {ingredients: 2, epochs_range: [2, 2], batch_size: 16, warmup_steps: 1}"""
 
@@ -46,9 +46,10 @@ recipes:{RECIPES}
     return path, expected
 
 
-# 3 steps per epoch: step 5 is in full_ft's second epoch (after its first checkpoint), step 18
-# in the soup's second ingredient (after the first was stashed); evaluation 4 is wise_ft's;
-# writes 6 and 9 replace prediction, state and records files of the first entries.
+# 3 steps per epoch: step 5 is in full_ft's second epoch (after its first checkpoint, written
+# by the default checkpoint_every: auto, the killed run being told that every epoch is long),
+# step 18 in the soup's second ingredient (after the first was stashed); evaluation 4 is
+# wise_ft's; writes 6 and 9 replace prediction, state and records files of the first entries.
 RESUMED = {
     "train_step:5": "full_ft: resumed after epoch 1",
 }
@@ -60,7 +61,7 @@ RESUMED = {
 def test_a_killed_run_resumes_to_the_uninterrupted_records(fault_config, tmp_path, point, capsys):
     path, expected = fault_config
     out = tmp_path / "run"
-    env = {**os.environ, "SHIFTLAB_KILL_AT": point}
+    env = {**os.environ, "SHIFTLAB_KILL_AT": point, "SHIFTLAB_CHECKPOINT_SECONDS": "0"}
     argv = [sys.executable, "-c", COMMAND, "run", str(path), "--out", str(out)]
     killed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -76,3 +77,20 @@ def test_a_killed_run_resumes_to_the_uninterrupted_records(fault_config, tmp_pat
     assert read_records(out / "records.jsonl") == expected
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert not (out / "scratch").exists() or not any((out / "scratch").iterdir())
+
+
+def test_without_checkpoints_a_killed_recipe_starts_again(fault_config, tmp_path, capsys):
+    """``checkpoint_every: null`` turns checkpoints off: the resumed run retrains the recipe
+    from its first epoch, to the same records."""
+    path, expected = fault_config
+    out = tmp_path / "run"
+    env = {**os.environ, "SHIFTLAB_KILL_AT": "train_step:5", "SHIFTLAB_CHECKPOINT_SECONDS": "0"}
+    off = ["--set", "recipes.full_ft.checkpoint_every=null"]
+    argv = [sys.executable, "-c", COMMAND, "run", str(path), "--out", str(out), *off]
+    killed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not list(out.glob("scratch/full_ft-*/checkpoints/*.pt"))
+    capsys.readouterr()
+    run(config.load(path, off[1:]), out)
+    assert "resumed after epoch" not in capsys.readouterr().err
+    assert read_records(out / "records.jsonl") == expected

@@ -189,7 +189,7 @@ def _group_table(records: list[dict[str, Any]]) -> Table | None:
     )
 
 
-def _meta(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def run_facts(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Lines describing the run; those the run directory cannot tell are left out."""
     data = config.get("data") or {}
     sizes = {r["split"]: r["n"] for r in records}
@@ -227,7 +227,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         records,
         config,
         title=f"shiftlab report: {run_dir.name}",
-        meta=_meta(config, shown),
+        meta=run_facts(config, shown),
         outcomes=Outcomes(run_dir, seed=records[0].get("seed", 0) if records else 0),
         curation=curation_section(run_dir, shown),
     )
