@@ -25,7 +25,7 @@ from shiftlab import distributed, seeds
 from shiftlab.checks import check_language_model, check_references
 from shiftlab.config.sections import EntrySpec, RunConfig
 from shiftlab.curation.plan import CurationPlan
-from shiftlab.data import Benchmark
+from shiftlab.data import Benchmark, Split
 from shiftlab.data.build import load_benchmark
 from shiftlab.entries import entry_of, references
 from shiftlab.errors import ConfigError
@@ -36,6 +36,7 @@ from shiftlab.evaluate.records import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.jobs import Job
+from shiftlab.lm.tasks import chat_template, check_label_words, lm_benchmark, task_labels
 from shiftlab.models import Predictor, load_backbone
 from shiftlab.precision import resolve_precision, set_precision
 from shiftlab.predictions import Scored
@@ -57,6 +58,16 @@ class Stage(Protocol):
     def jobs(self, session: Session, parallel: bool) -> list[Job]: ...
     def prepare(self, session: Session, job: Job) -> bool: ...
     def compute(self, session: Session, job: Job) -> list[Scored]: ...
+
+
+def subset_index(split: Split, parent: Split) -> np.ndarray:
+    """Positions in ``parent`` of the examples of ``split``, a subset of it."""
+    if split is parent:
+        return np.arange(len(parent))
+    source = split.parent[0] if split.parent is not None else None
+    if source is None or (source is not parent and source.fingerprint != parent.fingerprint):
+        raise ValueError(f"split {split.name} is not a subset of {parent.name}")
+    return split.parent[1]
 
 
 def summary_line(records: list[dict[str, Any]]) -> str:
@@ -100,12 +111,14 @@ class Session:
         self.depends = check_references(self.recipes)
         self.referenced = {name for spec in self.recipes for name in references(spec.options)}
         self.benchmark = load_benchmark(cfg.data)
+        self.source = self.benchmark  # a language model's: before its task's prompts
+        self.capability_data = [(c, load_benchmark(c.data)) for c in cfg.capabilities]
         self.backbone = load_backbone(
             cfg.backbone, device, seed=cfg.seed, input_shape=self.benchmark.input_shape
         )
         check_language_model(cfg, self.backbone)
         if self.backbone.kind == "causal_lm":
-            self.benchmark = self.language_model_benchmark()
+            self.benchmark = self.language_model_benchmark(self.source)
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).
         batch = cfg.backbone.batch_size or (256 if device.type == "cuda" else 32)
         self.cache = FeatureCache(None, batch, device)
@@ -233,20 +246,21 @@ class Session:
             raise ConfigError(f"no predictor named '{name}' was made by an earlier recipe")
         return self.kept[name]
 
-    def score(self, predictor: Predictor) -> list[Scored]:
-        """Records, with their logits, of a predictor (and of its temperature-scaled twin when
-        calibrating)."""
+    def score(self, predictor: Predictor, benchmark: Benchmark | None = None) -> list[Scored]:
+        """Records, with their logits, of a predictor on every evaluation split of ``benchmark``
+        (default the run's), and of its temperature-scaled twin when calibrating."""
+        benchmark = benchmark or self.benchmark
         predictors = [predictor]
         if self.cfg.calibrate and not predictor.info.get("trend_point"):
-            predictors.append(temperature_scaled(predictor, self.benchmark.val, self.cache))
+            predictors.append(temperature_scaled(predictor, benchmark.val, self.cache))
         scored = []
         for p in predictors:
             found = evaluate_predictor(
                 p,
-                self.benchmark.eval_splits(),
+                benchmark.eval_splits(),
                 self.cache,
                 seed=self.cfg.seed,
-                group_names=self.benchmark.group_names,
+                group_names=benchmark.group_names,
             )
             log(f"  {escape(p.name)}: {summary_line([s.record for s in found])}")
             scored += found
@@ -268,21 +282,35 @@ class Session:
 
     # Data shared by several stages -------------------------------------------------------
 
-    def language_model_benchmark(self) -> Benchmark:
-        """The benchmark as prompts of the run's task, plus one split per capability."""
-        from shiftlab.lm.tasks import chat_template, check_label_words, lm_benchmark
-
+    def language_model_benchmark(self, source: Benchmark, pool: Split | None = None) -> Benchmark:
+        """``source`` as prompts of the run's task (demonstrations from ``pool``, default its
+        training split), plus one split per capability."""
         tokenizer = self.backbone.featurizer.tokenizer
-        capabilities = [(c, load_benchmark(c.data)) for c in self.cfg.capabilities]
         benchmark = lm_benchmark(
-            self.benchmark,
+            source,
             self.cfg.task,
-            capabilities,
+            self.capability_data,
             seed=self.cfg.seed,
             chat=chat_template(tokenizer),
+            pool=pool,
         )
         check_label_words(benchmark, tokenizer)
         return benchmark
+
+    def benchmark_for(self, train: Split, pool: Split | None = None) -> Benchmark:
+        """The run's benchmark for a model trained on ``train`` (a subset of the training split,
+        possibly relabelled: a curated set, the retain set). A language model's prompts are
+        built again so that their demonstrations come from ``pool`` (a subset of the training
+        split too; default ``train``) and no other training text reaches them."""
+        if self.backbone.kind != "causal_lm":
+            return dataclasses.replace(self.benchmark, train=train)
+        source = self.source.train
+        pool = train if pool is None else pool
+        own = source.subset(subset_index(train, self.benchmark.train))
+        labels = task_labels(self.cfg.task, self.benchmark.class_names, train.labels, inverse=True)
+        own = own.relabeled(labels) if not np.array_equal(labels, own.labels) else own
+        demos = source.subset(subset_index(pool, self.benchmark.train))
+        return self.language_model_benchmark(dataclasses.replace(self.source, train=own), demos)
 
     def plan_curation(self) -> CurationPlan | None:
         """Scores of the training split and the curated sets (see :mod:`shiftlab.curation`),

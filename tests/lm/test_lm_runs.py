@@ -7,6 +7,7 @@ import pytest
 from helpers import write_config
 from shiftlab import config, predictions
 from shiftlab.cli import main
+from shiftlab.errors import ConfigError
 from shiftlab.runner import run
 from shiftlab.store import read_records
 
@@ -108,6 +109,7 @@ def test_lm_run_scores_tasks_capabilities_and_conjugate_prompts(
         ),
         ("    shots: 2", "    shots: 500", r"shots=500 but its training split has"),
         ('positive: " positive"}\ncap', 'positive: " "}\ncap', r"label word"),
+        ("{on: [lora]}", "{on: [lora], cases: ends}", r"conjugate.leetspeak.*cases.*case"),
     ],
 )
 def test_bad_lm_input_gives_one_line_and_no_run_dir(
@@ -177,3 +179,16 @@ def test_a_generation_task_unlearned_against_retraining(tmp_path, tiny_lm_dir):
     assert "### Unlearning 2 training examples" in page
     assert "### Membership of sft's training data" in page
     assert "### Generation: exact match / ROUGE-L F1" in page
+
+
+def test_a_misspelt_conjugate_option_is_refused_before_the_model_loads(
+    tmp_path, sentences_dir, tiny_lm_dir, monkeypatch
+):
+    path = lm_config(tmp_path, sentences_dir, tiny_lm_dir)
+    path.write_text(path.read_text().replace("{on: [lora]}", "{on: [lora], numbrs: keep}"))
+    loaded = []
+    monkeypatch.setattr("shiftlab.session.load_backbone", lambda *a, **k: loaded.append(a))
+    with pytest.raises(ConfigError, match=r"conjugate.*numbrs.*numbers"):
+        config.load(path)
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert not loaded and not (tmp_path / "out").exists()

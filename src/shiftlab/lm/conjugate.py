@@ -21,16 +21,16 @@ from shiftlab.evaluate.generation import exact_match, rouge_l
 from shiftlab.lm.tasks import PromptItem
 
 
-def conjugated_split(split: Split, transform: Any) -> Split:
-    """``split`` with every prompt (and label word) mapped by the transform."""
-    items = [
-        PromptItem(
-            transform.forward(item.prompt),
-            tuple(transform.forward_all(item.choices)),
-            item.answer,
-        )
-        for item in split.inputs
-    ]
+def conjugated_split(split: Split, transform: Any, chat: Any = None) -> Split:
+    """``split`` with every prompt (and label word) mapped by the transform. The transform
+    rewrites the user's content (demonstrations and query) and the chat template, when the task
+    has one (``chat``: ``text -> formatted text``), is applied after: its special tokens stay."""
+    items = []
+    for item in split.inputs:
+        user = transform.forward(item.user if item.user is not None else item.prompt)
+        prompt = chat(user) if chat is not None else user
+        choices = tuple(transform.forward_all(item.choices))
+        items.append(PromptItem(prompt, choices, item.answer, user=user, text=item.text))
     return dataclasses.replace(split, inputs=items, parent=None)
 
 

@@ -6,8 +6,10 @@ classifiers) or reference answers (generation: greedy decoding, exact match and 
 run's own data becomes the ID task (trained on) and its OOD domains the same task under shift;
 ``capabilities:`` add other tasks the model never trains on, each an OOD split of its own.
 
-``shots: k`` puts k seeded demonstrations from the task's training split before each prompt,
-never the evaluated example itself; ``label_map: permuted`` relabels the demonstrations and the
+``shots: k`` puts k seeded demonstrations from the task's demonstration pool before each prompt
+(the training split, or the training set of the entry being built: a model retrained or
+unlearned without the forget set never sees a forget text in a prompt), never the evaluated
+example itself; ``label_map: permuted`` relabels the demonstrations and the
 gold labels consistently with a seeded permutation of the label words (the in-context learning
 tests of Kotha et al., arXiv 2309.10105, where the model must follow the demonstrations over its
 prior).
@@ -42,11 +44,23 @@ class PromptItem:
         prompt: the full prompt (demonstrations included, chat template applied).
         choices: the label words scored after it (classification); empty for generation.
         answer: the gold label word, or the reference answer.
+        user: the prompt before the chat template (demonstrations and query): what a prompt
+            transform rewrites (default: the prompt).
+        text: the example's own filled template, without demonstrations or chat template:
+            what membership scores and MUSE's VerbMem read, with the answer (default: the
+            prompt).
     """
 
     prompt: str
     choices: tuple[str, ...]
     answer: str
+    user: str | None = None
+    text: str | None = None
+
+    @property
+    def own_text(self) -> str:
+        """The example's own text and answer (no demonstrations, no chat template)."""
+        return (self.text if self.text is not None else self.prompt) + self.answer
 
     def __str__(self) -> str:
         return self.prompt
@@ -81,6 +95,17 @@ def label_words(task: TaskConfig, class_names: list[str]) -> list[str] | None:
     return words
 
 
+def task_labels(
+    task: TaskConfig, class_names: list[str], labels: np.ndarray, inverse: bool = False
+) -> np.ndarray:
+    """Labels as a task's prompts index them (``label_map: permuted`` relabels the classes;
+    ``inverse``: back to the data's classes)."""
+    if task.label_words is None or task.label_map != "permuted":
+        return np.asarray(labels)
+    perm = np.asarray(permuted_label_map(label_words(task, class_names), task.seed))
+    return np.argsort(perm)[labels] if inverse else perm[labels]
+
+
 def task_split(
     split: Split,
     task: TaskConfig,
@@ -90,7 +115,8 @@ def task_split(
     chat: Any = None,
 ) -> Split:
     """``split`` with its texts turned into :class:`PromptItem` s of ``task``; demonstrations
-    from ``pool`` (the task's training split); labels re-indexed by the label permutation."""
+    from ``pool`` (the demonstration pool: a training split, never texts the model being built
+    must not see); labels re-indexed by the label permutation."""
     words = label_words(task, class_names)
     if words is None and split.answers is None:
         raise DataError(
@@ -121,13 +147,14 @@ def task_split(
                 (format_prompt(task.template, {"text": str(pool.inputs[j])}), answer_of(pool, j))
                 for j in index
             ]
-        prompt = join_demonstrations(demos, query, separator=task.separator)
+        user = join_demonstrations(demos, query, separator=task.separator)
+        prompt = user
         if task.chat:
             if chat is None:
                 raise DataError(f"task {task.name}: chat: true, but the model has no chat template")
-            prompt = chat(prompt)
+            prompt = chat(user)
         choices = tuple(words) if words is not None else ()
-        items.append(PromptItem(prompt, choices, answer_of(split, i)))
+        items.append(PromptItem(prompt, choices, answer_of(split, i), user=user, text=query))
     labels = perm[split.labels] if words is not None else split.labels
     info = {**split.info, "task": task.name}
     if words is None:  # answered by greedy decoding
@@ -161,12 +188,16 @@ def lm_benchmark(
     *,
     seed: int,
     chat: Any = None,
+    pool: Split | None = None,
 ) -> Benchmark:
     """The run's benchmark with every split as prompts of ``task``, plus one OOD split per
-    capability (another task, from its own data)."""
+    capability (another task, from its own data). Demonstrations come from ``pool`` (default
+    the training split): a model trained on part of it gets prompts whose demonstrations are
+    its own training examples only."""
     names = benchmark.class_names
-    train = task_split(benchmark.train, task, names, benchmark.train, chat=chat)
-    convert = lambda s: task_split(s, task, names, benchmark.train, chat=chat)  # noqa: E731
+    pool = benchmark.train if pool is None else pool
+    train = task_split(benchmark.train, task, names, pool, chat=chat)
+    convert = lambda s: task_split(s, task, names, pool, chat=chat)  # noqa: E731
     ood = [convert(s) for s in benchmark.ood]
     for capability, data in capabilities:
         ood.append(capability_split(capability, data, seed=seed, chat=chat))

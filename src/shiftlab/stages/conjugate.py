@@ -12,6 +12,7 @@ from shiftlab.entries import conjugate_key
 from shiftlab.evaluate import evaluate_predictor
 from shiftlab.jobs import Job
 from shiftlab.lm.conjugate import conjugated_outputs, conjugated_split, rescore_generation
+from shiftlab.lm.tasks import chat_template
 from shiftlab.lm.transforms import make_transform
 from shiftlab.predictions import Scored
 from shiftlab.runtime import log
@@ -34,7 +35,9 @@ class ConjugateStage(TargetStage):
     def compute(self, session: Session, job: Job) -> list[Scored]:
         spec = job.spec
         transform = make_transform(spec.kind, spec.options)
-        splits = [conjugated_split(s, transform) for s in session.benchmark.eval_splits()]
+        tokenizer = session.backbone.featurizer.tokenizer
+        chat = chat_template(tokenizer) if session.cfg.task.chat else None
+        splits = [conjugated_split(s, transform, chat) for s in session.benchmark.eval_splits()]
         scored = []
         for name in job.targets:
             predictor = session.lookup(name)

@@ -61,7 +61,7 @@ def retrain_curated(session: Session, variant: Variant, spec: EntrySpec) -> list
     """Retrain recipe ``spec`` on a curated training set; its predictors are named
     ``<curated set>/<name>`` and their records carry ``curation``."""
     log(f"[bold]{escape(variant.label)}/{spec.name}[/bold] ({spec.kind} on a curated set)")
-    curated = dataclasses.replace(session.benchmark, train=variant.train)
+    curated = session.benchmark_for(variant.train)
     scored: list[Scored] = []
     for predictor in session.produce(spec, curated):
         if predictor.info.get("trend_point"):
@@ -73,5 +73,5 @@ def retrain_curated(session: Session, variant: Variant, spec: EntrySpec) -> list
             save=False,
             info={**info, "curation": variant.info()},
         )
-        scored += session.score(renamed)
+        scored += session.score(renamed, curated)
     return scored

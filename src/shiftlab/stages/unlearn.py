@@ -24,8 +24,8 @@ from torch import nn
 
 from shiftlab.checks import check_unlearning
 from shiftlab.config.sections import EntrySpec
-from shiftlab.data.benchmark import Split
-from shiftlab.entries import unlearn_key
+from shiftlab.data.benchmark import Benchmark, Split
+from shiftlab.entries import entry_of, unlearn_key
 from shiftlab.evaluate.records import model_logits
 from shiftlab.jobs import Job
 from shiftlab.models.classifier import Classifier, Predictor
@@ -36,7 +36,7 @@ from shiftlab.stages.base import Stage
 from shiftlab.store import recipe_digest
 from shiftlab.training import checkpoints
 from shiftlab.typed import non_default, to_plain
-from shiftlab.unlearn.base import Data, unlearn
+from shiftlab.unlearn.base import Data, Original, overridden, unlearn
 from shiftlab.unlearn.forget_set import forget_index
 from shiftlab.unlearn.judge import (
     classifier_summary,
@@ -71,6 +71,14 @@ class UnlearnStage(Stage):
 
     def check(self, session: Session) -> None:
         self.on = check_unlearning(session.cfg, session.backbone, session.trains())
+        for spec in self.specs(session):
+            replaced = overridden(spec.options) if spec.options is not None else []
+            if replaced:
+                log(
+                    f"warning: unlearn.methods.{spec.name}: {', '.join(replaced)} replaced by "
+                    "the setting in brackets, relative to the original training; set it to "
+                    "null to use yours"
+                )
 
     def plan(self, session: Session) -> None:
         if session.cfg.unlearn is not None:
@@ -102,16 +110,21 @@ class UnlearnStage(Stage):
         with checkpoints(session.scratch(job.key, job.digest) / "checkpoints", job.digest):
             return self.run(session, job.spec)
 
-    def sets(self, session: Session) -> tuple[Split, Split]:
-        """The forget and retain sets as splits of the training split."""
+    def sets(self, session: Session) -> tuple[Benchmark, Split, Split, Split]:
+        """What the stage works on: the benchmark unlearned models are judged on (a language
+        model's prompts take their demonstrations from the retain set only; a classifier's is the
+        run's), its forget and retain sets, and the retain set as retraining trains on it."""
         train = session.benchmark.train
-        retain = np.setdiff1d(np.arange(len(train)), self.forget)
-        return train.subset(self.forget, name="forget"), train.subset(retain, name="retain")
+        keep = np.setdiff1d(np.arange(len(train)), self.forget)
+        retain = train.subset(keep, name="retain")
+        judged = session.benchmark_for(train, pool=retain)
+        own = judged.train
+        return judged, own.subset(self.forget, name="forget"), own.subset(keep, "retain"), retain
 
     def run(self, session: Session, spec: EntrySpec) -> list[Scored]:
         """One entry: the original (a summary only), retraining, or a method."""
         on, cfg = self.on, session.cfg.unlearn
-        forget, retain = self.sets(session)
+        judged, forget, retain, retrain_set = self.sets(session)
         original = session.lookup(on)
         key = unlearn_key(spec.name)
         log(f"[bold]{key}[/bold] on {escape(on)} ({len(forget)} examples to forget)")
@@ -119,8 +132,7 @@ class UnlearnStage(Stage):
         if spec is ORIGINAL:
             model = original.model
         elif spec.kind == RETRAIN:
-            curated = dataclasses.replace(session.benchmark, train=retain)
-            made = session.produce(session.specs[on], curated)
+            made = session.produce(session.specs[on], session.benchmark_for(retrain_set))
             model = next(p for p in made if not p.info.get("trend_point")).model
         else:
             model = unlearned(session, spec, original, forget, retain)
@@ -135,17 +147,13 @@ class UnlearnStage(Stage):
             save=False,
             info={**info, "unlearn": tag},
         )
-        scored = [] if spec is ORIGINAL else session.score(predictor)
-        by_split = {s.record["split"]: s.record for s in scored}
-        if spec is ORIGINAL:
-            by_split = {
-                r["split"]: r for r in session.store.records_of(on) if r["model"] == original.name
-            }
-        summary, logits = self.summarize(session, model, forget, retain, by_split)
+        scored = [] if spec is ORIGINAL else session.score(predictor, judged)
+        summary, logits = self.summarize(session, judged, model, forget, retain)
         if spec is ORIGINAL and session.backbone.kind == "causal_lm":
             summary.update(original_membership(session, model, cfg))
         if spec.kind == RETRAIN and "auroc_min_k" in summary:  # the reference of PrivLeak
             summary.update(privleak=0.0, privleak_min_k_pp=0.0)
+            summary["ci"].update(privleak=[0.0, 0.0], privleak_min_k_pp=[0.0, 0.0])
         record = {
             "model": predictor.name,
             "recipe": predictor.recipe,
@@ -163,17 +171,23 @@ class UnlearnStage(Stage):
         return scored
 
     def summarize(
-        self, session: Session, model: nn.Module, forget: Split, retain: Split, records: dict
+        self,
+        session: Session,
+        judged: Benchmark,
+        model: nn.Module,
+        forget: Split,
+        retain: Split,
     ) -> tuple[dict[str, Any], torch.Tensor]:
         """The unlearning summary of ``model``, with the forget set's logits."""
         if session.backbone.kind == "causal_lm":
-            summary = language_model_summary(
-                model, forget, session.benchmark, session.cfg.unlearn, records, retrain_auc(session)
-            )
+            cfg = session.cfg.unlearn
+            retrain = retrain_summary(session)
+            summary = language_model_summary(model, forget, judged, cfg, retrain, session.cfg.seed)
             return summary, torch.zeros(len(forget), 0)
-        unseen = session.benchmark.test
+        unseen = judged.test
         logits = [model_logits(model, s, session.cache) for s in (forget, retain, unseen)]
-        return classifier_summary(*logits, forget, retain, unseen), logits[0]
+        summary = classifier_summary(*logits, forget, retain, unseen, session.cfg.seed)
+        return summary, logits[0]
 
 
 def method_data(session: Session, split: Split, features: bool) -> Data:
@@ -196,6 +210,7 @@ def unlearned(
     model = original.model
     head_only = isinstance(model, Classifier) and model.featurizer is session.backbone.featurizer
     target: nn.Module = Classifier(nn.Identity(), model.head) if head_only else model
+    train = session.benchmark.train
     result = unlearn(
         spec.kind,
         target,
@@ -204,18 +219,17 @@ def unlearned(
         spec.options,
         seed=session.cfg.seed,
         device=session.device,
+        original=Original.of(session.specs[entry_of(original.name)].options, len(train)),
     )
     return Classifier(session.backbone.featurizer, result.head) if head_only else result
 
 
-def retrain_auc(session: Session) -> dict[str, float] | None:
-    """Retraining's membership AUROCs (PrivLeak of every method is relative to them), from its
-    finished entry's summary; None before it finished or without a holdout split."""
+def retrain_summary(session: Session) -> dict[str, Any] | None:
+    """Retraining's summary record (PrivLeak of every method is relative to its membership
+    scores), once its entry has finished; None before, or without a holdout split."""
     records = session.store.records_of(unlearn_key(RETRAIN))
     summary = next((r for r in records if r["split"] == "unlearning"), {})
-    if "auroc_min_k" not in summary:
-        return None
-    return {"min_k": summary["auroc_min_k"], "min_k_pp": summary["auroc_min_k_pp"]}
+    return summary if "text_scores" in summary else None
 
 
 def original_membership(session: Session, model: nn.Module, cfg: Any) -> dict[str, Any]:
@@ -224,12 +238,13 @@ def original_membership(session: Session, model: nn.Module, cfg: Any) -> dict[st
     holdout = split_named(session.benchmark, cfg.holdout, "holdout")
     if holdout is None:
         return {}
-    aurocs = membership_aurocs(
+    aurocs, intervals = membership_aurocs(
         model.model,
         model.tokenizer,
         full_texts(session.benchmark.train),
         full_texts(holdout),
         cfg.membership_k,
         reference=session.backbone.featurizer.model,
+        seed=session.cfg.seed,
     )
-    return {"membership_auroc": aurocs}
+    return {"membership_auroc": aurocs, "membership_auroc_ci": intervals}
