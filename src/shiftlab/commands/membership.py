@@ -22,7 +22,7 @@ from shiftlab.config.load import read_yaml
 from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError, DataError
 from shiftlab.registry import MEMBERSHIP
-from shiftlab.report.tables import Table, fmt
+from shiftlab.report.tables import Table, fmt_interval
 from shiftlab.typed import build, coerce, param
 
 
@@ -67,7 +67,7 @@ def read_texts(cfg: MembershipConfig) -> tuple[list[str], np.ndarray]:
 
 def run_membership(config_path: Path, out: Path) -> Path:
     """Score every text with every method; write scores, metrics and a report."""
-    from shiftlab.membership import attack_metrics, score_all
+    from shiftlab.membership import attack_intervals, attack_metrics, score_all
     from shiftlab.models import load_backbone
 
     if not config_path.is_file():
@@ -92,7 +92,10 @@ def run_membership(config_path: Path, out: Path) -> Path:
         k=cfg.k,
         reference=cfg.reference,
     )
-    metrics = {m: attack_metrics(s, truth) for m, s in scores.items()}
+    metrics = {
+        m: {**attack_metrics(s, truth), "ci": attack_intervals(s, truth, seed=[0, i])}
+        for i, (m, s) in enumerate(scores.items())
+    }
     out.mkdir(parents=True, exist_ok=True)
     with (
         atomic_path(out / "scores.csv") as tmp,
@@ -109,10 +112,11 @@ def run_membership(config_path: Path, out: Path) -> Path:
         f"Membership scores ({int(truth.sum())} members, {int((~truth).sum())} non-members)",
         ["score", "AUROC", "TPR at 1% FPR", "TPR at 5% FPR"],
         [
-            [m, fmt(v["auroc"]), fmt(v["tpr_at_1fpr"]), fmt(v["tpr_at_5fpr"])]
+            [m, *(fmt_interval(v[k], v["ci"][k]) for k in ("auroc", "tpr_at_1fpr", "tpr_at_5fpr"))]
             for m, v in metrics.items()
         ],
-        note="Higher scores mean 'member'. AUROC 0.5 is chance.",
+        note="Higher scores mean 'member'. AUROC 0.5 is chance. Brackets: 95% bootstrap "
+        "intervals, members and non-members resampled apart.",
     )
     write_atomic(out / "report.md", f"# shiftlab membership: {out.name}\n\n{table.to_markdown()}")
     page = f"<!doctype html><meta charset='utf-8'><title>{html.escape(out.name)}</title>"

@@ -217,7 +217,23 @@ class UnlearnConfig:
     knowmem_forget: str | None = param(None, "LMs: the split of questions about the forget set")
     knowmem_retain: str | None = param(None, "LMs: the split of questions about the retain set")
     holdout: str | None = param(None, "LMs: the split of non-member texts (PrivLeak, perplexity)")
-    membership_k: float = param(0.4, "k of Min-K% in PrivLeak (MUSE: 0.4)")
+    membership_k: float = param(0.4, "k of Min-K% in PrivLeak (MUSE: 0.4)", within="(0, 1]")
+    verbmem_prompt_tokens: int = param(
+        32,
+        "VerbMem: tokens of a forget text given as the prompt (MUSE paper: 32)",
+        within="[1, inf)",
+    )
+    verbmem_new_tokens: int = param(
+        128, "VerbMem: tokens generated and compared (MUSE verbmem.py: 128)", within="[1, inf)"
+    )
+    knowmem_new_tokens: int = param(
+        32, "KnowMem: tokens generated per answer (MUSE knowmem.py: 32)", within="[1, inf)"
+    )
+    knowmem_shots: int = param(
+        10,
+        "KnowMem: retain question/answer pairs before each question (MUSE: 10)",
+        within="[0, inf)",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

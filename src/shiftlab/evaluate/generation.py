@@ -30,17 +30,17 @@ def exact_match(prediction: str, reference: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(reference))
 
 
-@functools.lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
+@functools.lru_cache(maxsize=2)
+def _rouge_scorer(stemmer: bool) -> Any:
     rouge_scorer = require("rouge_score.rouge_scorer", "lm")
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stemmer)
 
 
-def rouge_l(prediction: str, reference: str) -> float:
+def rouge_l(prediction: str, reference: str, *, stemmer: bool = True) -> float:
     """ROUGE-L F1 in [0, 1] between a prediction and a reference (0 when either has no
-    tokens).
+    tokens); ``stemmer=False`` compares words as they are (MUSE's setting).
 
     Raises:
         MissingExtraError: ``rouge-score`` is not installed.
     """
-    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+    return float(_rouge_scorer(stemmer).score(reference, prediction)["rougeL"].fmeasure)

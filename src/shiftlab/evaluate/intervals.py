@@ -214,6 +214,16 @@ def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> list[fl
     return [float(low), float(high)]
 
 
+def mean_interval(values: np.ndarray, seed: Any, resamples: int = RESAMPLES) -> list[float]:
+    """95% percentile bootstrap interval of the mean of per-example values (N,)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return [float(values.mean()), float(values.mean())] if len(values) else [np.nan] * 2
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    return percentile_interval(means)
+
+
 def metric_intervals(
     logits: np.ndarray | torch.Tensor,
     labels: np.ndarray,

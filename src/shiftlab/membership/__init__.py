@@ -23,6 +23,7 @@ The reference implementation followed throughout is ``zjysteven/mink-plus-plus``
 
 from shiftlab.membership.base import KOptions, TextStats, k_count, lowest_k_mean
 from shiftlab.membership.metrics import (
+    attack_intervals,
     attack_metrics,
     classifier_attack,
     classifier_scores,
@@ -37,6 +38,7 @@ __all__ = [
     "MEMBERSHIP",
     "KOptions",
     "TextStats",
+    "attack_intervals",
     "attack_metrics",
     "classifier_attack",
     "classifier_scores",

@@ -95,6 +95,35 @@ def attack_metrics(scores: Any, is_member: Any) -> dict[str, float]:
     return out
 
 
+def attack_intervals(
+    scores: Any, is_member: Any, *, seed: Any, resamples: int = 1000, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of :func:`attack_metrics`: members and non-members are
+    resampled apart (each with replacement, their counts kept), as the examples of a record's
+    interval are (:mod:`shiftlab.evaluate.intervals`).
+
+    Returns:
+        ``{"auroc": [low, high], "tpr_at_1fpr": [...], "tpr_at_5fpr": [...]}``.
+    """
+    scores, members = _checked(scores, is_member)
+    rng = np.random.default_rng(seed)
+    inside, outside = np.flatnonzero(members), np.flatnonzero(~members)
+    truth = np.r_[np.ones(len(inside), bool), np.zeros(len(outside), bool)]
+    replicates: dict[str, list[float]] = {"auroc": [], **{name: [] for name in FPR_LEVELS}}
+    for _ in range(resamples):
+        drawn = np.r_[rng.choice(inside, len(inside)), rng.choice(outside, len(outside))]
+        values = scores[drawn]
+        replicates["auroc"].append(float(roc_auc_score(truth, values)))
+        fprs, tprs, _ = roc_curve(truth, values, drop_intermediate=False)
+        for name, fpr in FPR_LEVELS.items():
+            replicates[name].append(float(tprs[np.flatnonzero(fprs <= fpr)[-1]]))
+    tail = (1.0 - level) / 2.0
+    return {
+        name: [float(v) for v in np.quantile(values, [tail, 1.0 - tail])]
+        for name, values in replicates.items()
+    }
+
+
 def classifier_scores(logits: Any, labels: Any) -> dict[str, np.ndarray]:
     """Membership scores of a classifier's examples from its logits.
 
@@ -124,18 +153,25 @@ def classifier_scores(logits: Any, labels: Any) -> dict[str, np.ndarray]:
     }
 
 
-def classifier_attack(logits: Any, labels: Any, is_member: Any) -> dict[str, dict[str, float]]:
+def classifier_attack(
+    logits: Any, labels: Any, is_member: Any, *, seed: Any = None
+) -> dict[str, dict[str, Any]]:
     """Loss-threshold and confidence-threshold membership attacks on a classifier.
 
     Args:
         logits: (N, K) the classifier's logits on members and non-members.
         labels: (N,) their true class indices.
         is_member: (N,) booleans: whether each example was in the training set.
+        seed: with a seed, each attack's metrics get ``ci`` (:func:`attack_intervals`).
 
     Returns:
         ``{"loss": metrics, "confidence": metrics}``, each as :func:`attack_metrics`.
     """
-    return {
-        name: attack_metrics(values, is_member)
-        for name, values in classifier_scores(logits, labels).items()
-    }
+    found: dict[str, dict[str, Any]] = {}
+    for name, values in classifier_scores(logits, labels).items():
+        found[name] = dict(attack_metrics(values, is_member))
+        if seed is not None:
+            found[name]["ci"] = attack_intervals(
+                values, is_member, seed=[*np.atleast_1d(seed), len(found)]
+            )
+    return found

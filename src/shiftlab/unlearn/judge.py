@@ -13,6 +13,7 @@ model (the records' split ``unlearning``):
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
+from shiftlab.evaluate.intervals import mean_interval, percentile_interval
+from shiftlab.unlearn import muse
 
 
 def perplexity(model: torch.nn.Module, tokenizer: Any, texts: list[str]) -> float:
@@ -33,8 +36,9 @@ def perplexity(model: torch.nn.Module, tokenizer: Any, texts: list[str]) -> floa
 
 
 def full_texts(split: Split) -> list[str]:
-    """Prompt + answer of every example of a language-model split."""
-    return [item.prompt + item.answer for item in split.inputs]
+    """Every example's own text and answer, without demonstrations or chat template (what the
+    model would have memorised: the texts of membership scores and of VerbMem)."""
+    return [item.own_text for item in split.inputs]
 
 
 def split_named(benchmark: Benchmark, name: str | None, what: str) -> Split | None:
@@ -56,29 +60,23 @@ def membership_aurocs(
     k: float,
     methods: list[str] | None = None,
     reference: torch.nn.Module | None = None,
-) -> dict[str, float]:
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """AUROC of membership scores (default: every registered one; ``reference`` is the
-    reference score's model) separating member texts from non-members."""
-    from shiftlab.membership import attack_metrics, score_all
+    reference score's model) separating member texts from non-members, and each one's 95%
+    bootstrap interval (members and non-members resampled apart)."""
+    from shiftlab.membership import attack_intervals, attack_metrics, score_all
     from shiftlab.registry import MEMBERSHIP
 
     texts = members + others
     truth = np.r_[np.ones(len(members)), np.zeros(len(others))].astype(bool)
     methods = list(MEMBERSHIP.names()) if methods is None else methods
     scores = score_all(model, tokenizer, texts, methods, k=k, reference=reference)
-    return {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
-
-
-def privleak(member_auroc: float, retrain_member_auroc: float) -> float:
-    """MUSE's PrivLeak, 100 (AUC - AUC_retrain) / AUC_retrain, from AUROCs that rank forget
-    texts above holdout texts (higher score = member, as every score here).
-
-    MUSE's AUC is the other way round (``muse_bench/metrics/privleak.py``: forget labelled 0,
-    holdout 1, score minus Min-K%), i.e. ``1 - member_auroc``: a model that kept the forget
-    set has AUC near 0 and PrivLeak near -100; over-unlearning gives positive values.
-    """
-    auc, reference = 1.0 - member_auroc, 1.0 - retrain_member_auroc
-    return 100.0 * (auc - reference) / reference if reference > 0 else math.nan
+    aurocs = {m: attack_metrics(s, truth)["auroc"] for m, s in scores.items()}
+    seeds = {m: [seed, zlib.crc32(m.encode())] for m in scores}
+    return aurocs, {
+        m: attack_intervals(s, truth, seed=seeds[m])["auroc"] for m, s in scores.items()
+    }
 
 
 def language_model_summary(
@@ -86,48 +84,73 @@ def language_model_summary(
     forget: Split,
     benchmark: Benchmark,
     cfg: Any,
-    records: dict[str, dict[str, Any]],
-    retrain_auc: dict[str, float] | None,
+    retrain: dict[str, Any] | None,
+    seed: int,
 ) -> dict[str, Any]:
-    """MUSE's numbers of one language model (``records``: its records by split name)."""
-    from shiftlab.evaluate.generation import rouge_l
+    """MUSE's numbers of one language model (:mod:`shiftlab.unlearn.muse`), each with its
+    interval in ``ci``, and the per-text membership scores PrivLeak's interval pairs with
+    retraining's (``retrain``: the retrain entry's summary, None before it exists)."""
     from shiftlab.lm.generate import greedy_generate
 
     lm, tokenizer = model.model, model.tokenizer
-    outputs = greedy_generate(
-        lm,
+
+    def generate(prompts: list[str], new_tokens: int) -> list[str]:
+        return greedy_generate(lm, tokenizer, prompts, max_new_tokens=new_tokens)
+
+    texts = full_texts(forget)
+    per_text = muse.verbmem(
+        generate,
         tokenizer,
-        [i.prompt for i in forget.inputs],
-        max_new_tokens=forget.info.get("max_new_tokens", 32),
+        texts,
+        prompt_tokens=cfg.verbmem_prompt_tokens,
+        new_tokens=cfg.verbmem_new_tokens,
     )
-    summary: dict[str, Any] = {
-        "verbmem": float(
-            np.mean([rouge_l(o, i.answer) for o, i in zip(outputs, forget.inputs, strict=True)])
-        )
-    }
+    summary: dict[str, Any] = {"verbmem": float(per_text.mean())}
+    ci = {"verbmem": mean_interval(per_text, [seed, zlib.crc32(b"verbmem")])}
+    retain_qa = split_named(benchmark, cfg.knowmem_retain, "knowmem_retain")
+    shots = [(i.text or i.prompt, i.answer) for i in retain_qa.inputs][: cfg.knowmem_shots] if (
+        retain_qa is not None
+    ) else []  # fmt: skip
     for key, name in (
         ("knowmem_forget", cfg.knowmem_forget),
         ("knowmem_retain", cfg.knowmem_retain),
     ):
         split = split_named(benchmark, name, key)
-        if split is not None:
-            summary[key] = records[split.name].get("rouge_l", records[split.name].get("accuracy"))
+        if split is None:
+            continue
+        asked = split.inputs[len(shots) :] if split is retain_qa else split.inputs
+        questions = [(i.text or i.prompt, i.answer) for i in asked]
+        scores = muse.knowmem(generate, shots, questions, new_tokens=cfg.knowmem_new_tokens)
+        summary[key] = float(scores.mean())
+        ci[key] = mean_interval(scores, [seed, zlib.crc32(key.encode())])
     holdout = split_named(benchmark, cfg.holdout, "holdout")
     if holdout is not None:
-        auc = membership_aurocs(
-            lm,
-            tokenizer,
-            full_texts(forget),
-            full_texts(holdout),
-            cfg.membership_k,
-            methods=["min_k", "min_k_pp"],
-        )
-        summary["auroc_min_k"] = auc["min_k"]
-        summary["auroc_min_k_pp"] = auc["min_k_pp"]
-        if retrain_auc is not None:
-            summary["privleak"] = privleak(auc["min_k"], retrain_auc["min_k"])
-            summary["privleak_min_k_pp"] = privleak(auc["min_k_pp"], retrain_auc["min_k_pp"])
-        summary["perplexity_holdout"] = perplexity(lm, tokenizer, full_texts(holdout))
+        from shiftlab.membership import attack_metrics, score_all
+
+        others = full_texts(holdout)
+        methods = ["min_k", "min_k_pp"]
+        scored = score_all(lm, tokenizer, texts + others, methods, k=cfg.membership_k)
+        truth = np.r_[np.ones(len(texts)), np.zeros(len(others))].astype(bool)
+        summary["text_scores"] = {}
+        for name, values in scored.items():
+            auc = attack_metrics(values, truth)["auroc"]
+            summary[f"auroc_{name}"] = auc
+            own = {
+                "forget": values[: len(texts)].tolist(),
+                "holdout": values[len(texts) :].tolist(),
+            }
+            summary["text_scores"][name] = own
+            replicates = muse.auroc_replicates(np.array(own["forget"]), np.array(own["holdout"]),
+                                               [seed, zlib.crc32(b"privleak")])  # fmt: skip
+            ci[f"auroc_{name}"] = percentile_interval(replicates)
+            key = "privleak" if name == "min_k" else f"privleak_{name}"
+            if retrain is not None and name in retrain.get("text_scores", {}):
+                summary[key] = muse.privleak(auc, retrain[f"auroc_{name}"])
+                ci[key] = muse.privleak_interval(
+                    own, retrain["text_scores"][name], [seed, zlib.crc32(b"privleak")]
+                )
+        summary["perplexity_holdout"] = perplexity(lm, tokenizer, others)
+    summary["ci"] = ci
     return summary
 
 
@@ -138,22 +161,31 @@ def classifier_summary(
     forget: Split,
     retain: Split,
     unseen: Split,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Accuracy on the forget and retain sets, and the membership attacks on forget examples
-    against unseen ones (the ID test split)."""
+    against unseen ones (the ID test split), each with its 95% bootstrap interval in ``ci``."""
     from shiftlab.membership import classifier_attack
 
-    def accuracy(logits: torch.Tensor, split: Split) -> float:
-        return float((logits.argmax(dim=1).numpy() == split.labels).mean())
+    def correct(logits: torch.Tensor, split: Split) -> np.ndarray:
+        return (logits.argmax(dim=1).numpy() == split.labels).astype(np.float64)
 
     attack = classifier_attack(
         torch.cat([forget_logits, unseen_logits]).numpy(),
         np.r_[forget.labels, unseen.eval_labels],
         np.r_[np.ones(len(forget)), np.zeros(len(unseen))].astype(bool),
+        seed=[seed, zlib.crc32(b"mia")],
     )
+    hits = {"forget": correct(forget_logits, forget), "retain": correct(retain_logits, retain)}
+    ci = {
+        f"{k}_accuracy": mean_interval(v, [seed, zlib.crc32(k.encode())]) for k, v in hits.items()
+    }
+    ci["mia_auroc_loss"] = attack["loss"]["ci"]["auroc"]
+    ci["mia_auroc_confidence"] = attack["confidence"]["ci"]["auroc"]
     return {
-        "forget_accuracy": accuracy(forget_logits, forget),
-        "retain_accuracy": accuracy(retain_logits, retain),
+        "forget_accuracy": float(hits["forget"].mean()),
+        "retain_accuracy": float(hits["retain"].mean()),
         "mia_auroc_loss": attack["loss"]["auroc"],
         "mia_auroc_confidence": attack["confidence"]["auroc"],
+        "ci": ci,
     }
