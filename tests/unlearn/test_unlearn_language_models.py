@@ -177,3 +177,32 @@ def test_privleak_follows_muses_orientation() -> None:
     assert privleak(1.0, 0.5) == pytest.approx(-100.0)  # kept everything: AUC 0
     assert privleak(0.25, 0.5) == pytest.approx(50.0)  # over-unlearned: AUC 0.75 vs 0.5
     assert privleak(0.8, 0.6) == pytest.approx(100 * (0.2 - 0.4) / 0.4)
+
+
+def test_whp_logits_mode_is_the_generic_mixture_at_inference_and_trains_nothing() -> None:
+    from shiftlab.lm.generate import greedy_generate
+    from shiftlab.unlearn.whp import GenericLogitsLM
+
+    model = tiny_causal_lm()
+    before = weights(model)
+    out = run("whp", model, mode="logits", alpha=2.0, **LM)
+    assert isinstance(out.model, GenericLogitsLM) and out.tokenizer is model.tokenizer
+    assert same_weights(model, before)
+    assert same_weights(out.model.base, weights(model.model))  # the original, frozen
+    batch = answers(model, FORGET)
+    with torch.no_grad():
+        mixed = out.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"],
+        ).logits
+        base = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           position_ids=batch["position_ids"]).logits  # fmt: skip
+        reinforced = out.model.reinforced(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"],
+        ).logits
+    torch.testing.assert_close(mixed, generic_logits(base, reinforced, 2.0))
+    texts = greedy_generate(out.model, out.tokenizer, FORGET.prompts[:2], max_new_tokens=4)
+    assert len(texts) == 2

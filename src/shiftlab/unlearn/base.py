@@ -62,11 +62,15 @@ __all__ = [
     "Data",
     "LMOptions",
     "LossUnlearner",
+    "Original",
     "ReferenceSGD",
+    "RelativeSGD",
     "Unlearner",
     "chunks",
+    "overridden",
     "param",
     "ready",
+    "relative",
     "unlearn",
 ]
 
@@ -178,12 +182,65 @@ class Cycle:
         self.buffer = state["buffer"].numpy().astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Original:
+    """How the model being unlearned was trained (its recipe's optimisation over its training
+    set): what an unlearning method's relative budget and learning rate are measured against.
+
+    Attributes:
+        steps: optimiser steps of the original training.
+        epochs, lr, batch_size, optimizer, momentum, weight_decay: its recipe's settings.
+    """
+
+    steps: int
+    epochs: int
+    lr: float
+    batch_size: int
+    optimizer: str
+    momentum: float
+    weight_decay: float
+
+    @classmethod
+    def of(cls, options: Any, n: int) -> Original | None:
+        """The original training of a recipe's options over ``n`` examples (None for a recipe
+        that does not train with the shared trainer, e.g. a linear probe's solver)."""
+        if not isinstance(options, TrainOptions):
+            return None
+        steps = options.epochs * steps_per_epoch(n, options.batch_size)
+        fields = ("epochs", "lr", "batch_size", "optimizer", "momentum", "weight_decay")
+        return cls(steps, **{k: getattr(options, k) for k in fields})
+
+
+@dataclass
+class RelativeSGD(ReferenceSGD):
+    """A classifier method's optimisation: the reference's SGD (its absolute epochs and lr, used
+    on their own outside a run), with its budget and learning rate relative to the original
+    training as the reference has them in effect (``budget``: its optimiser steps over the
+    original training's; ``lr_scale``: its lr over the original's peak lr). In a run, a relative
+    setting replaces the absolute one: the epochs that make ``budget`` of the original steps, and
+    the original recipe's optimiser (its momentum and weight decay) at ``lr_scale`` times its lr
+    (reference lrs were tuned for SGD on CIFAR convnets, not for a fine-tuned transformer)."""
+
+    budget: float | None = param(
+        None, "steps as a fraction of the original training's; null: epochs as given",
+        within="(0, inf)",
+    )  # fmt: skip
+    lr_scale: float | None = param(
+        None, "lr as a multiple of the original recipe's, with its optimiser; null: lr as given",
+        within="(0, inf)",
+    )  # fmt: skip
+
+
 @dataclass
 class LMOptions(TrainOptions):
     """Optimisation of a language model's unlearning (TOFU, ``locuslab/tofu`` config/forget.yaml
     and forget.py: AdamW, lr 1e-5, weight decay 0.01, batch 16 x 4 accumulation, 5 epochs,
     warmup one epoch, Trainer's gradient clipping at 1, prompts + answers of up to 500 tokens).
-    TOFU decays linearly after warmup; the shared trainer decays with a cosine."""
+    TOFU decays linearly after warmup; the shared trainer decays with a cosine. TOFU, NPO and
+    SimNPO unlearn with the fine-tune's own optimiser, lr and batch, for as many epochs over the
+    forget set as the fine-tune ran (NPO and SimNPO: twice as many): in a run, ``epochs_scale``
+    and ``lr_scale`` say so relative to the original recipe, replacing epochs, lr, batch size,
+    optimiser and weight decay."""
 
     epochs: int = param(5, "passes over the forget set (TOFU forget.yaml num_epochs)")
     lr: float = param(1e-5, "peak learning rate (TOFU forget.yaml)")
@@ -193,6 +250,68 @@ class LMOptions(TrainOptions):
         None, "linear warmup steps; null: one epoch's steps (TOFU warmup_steps=steps_per_epoch)"
     )
     max_length: int = param(500, "tokens per prompt + answer (TOFU forget.py max_length)")
+    epochs_scale: float | None = param(
+        1.0, "passes over the forget set per original epoch (TOFU: 5 and 5); null: epochs",
+        within="(0, inf)",
+    )  # fmt: skip
+    lr_scale: float | None = param(
+        1.0, "lr as a multiple of the original recipe's, with its optimiser and batch; null: lr",
+        within="(0, inf)",
+    )  # fmt: skip
+
+
+#: The absolute options each relative setting replaces in a run.
+REPLACES = {
+    "budget": ("epochs",),
+    "epochs_scale": ("epochs",),
+    "lr_scale": ("lr", "optimizer", "momentum", "weight_decay", "batch_size"),
+}
+
+
+def overridden(options: Any) -> list[str]:
+    """Options set away from their defaults that a relative setting replaces in a run (what to
+    warn about): ``["epochs (budget)", ...]``, nested options by their path."""
+    from shiftlab.typed import non_default
+
+    found: list[str] = []
+
+    def walk(obj: Any, changed: dict[str, Any], where: str) -> None:
+        for key, value in changed.items():
+            inner = getattr(obj, key, None)
+            if isinstance(value, dict) and dataclasses.is_dataclass(inner):
+                walk(inner, value, f"{where}{key}.")
+        for setting, absolute in REPLACES.items():
+            if getattr(obj, setting, None) is None:
+                continue
+            found.extend(f"{where}{k} ({setting})" for k in absolute if k in changed)
+
+    walk(options, non_default(options), "")
+    return found
+
+
+def relative(options: Any, original: Original | None, n: int) -> Any:
+    """``options`` with their relative settings resolved against ``original`` (walking ``n``
+    examples per epoch); as they are without an original or relative settings."""
+    if original is None:
+        return options
+    changes: dict[str, Any] = {}
+    lr_scale = getattr(options, "lr_scale", None)
+    if lr_scale is not None:
+        changes.update(
+            lr=lr_scale * original.lr,
+            optimizer=original.optimizer,
+            momentum=original.momentum,
+            weight_decay=original.weight_decay,
+        )
+        if isinstance(options, LMOptions):
+            changes["batch_size"] = original.batch_size
+    batch = changes.get("batch_size", options.batch_size)
+    if getattr(options, "budget", None) is not None:
+        steps = options.budget * original.steps
+        changes["epochs"] = max(1, round(steps / steps_per_epoch(n, batch)))
+    if getattr(options, "epochs_scale", None) is not None:
+        changes["epochs"] = max(1, round(options.epochs_scale * original.epochs))
+    return dataclasses.replace(options, **changes) if changes else options
 
 
 class Unlearner:
@@ -208,10 +327,17 @@ class Unlearner:
     """
 
     def __init__(
-        self, options: Any, *, name: str, kind: Kind, seed: int, device: torch.device
+        self,
+        options: Any,
+        *,
+        name: str,
+        kind: Kind,
+        seed: int,
+        device: torch.device,
+        original: Original | None = None,
     ) -> None:
         self.options, self.name, self.kind = options, name, kind
-        self.seed, self.device = seed, device
+        self.seed, self.device, self.original = seed, device, original
 
     def uses(self) -> tuple[bool, bool]:
         """Whether the method reads the forget set and the retain set (a set it reads must not
@@ -365,7 +491,8 @@ class LossUnlearner(Unlearner):
         return ready(self.student, data, index, self.device)
 
     def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
-        options = self.options_for()
+        walked_n = len(forget) if self.walk == "forget" else len(retain)
+        options = relative(self.options_for(), self.original, walked_n)
         if self.uses_reference:
             self.reference = self.frozen(model)
         self.student = self.copy(model)
@@ -435,6 +562,7 @@ def unlearn(
     *,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    original: Original | None = None,
 ) -> nn.Module:
     """Unlearn ``forget`` from ``model`` with the method registered as ``name``.
 
@@ -446,6 +574,8 @@ def unlearn(
         options: the method's options dataclass, or a mapping of them (default: its defaults).
         seed: seeds shuffling, initial states and dropout.
         device: where it trains.
+        original: how the model was trained: relative budgets and learning rates are measured
+            against it (None: every option as given).
 
     Returns:
         The unlearned copy, in eval mode.
@@ -460,7 +590,10 @@ def unlearn(
     if entry.kinds and kind not in entry.kinds:
         wanted = "a causal language model (an LMScorer)" if kind == "encoder" else "a classifier"
         raise ConfigError(f"unlearning method '{name}' needs {wanted}, got {type(model).__name__}")
-    method = entry.obj(built, name=entry.name, kind=kind, seed=seed, device=torch.device(device))
+    device = torch.device(device)
+    method = entry.obj(
+        built, name=entry.name, kind=kind, seed=seed, device=device, original=original
+    )
     sets = (("forget", forget), ("retain", retain))
     for (set_name, data), read in zip(sets, method.uses(), strict=True):
         if not read:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shiftlab.unlearn.base import UNLEARN, LossUnlearner, ReferenceSGD, param
+from shiftlab.unlearn.base import UNLEARN, LossUnlearner, RelativeSGD, param
 
 
 @dataclass
-class FinetuneRetainOptions(ReferenceSGD):
+class FinetuneRetainOptions(RelativeSGD):
     epochs: int = param(10, "passes over the retain set (SCRUB large-scale notebook)")
     lr: float = param(0.01, "learning rate (SCRUB large-scale notebook)")
     weight_decay: float = param(0.0, "weight decay (SCRUB's finetune: 0)")
     batch_size: int = param(128, "retain examples per step (SCRUB: args.batch_size)")
     momentum: float = param(0.0, "SGD momentum (SCRUB's finetune: torch's default 0)")
+    budget: float | None = param(0.35, "steps / original steps (SCRUB large-scale: 2,820 / 8,138)")
+    lr_scale: float | None = param(1.0, "lr / original lr (SCRUB: 0.01 / 0.01)")
     forget_weight: float = param(0.0, "weight of a forget term (the baseline has none)")
     retain_weight: float = param(1.0, "weight of the retain cross-entropy")
 

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, ReferenceSGD, param
+from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, RelativeSGD, param
 
 
 @dataclass
-class ClassifierAscentOptions(ReferenceSGD):
+class ClassifierAscentOptions(RelativeSGD):
     epochs: int = param(5, "passes over the forget set (Unlearn-Sparse README)")
     lr: float = param(1e-4, "learning rate (Unlearn-Sparse README)")
     weight_decay: float = param(5e-4, "weight decay (Unlearn-Sparse arg_parser)")
     batch_size: int = param(256, "forget examples per step (Unlearn-Sparse arg_parser)")
+    budget: float | None = param(0.0028, "steps / original steps (Unlearn-Sparse: 90 / 32,032)")
+    lr_scale: float | None = param(1e-3, "lr / original peak lr (Unlearn-Sparse: 1e-4 / 0.1)")
 
 
 @dataclass

@@ -20,6 +20,7 @@ class NPOOptions(LMOptions):
     retain_weight: float = param(1.0, "weight of the retain answer loss (grad_diff_coeff)")
     epochs: int = param(10, "passes over the forget set (reference num_epochs)")
     batch_size: int = param(16, "forget examples per step (reference: 4 x accumulation 4)")
+    epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")
 
 
 def npo_loss(nll: torch.Tensor, ref_nll: torch.Tensor, beta: float) -> torch.Tensor:

@@ -27,6 +27,7 @@ one-set, one-batch-size loop cannot express.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +41,15 @@ from shiftlab.progress import progress
 from shiftlab.registry import UNLEARN
 from shiftlab.training import make_optimizer
 from shiftlab.typed import param
-from shiftlab.unlearn.base import Data, Unlearner, check_finite, chunks, ready
+from shiftlab.unlearn.base import (
+    Data,
+    Original,
+    Unlearner,
+    check_finite,
+    chunks,
+    ready,
+    steps_per_epoch,
+)
 
 Phase = Literal["max", "min"]
 
@@ -55,13 +64,42 @@ class SCRUBOptions:
     msteps: int = param(2, "epochs that start with a max-pass over the forget set")
     epochs: int = param(3, "epochs, each ending with a min-pass over the retain set")
     lr: float = param(5e-4, "learning rate (sgda_learning_rate)")
-    optimizer: Literal["sgd", "adam"] = param("sgd", "optimiser")
+    optimizer: Literal["sgd", "adam", "adamw"] = param("sgd", "optimiser")
     momentum: float = param(0.9, "SGD momentum (sgda_momentum)")
     weight_decay: float = param(5e-4, "weight decay (sgda_weight_decay)")
     lr_decay_epochs: list[int] = param([3, 5, 9], "epochs after which the lr decays")
     lr_decay_rate: float = param(0.1, "lr factor per passed milestone")
     batch_size: int = param(128, "retain examples per min-step (sgda_batch_size)")
     forget_batch_size: int = param(32, "forget examples per max-step (del_batch_size)")
+    budget: float | None = param(
+        0.054, "steps / original steps (large-scale notebook: 439 / 8,138); null: epochs",
+        within="(0, inf)",
+    )  # fmt: skip
+    lr_scale: float | None = param(
+        0.05, "lr / original lr, with its optimiser (5e-4 / 0.01); null: lr, optimizer",
+        within="(0, inf)",
+    )  # fmt: skip
+
+    def relative(self, original: Original | None, forget: int, retain: int) -> SCRUBOptions:
+        """These options with the budget and lr resolved against the original training: the
+        epochs (each a min-pass, the first ``msteps`` also a max-pass) that make ``budget`` of
+        its steps, and its optimiser at ``lr_scale`` times its lr."""
+        if original is None:
+            return self
+        changes: dict[str, object] = {}
+        if self.lr_scale is not None:
+            changes.update(
+                lr=self.lr_scale * original.lr,
+                optimizer=original.optimizer,
+                momentum=original.momentum,
+                weight_decay=original.weight_decay,
+            )
+        if self.budget is not None:
+            per_epoch = steps_per_epoch(retain, self.batch_size)
+            per_epoch += steps_per_epoch(forget, self.forget_batch_size) if self.msteps else 0
+            epochs = max(1, round(self.budget * original.steps / per_epoch))
+            changes.update(epochs=epochs, msteps=min(self.msteps, epochs))
+        return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.msteps < 0:
@@ -137,7 +175,7 @@ class SCRUB(Unlearner):
     """Run SCRUB's alternating max- and min-passes on a student copy of the classifier."""
 
     def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
-        options = self.options
+        options = self.options.relative(self.original, len(forget), len(retain))
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         teacher = self.frozen(model)

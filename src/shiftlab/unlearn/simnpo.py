@@ -22,6 +22,7 @@ class SimNPOOptions(LMOptions):
     retain_weight: float = param(1.0, "weight of the retain answer loss (grad_diff_coeff)")
     epochs: int = param(10, "passes over the forget set (reference num_epochs)")
     batch_size: int = param(32, "forget examples per step (reference: 1 x 4 x 8 GPUs)")
+    epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")
 
 
 def simnpo_loss(

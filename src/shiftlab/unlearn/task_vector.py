@@ -25,7 +25,7 @@ from torch import nn
 
 from shiftlab.registry import UNLEARN
 from shiftlab.typed import param
-from shiftlab.unlearn.base import Data, LMOptions, Unlearner
+from shiftlab.unlearn.base import Data, LMOptions, Unlearner, relative
 
 
 @dataclass
@@ -71,5 +71,6 @@ class TaskVector(Unlearner):
         return True, False
 
     def unlearn(self, model: nn.Module, forget: Data, retain: Data) -> nn.Module:
-        reinforced = self.finetune_answers(model, forget, self.options)
+        options = relative(self.options, self.original, len(forget))
+        reinforced = self.finetune_answers(model, forget, options)
         return negate_task_vector(model, reinforced, self.options.scale).to(self.device)
