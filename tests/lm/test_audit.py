@@ -15,8 +15,13 @@ from shiftlab.lm.audit import AUDITS, Budget, Problem, run_audit, similar_tokens
 from shiftlab.lm.audit.common import first_order_scores, one_hot_gradients
 
 VOCAB = 96
-METHODS = ["arca", "autoprompt", "gcg"]
-SMALL = {"arca": {"batch_size": 16}, "autoprompt": {"batch_size": 16}, "gcg": {"batch_size": 32}}
+METHODS = ["arca", "autoprompt", "autoprompt_arca", "gcg"]
+SMALL = {
+    "arca": {"batch_size": 16},
+    "autoprompt": {"candidates": 64},
+    "autoprompt_arca": {"batch_size": 16},
+    "gcg": {"batch_size": 32},
+}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +153,8 @@ def test_budgets_are_respected_and_equal(model: Any, tokenizer: Any) -> None:
     budget = 700
     options = {
         "arca": {"batch_size": 16, "iters": 10_000},
-        "autoprompt": {"batch_size": 16, "iters": 10_000},
+        "autoprompt": {"candidates": 16, "iters": 10_000},
+        "autoprompt_arca": {"batch_size": 16, "iters": 10_000},
         "gcg": {"batch_size": 32, "steps": 10_000},
     }
     for method in METHODS:
@@ -183,7 +189,7 @@ def test_pass_counts_follow_the_rule(model: Any, tokenizer: Any) -> None:
     )
     assert (r.forward_passes, r.backward_passes, r.steps) == (4 * 16, 4 * 8, 4)
     r = run_audit(
-        "autoprompt",
+        "autoprompt_arca",
         model,
         tokenizer,
         " w7 w9 w11 w13",
@@ -193,6 +199,17 @@ def test_pass_counts_follow_the_rule(model: Any, tokenizer: Any) -> None:
         options={"batch_size": 8, "iters": 2},
     )
     assert (r.forward_passes, r.backward_passes, r.steps) == (4 * 9, 4, 4)
+    r = run_audit(
+        "autoprompt",
+        model,
+        tokenizer,
+        " w7 w9 w11 w13",
+        input_length=2,
+        budget=10**6,
+        seed=0,
+        options={"candidates": 8, "iters": 3},
+    )  # the current input once, then per iteration one gradient and 8 candidates
+    assert (r.forward_passes, r.backward_passes, r.steps) == (1 + 3 * 9, 3, 3)
     r = run_audit(
         "gcg",
         model,
@@ -282,9 +299,69 @@ def test_errors_are_config_errors(model: Any, tokenizer: Any) -> None:
 
 
 def test_registry_and_reference_constraint(tokenizer: Any) -> None:
-    assert AUDITS.names() == ["arca", "autoprompt", "gcg"]
+    assert AUDITS.names() == ["arca", "autoprompt", "autoprompt_arca", "gcg"]
     citations = {e.name: e.citation for e in AUDITS}
-    assert citations == {"arca": "2303.04381", "autoprompt": "2010.15980", "gcg": "2307.15043"}
+    assert citations == {
+        "arca": "2303.04381",
+        "autoprompt": "2010.15980",
+        "autoprompt_arca": "2010.15980",
+        "gcg": "2307.15043",
+    }
+    assert AUDITS["autoprompt"].options().candidates == 10  # create_trigger.py --num-cand
     assert AUDITS["arca"].options().batch_size == 64
     assert AUDITS["gcg"].options().topk == 256
     assert similar_tokens(tokenizer, [40], VOCAB) == {40}
+
+
+def test_the_default_forbidden_set_is_the_references_rule(model: Any) -> None:
+    """ARCA's toks_to_skip: tokens that spell the target or a piece of it are forbidden by
+    default, so a search cannot win by echoing the target."""
+    words = ["Paris", "Pari", "Paris!", "Parliament", "is", "London", "the", "Par"]
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {w: i for i, w in enumerate(words, 3)}
+    vocab |= {f"w{i}": i for i in range(len(vocab), VOCAB)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    similar = similar_tokens(tok, [vocab["Paris"]], VOCAB)
+    assert {vocab[w] for w in ("Paris", "Pari", "Paris!")} <= similar
+    # tokens of three characters or fewer are allowed unless they are the target's ("Par")
+    assert not {vocab[w] for w in ("is", "London", "the", "Par")} & similar
+    for seed in range(3):
+        r = run_audit("gcg", model, tok, "Paris", input_length=2, budget=200, seed=seed,
+                      options={"batch_size": 16})  # fmt: skip
+        assert not set(r.input_ids) & similar
+        assert r.fed_ids == [1, *r.input_ids] and r.add_bos  # what the model was fed
+
+
+def test_autoprompt_moves_only_to_a_better_input(model: Any, tokenizer: Any, monkeypatch) -> None:
+    """AutoPrompt's rule (create_trigger.py lines 385-393): a candidate replaces the current
+    token only if it scores better; ARCA's variant moves unconditionally."""
+    from shiftlab.lm.audit import autoprompt as module
+    from shiftlab.lm.audit.common import Evaluation
+
+    seen: list[torch.Tensor] = []
+
+    def worse(problem: Any, inputs: torch.Tensor) -> Evaluation:
+        seen.append(inputs.clone())
+        first = len(seen) == 1  # the current input, scored once
+        objective = torch.zeros(len(inputs)) if first else torch.full((len(inputs),), -1e3)
+        return Evaluation(objective, torch.zeros(len(inputs), dtype=torch.bool))
+
+    monkeypatch.setattr(module, "evaluate", worse)
+    run_audit("autoprompt", model, tokenizer, " w40", input_length=3, budget=400, seed=0)
+    start = seen[0][0]
+    assert all(int((c != start).sum()) <= 1 for batch in seen[1:] for c in batch)
+
+    seen.clear()
+
+    def better(problem: Any, inputs: torch.Tensor) -> Evaluation:
+        seen.append(inputs.clone())
+        objective = torch.arange(len(inputs), dtype=torch.float) + len(seen)
+        return Evaluation(objective, torch.zeros(len(inputs), dtype=torch.bool))
+
+    monkeypatch.setattr(module, "evaluate", better)
+    run_audit("autoprompt", model, tokenizer, " w40", input_length=3, budget=400, seed=0)
+    start = seen[0][0]
+    assert any(int((c != start).sum()) >= 2 for batch in seen[1:] for c in batch)

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,7 +37,12 @@ class AuditConfig:
 
     methods: list[str] = param(["arca", "gcg"], "search methods, compared at equal budget")
     targets: list[str] = param([], "target outputs (mind the leading space: ' Paris')")
-    random_targets: int = param(0, "also draw this many targets from the vocabulary (seeded)")
+    random_targets: int = param(0, "also draw this many targets (seeded)", within="[0, inf)")
+    random_targets_from: Literal["continuations", "words"] = param(
+        "continuations",
+        "continuations: the model's own greedy output after a random input of input_length "
+        "tokens (an output it can be led to, as ARCA's reverse targets are); words: word tokens",
+    )
     target_tokens: list[int] = param([1, 2], "token lengths of drawn targets, in turn")
     max_output_tokens: int = param(2, "the output budget: longer targets are refused")
     input_length: int = param(3, "tokens of input searched")
@@ -78,6 +83,39 @@ def draw_targets(tokenizer: Any, count: int, lengths: list[int], seed: int) -> l
     for i in range(count):
         ids = [int(t) for t in rng.choice(pool, size=lengths[i % len(lengths)], replace=False)]
         targets.append(tokenizer.decode(ids))
+    return targets
+
+
+def continuation_targets(
+    model: Any, tokenizer: Any, count: int, lengths: list[int], input_length: int, seed: int
+) -> list[str]:
+    """``count`` seeded targets the model is known to say: the greedy continuation of
+    ``lengths[i % len(lengths)]`` tokens after a random input of ``input_length`` word tokens
+    (after BOS), kept when every token of it is a word of two letters or more (shorter tokens
+    would make ARCA's forbidden-token rule forbid most of the vocabulary)."""
+    from shiftlab.lm.audit.common import Problem, greedy_decode, token_texts
+
+    pool = word_tokens(tokenizer)
+    vocab = min(len(tokenizer), model.get_input_embeddings().weight.shape[0])
+    texts = token_texts(tokenizer, vocab)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    head = torch.tensor([bos] if bos is not None else [], dtype=torch.long)
+    rng = np.random.default_rng(seed)
+    targets: list[str] = []
+    for _ in range(200 * max(count, 1)):
+        if len(targets) == count:
+            break
+        length = lengths[len(targets) % len(lengths)]
+        start = torch.tensor(rng.choice(pool, size=input_length), dtype=torch.long)
+        allowed = torch.ones(vocab, dtype=torch.bool)
+        problem = Problem(model, head, torch.zeros(length, dtype=torch.long), input_length, allowed)
+        said = greedy_decode(problem, start)
+        words = [texts[i].strip() for i in said if i < vocab]
+        text = tokenizer.decode(said)
+        if all(len(w) >= 2 and w.isalpha() for w in words) and text not in targets:
+            targets.append(text)
+    if len(targets) < count:
+        raise ConfigError(f"audit: found only {len(targets)} continuation targets of {count}")
     return targets
 
 
@@ -135,8 +173,12 @@ def run_audits(config_path: Path, out: Path) -> Path:
         raise ConfigError(f"audits search a language model; '{backbone.name}' is not one")
     model, tokenizer = backbone.featurizer.model, backbone.featurizer.tokenizer
     targets = list(cfg.targets)
-    if cfg.random_targets:
+    if cfg.random_targets and cfg.random_targets_from == "words":
         targets += draw_targets(tokenizer, cfg.random_targets, cfg.target_tokens, cfg.seed)
+    elif cfg.random_targets:
+        targets += continuation_targets(
+            model, tokenizer, cfg.random_targets, cfg.target_tokens, cfg.input_length, cfg.seed
+        )
     for target in targets:
         n = len(tokenizer(target, add_special_tokens=False)["input_ids"])
         if n > cfg.max_output_tokens:

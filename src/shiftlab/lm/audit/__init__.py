@@ -6,8 +6,10 @@ ejones313/auditing-llms), with three optimisers on one problem, one objective an
 budget (:mod:`shiftlab.lm.audit.budget` states the counting rule):
 
 - ``arca``: averaged first-order scores over random tokens (:mod:`.arca`);
-- ``autoprompt``: first-order scores at the current token, as ARCA's code runs AutoPrompt
-  (Shin et al., EMNLP 2020, arXiv 2010.15980; :mod:`.autoprompt`);
+- ``autoprompt``: AutoPrompt's own search (Shin et al., EMNLP 2020, arXiv 2010.15980;
+  :mod:`.autoprompt`): a random position, gradient candidates, a swap only if better;
+- ``autoprompt_arca``: AutoPrompt as ARCA's code runs it, first-order scores at the current
+  token position by position (:mod:`.autoprompt_arca`);
 - ``gcg``: one-hot gradients, random single-token swaps from the top-k (Zou et al. 2023,
   arXiv 2307.15043; :mod:`.gcg`).
 
@@ -83,19 +85,23 @@ def run_audit(
     is ``target``, with ``budget`` forward + backward passes.
 
     Args:
-        method: ``arca``, ``autoprompt`` or ``gcg``.
+        method: ``arca``, ``autoprompt``, ``autoprompt_arca`` or ``gcg``.
         model: a causal LM (``transformers``), used in eval mode and restored after.
         tokenizer: its tokenizer; the target and prefix are encoded without special tokens.
         target: the output to elicit (e.g. ``" Paris"``; mind the leading space).
         input_length: n, the number of input tokens to search.
         prefix: fixed text before the input (after BOS when ``add_bos`` and the tokenizer has one).
-        forbidden: token ids the input may not hold; default the target's own tokens (the
-            reference's stricter rule is :func:`similar_tokens`). Special tokens never appear.
+        forbidden: token ids the input may not hold; default the reference's rule: the
+            target's tokens and every token that spells the target or a piece of it
+            (:func:`similar_tokens`, ARCA's ``toks_to_skip``), so that a search cannot win by
+            echoing. Special tokens never appear.
         budget: forward + backward passes the search may use (see
             :mod:`shiftlab.lm.audit.budget`); at least 3.
         seed: seeds the initial input and every random draw (deterministic on one device).
         options: the method's options, a mapping or its dataclass (``ArcaOptions``, ...).
-        add_bos: start every sequence with the tokenizer's BOS token, if it has one.
+        add_bos: start every sequence with the tokenizer's BOS token, if it has one (ARCA's GPT-2
+            runs have none; an instruction-tuned model expects one). The result's ``fed_ids``
+            are exactly the ids the model was given (BOS, prefix, input).
 
     Returns:
         The result: the input found (the first that reproduces the target, else the best by
@@ -122,7 +128,9 @@ def run_audit(
 
     device = next(model.parameters()).device
     vocab = min(len(tokenizer), model.get_input_embeddings().weight.shape[0])
-    allowed = _allowed(tokenizer, vocab, set(target_ids) if forbidden is None else forbidden)
+    if forbidden is None:
+        forbidden = set(target_ids) | similar_tokens(tokenizer, target_ids, vocab)
+    allowed = _allowed(tokenizer, vocab, forbidden)
     generator = torch.Generator().manual_seed(int(seed))
     pool = allowed.nonzero().squeeze(1)
     start = pool[torch.randint(0, pool.numel(), (int(input_length),), generator=generator)]
@@ -150,6 +158,8 @@ def run_audit(
         prefix=prefix,
         input_text=input_text,
         input_ids=input_ids,
+        fed_ids=[*head_ids, *input_ids],
+        add_bos=bool(add_bos and bos is not None),
         output_text=tokenizer.decode(output_ids),
         output_ids=output_ids,
         success=output_ids == target_ids,

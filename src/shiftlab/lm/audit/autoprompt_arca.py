@@ -1,4 +1,6 @@
-"""AutoPrompt as ARCA's code runs it: first-order scores from the gradient at the current token.
+"""AutoPrompt as ARCA's code runs it (``autoprompt_arca``): first-order scores from the gradient at
+the current token, every position in turn, the best candidate taken unconditionally. It is
+ARCA's baseline, not AutoPrompt's own search, which is :mod:`.autoprompt`.
 
 Shin, Razeghi, Logan, Wallace, Singh, "AutoPrompt: Eliciting Knowledge from Language Models with
 Automatically Generated Prompts", EMNLP 2020, arXiv 2010.15980. Implementation followed: the
@@ -28,7 +30,7 @@ from shiftlab.typed import param
 
 
 @dataclass
-class AutoPromptOptions:
+class ArcaAutoPromptOptions:
     """AutoPrompt's options (ARCA's defaults, ``args_utils.py``)."""
 
     batch_size: int = param(64, "candidates scored exactly per position (arca_batch_size)")
@@ -36,15 +38,16 @@ class AutoPromptOptions:
     lam: float = param(0.0, "weight of the input's mean log-probability (lam_perp)")
 
 
-@AUDITS.register("autoprompt", options=AutoPromptOptions, fast={"batch_size": 16})
-def autoprompt(
+@AUDITS.register("autoprompt_arca", options=ArcaAutoPromptOptions, fast={"batch_size": 16})
+def autoprompt_arca(
     problem: Problem,
     current: torch.Tensor,
     budget: Budget,
     generator: torch.Generator,
-    options: AutoPromptOptions,
+    options: ArcaAutoPromptOptions,
 ) -> Tracker:
-    """AutoPrompt: first-order scores at the current token, exact re-ranking of the top B."""
+    """AutoPrompt as ARCA runs it: first-order scores at the current token, exact re-ranking of
+    the top B, position by position."""
     del generator  # deterministic given the initial input
     tracker = Tracker(current)
     for _ in range(options.iters):

@@ -76,6 +76,8 @@ class AuditResult:
     prefix: str
     input_text: str
     input_ids: list[int]
+    fed_ids: list[int]  # what the model was given: BOS (add_bos), prefix, input
+    add_bos: bool
     output_text: str
     output_ids: list[int]
     success: bool

@@ -249,6 +249,18 @@ def eval_mode(model: Any) -> Iterator[None]:
         model.train(training)
 
 
+_TEXTS: dict[tuple[int, int], list[str]] = {}
+
+
+def token_texts(tokenizer: Any, vocab_size: int) -> list[str]:
+    """The text of every token id below ``vocab_size`` (decoded once per tokenizer)."""
+    key = (id(tokenizer), vocab_size)
+    if key not in _TEXTS:
+        _TEXTS.clear()
+        _TEXTS[key] = [tokenizer.decode([i]) for i in range(vocab_size)]
+    return _TEXTS[key]
+
+
 def similar_tokens(tokenizer: Any, target_ids: list[int], vocab_size: int) -> set[int]:
     """Tokens too close to the target's to be a fair input: the reference's default constraint.
 
@@ -262,7 +274,7 @@ def similar_tokens(tokenizer: Any, target_ids: list[int], vocab_size: int) -> se
         target_ids: the target's tokens.
         vocab_size: how many ids to check.
     """
-    texts = [tokenizer.decode([i]) for i in range(vocab_size)]
+    texts = token_texts(tokenizer, vocab_size)
     targets = [texts[i] for i in target_ids if i < vocab_size]
     out: set[int] = set()
     for i, tok in enumerate(texts):
