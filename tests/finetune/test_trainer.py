@@ -8,7 +8,7 @@ from torch import nn
 
 from shiftlab.errors import TrainingError
 from shiftlab.training import TrainOptions, train
-from shiftlab.training.trainer import _batches, lr_factor
+from shiftlab.training.trainer import epoch_batches, lr_factor
 
 CPU = torch.device("cpu")
 
@@ -143,10 +143,10 @@ def test_frozen_parameters_stay_frozen_and_eval_mode_holds():
 
 
 def test_final_batch_of_one_is_folded_into_the_previous():
-    batches = _batches(np.arange(17), 8)
+    batches = epoch_batches(np.arange(17), 8)
     assert [len(b) for b in batches] == [8, 9]
     assert sorted(np.concatenate(batches).tolist()) == list(range(17))
-    assert [len(b) for b in _batches(np.arange(18), 8)] == [8, 8, 2]
+    assert [len(b) for b in epoch_batches(np.arange(18), 8)] == [8, 8, 2]
 
 
 def test_a_plan_refilled_at_epoch_end_is_what_the_next_epoch_trains_on():

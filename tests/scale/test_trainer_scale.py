@@ -214,12 +214,12 @@ def test_the_fp16_loss_scaler_path_gives_the_unscaled_update(monkeypatch):
 
 
 def test_length_grouped_batches_visit_every_example_once_in_batches_of_like_length():
-    from shiftlab.training.trainer import _batches, input_lengths, length_grouped
+    from shiftlab.training.trainer import epoch_batches, input_lengths, length_grouped
 
     texts = ["x" * int(n) for n in np.random.default_rng(0).integers(1, 200, size=203)]
     lengths = input_lengths(texts)
     order = np.random.default_rng(1).permutation(len(texts))
-    plain = _batches(order, 16)
+    plain = epoch_batches(order, 16)
     grouped = length_grouped(plain, lengths, seed=0, epoch=0, mega=4)
     assert sorted(np.concatenate(grouped).tolist()) == list(range(len(texts)))
     assert sorted(len(b) for b in grouped) == sorted(len(b) for b in plain)

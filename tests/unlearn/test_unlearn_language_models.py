@@ -160,17 +160,18 @@ def test_membership_aurocs_cover_every_score_and_a_self_reference_is_chance() ->
     scorer = tiny_causal_lm()
     members = ["ada was born in 1901.", "bob likes tea and cake.", "cyd is a sailor."]
     others = ["dee plays the violin.", "eve writes long novels.", "fay lives in a tall house."]
-    aurocs = membership_aurocs(
+    aurocs, intervals = membership_aurocs(
         scorer.model, scorer.tokenizer, members, others, 0.5, reference=scorer.model
     )
-    assert set(aurocs) == set(MEMBERSHIP.names())
+    assert set(aurocs) == set(intervals) == set(MEMBERSHIP.names())
+    assert all(lo <= aurocs[m] <= hi for m, (lo, hi) in intervals.items())
     assert aurocs["reference"] == 0.5  # the model against itself: every score ties
     loss = score_all(scorer.model, scorer.tokenizer, members + others, ["loss"])["loss"]
     assert aurocs["loss"] == pytest.approx(roc_auc_score([1, 1, 1, 0, 0, 0], loss))
 
 
 def test_privleak_follows_muses_orientation() -> None:
-    from shiftlab.unlearn.judge import privleak
+    from shiftlab.unlearn.muse import privleak
 
     # MUSE ranks holdout above forget: AUC = 1 - (forget ranked above holdout)
     assert privleak(0.5, 0.5) == 0.0

@@ -159,7 +159,8 @@ def length_grouped(
     return [grouped[i] for i in order]
 
 
-def _batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+def epoch_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Consecutive batches of ``order`` (one epoch's example order), as the loop steps."""
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     # A final batch of one breaks batch normalisation in train mode; fold it into the previous.
     if len(chunks) > 1 and len(chunks[-1]) == 1:
@@ -276,7 +277,7 @@ def train(
     optimizer = make_optimizer(groups, cfg)
     scaler = grad_scaler(precision, device)
     sizes = [len(order) for order in plan]
-    total = sum(len(_batches(order, cfg.batch_size)) for order in plan)
+    total = sum(len(epoch_batches(order, cfg.batch_size)) for order in plan)
     if cfg.warmup_steps >= total:
         log(
             f"{description}: warmup_steps={cfg.warmup_steps} >= the {total} training steps, "
@@ -321,7 +322,7 @@ def train(
             for epoch in range(first_epoch, len(sizes)):
                 if len(plan[epoch]) != sizes[epoch]:
                     raise ValueError(f"{description}: epoch {epoch + 1}'s plan changed its length")
-                batches = _batches(plan[epoch], cfg.batch_size)
+                batches = epoch_batches(plan[epoch], cfg.batch_size)
                 if cfg.group_by_length:
                     batches = length_grouped(batches, lengths, seed, epoch)
                 parts = [micro_batches(b, cfg.accumulate_steps, splittable) for b in batches]

@@ -46,6 +46,7 @@ from shiftlab.errors import ConfigError, DataError, TrainingError
 from shiftlab.lm.answer_loss import answer_loss, answer_only_batch
 from shiftlab.registry import UNLEARN
 from shiftlab.training import Batch, ReferenceSGD, TrainOptions, TrainResult, train
+from shiftlab.training.trainer import epoch_batches
 from shiftlab.typed import options_of, param
 
 Kind = Literal["encoder", "causal_lm"]
@@ -66,7 +67,7 @@ __all__ = [
     "ReferenceSGD",
     "RelativeSGD",
     "Unlearner",
-    "chunks",
+    "epoch_batches",
     "overridden",
     "param",
     "ready",
@@ -133,18 +134,9 @@ def model_kind(model: nn.Module) -> Kind:
     return "causal_lm" if hasattr(model, "tokenizer") and hasattr(model, "model") else "encoder"
 
 
-def chunks(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Consecutive batches of ``order``; a final batch of one joins the one before, as in the
-    shared trainer (one example breaks batch normalisation in train mode)."""
-    parts = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if len(parts) > 1 and len(parts[-1]) == 1:
-        parts[-2] = np.concatenate([parts[-2], parts.pop()])
-    return parts
-
-
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Optimiser steps in one pass over ``n`` examples (as :func:`chunks` batches them)."""
-    return len(chunks(np.arange(n), batch_size))
+    """Optimiser steps in one pass over ``n`` examples (as the shared trainer batches them)."""
+    return len(epoch_batches(np.arange(n), batch_size))
 
 
 class Cycle:

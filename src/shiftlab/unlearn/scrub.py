@@ -46,7 +46,7 @@ from shiftlab.unlearn.base import (
     Original,
     Unlearner,
     check_finite,
-    chunks,
+    epoch_batches,
     ready,
     steps_per_epoch,
 )
@@ -195,7 +195,7 @@ class SCRUB(Unlearner):
                     group["lr"] = lr
                 data, batch_size = sets[phase]
                 student.train()
-                for index in chunks(rng.permutation(len(data)), batch_size):
+                for index in epoch_batches(rng.permutation(len(data)), batch_size):
                     batch = ready(student, data, index, self.device)
                     with torch.no_grad():
                         teacher_logits = teacher(batch.inputs)

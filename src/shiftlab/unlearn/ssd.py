@@ -30,7 +30,7 @@ from shiftlab.progress import progress
 from shiftlab.registry import UNLEARN
 from shiftlab.runtime import log
 from shiftlab.typed import param
-from shiftlab.unlearn.base import Data, Unlearner, chunks, ready
+from shiftlab.unlearn.base import Data, Unlearner, epoch_batches, ready
 
 
 @dataclass
@@ -68,7 +68,9 @@ def importances(
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     totals = {n: torch.zeros_like(p) for n, p in named}
-    batches = [(data, index) for data in sets for index in chunks(np.arange(len(data)), batch_size)]
+    batches = [
+        (data, index) for data in sets for index in epoch_batches(np.arange(len(data)), batch_size)
+    ]
     model.eval()
     with progress("unlearn.ssd importance", sum(len(d) for d in sets)) as advance:
         for data, index in batches:
