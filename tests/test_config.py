@@ -125,3 +125,12 @@ def test_yaml_on_and_yes_stay_words_but_true_is_a_boolean(tmp_path):
     assert cfg.calibrate is True
     assert [(a.name, a.on) for a in cfg.adapt] == [("tent", ["full_ft"])]
     assert config.read_yaml("[on, off, no, True]") == ["on", "off", "no", True]
+
+
+def test_every_number_of_the_config_has_a_range():
+    from shiftlab.config.sections import RunConfig
+    from shiftlab.testing import unranged_numbers
+
+    # a recipe repeat's seed is set by the run (seeds:), never written by hand
+    lists = ("recipes", "adapt", "curate", "conjugate", "unlearn.methods")
+    assert unranged_numbers(RunConfig, skip=frozenset(f"{e}.seed" for e in lists)) == []

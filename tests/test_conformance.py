@@ -124,6 +124,6 @@ def test_backbone(name, tmp_path):
 
 
 @pytest.mark.parametrize("entry", [e for r in REGISTRIES.values() for e in r], ids=lambda e: e.name)
-def test_entry_options_have_help_and_fast_options_build(entry):
+def test_entry_options_have_help_and_ranges_and_fast_options_build(entry):
     testing.options_round_trip(entry)
     testing.fast_is_valid(entry)

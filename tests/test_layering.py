@@ -37,6 +37,7 @@ LAYERS = [
     [
         "shiftlab",
         "shiftlab.errors",
+        "shiftlab.files",
         "shiftlab._optional",
         "shiftlab.runtime",
         "shiftlab.progress",

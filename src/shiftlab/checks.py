@@ -6,9 +6,10 @@ from __future__ import annotations
 from torch import nn
 
 from shiftlab.config.sections import EntrySpec, RunConfig
+from shiftlab.data.benchmark import Benchmark
 from shiftlab.entries import entry_of, references
 from shiftlab.errors import AdaptError, ConfigError
-from shiftlab.models import Backbone, Classifier
+from shiftlab.models import Backbone, Classifier, backbone_kinds
 from shiftlab.registry import ADAPT, FINETUNE, UNLEARN, unknown_name_message
 
 
@@ -65,16 +66,45 @@ def check_recipes(cfg: RunConfig, backbone: Backbone) -> None:
             )
 
 
-def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
-    """A language model needs a task; tasks, capabilities and conjugate prompts need one.
+def check_modality(cfg: RunConfig, benchmark: Benchmark) -> None:
+    """The backbone must read the data's inputs (known before it loads).
+
+    Raises:
+        ConfigError: text data for an image model, images for a text model, or image files for
+            a backbone that reads arrays only; naming backbones that fit.
+    """
+    reads = backbone_kinds(cfg.backbone)
+    name = cfg.backbone.name
+    if benchmark.modality == "text" and "text" not in reads:
+        raise ConfigError(
+            f"backbone '{name}' reads images, but data '{cfg.data.kind}' is text; use a text "
+            "backbone: minilm, smollm2-135m-instruct, or a Hugging Face folder or model id"
+        )
+    if benchmark.modality == "image" and not reads & {"image", "image_arrays"}:
+        raise ConfigError(
+            f"backbone '{name}' reads text, but data '{cfg.data.kind}' is images; use an image "
+            "backbone: efficientnet_lite0, timm:<model> or open_clip:<arch>"
+        )
+    files = benchmark.modality == "image" and benchmark.input_shape is None
+    if files and "image" not in reads:
+        raise ConfigError(
+            f"backbone '{name}' reads image arrays (digits, colored_digits), not image files; "
+            "use efficientnet_lite0, timm:<model> or open_clip:<arch> for image folders"
+        )
+
+
+def check_language_model(cfg: RunConfig) -> None:
+    """A language model needs a task; tasks, capabilities and conjugate prompts need one
+    (checked from the config alone, before the model loads).
 
     Raises:
         ConfigError: a mismatch between the backbone and the config's LM sections.
     """
-    if backbone.kind == "causal_lm":
+    name = cfg.backbone.name
+    if "causal_lm" in backbone_kinds(cfg.backbone):
         if cfg.task is None:
             raise ConfigError(
-                f"backbone '{backbone.name}' is a language model: add a task: section (template "
+                f"backbone '{name}' is a language model: add a task: section (template "
                 "and label_words, or an answer_column in the data)"
             )
         if cfg.adapt:
@@ -85,7 +115,7 @@ def check_language_model(cfg: RunConfig, backbone: Backbone) -> None:
     for section in ("task", "capabilities", "conjugate"):
         if getattr(cfg, section):
             raise ConfigError(
-                f"{section}: applies to language models, but backbone '{backbone.name}' is a "
+                f"{section}: applies to language models, but backbone '{name}' is a "
                 "classifier's encoder; use e.g. backbone: smollm2-135m-instruct"
             )
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from shiftlab.atomic import write_atomic, write_bytes_atomic
 from shiftlab.errors import RunDirError
+from shiftlab.files import check_out_dir
 from shiftlab.predictions import split_predictions
 from shiftlab.report.curation import curation_section
 from shiftlab.report.outcomes import Outcomes
@@ -168,10 +169,12 @@ def compare_runs(run_dirs: list[Path], out: Path, reference: str | None = None) 
 
     Raises:
         RunDirError: as :func:`combined_report`, or ``out`` is one of the runs.
+        ConfigError: ``out`` is a file or cannot be written.
     """
     out = Path(out)
     if any(out.resolve() == Path(d).resolve() for d in run_dirs):
         raise RunDirError(f"--out {out} is one of the compared runs; choose another folder")
+    check_out_dir(out)
     page, markdown, images = combined_report([Path(d) for d in run_dirs], reference)
     files = out / "report_files"
     files.mkdir(parents=True, exist_ok=True)

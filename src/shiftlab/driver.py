@@ -5,16 +5,25 @@ Imports go one way: ``cli`` -> ``driver`` -> ``executors`` -> ``stages`` -> ``se
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 from shiftlab import distributed
 from shiftlab.config.sections import RunConfig
+from shiftlab.errors import ConfigError, DataError
 from shiftlab.executors import make_executor
 from shiftlab.report import write_report
 from shiftlab.runtime import log
 from shiftlab.session import Session
 from shiftlab.stages import default_stages
+from shiftlab.store import RunStore
+
+
+def discard_unfinished(store: RunStore) -> None:
+    """Remove a run directory this invocation created when no entry of it has finished."""
+    if distributed.is_main_process() and not any(store.state_dir.glob("*.json")):
+        shutil.rmtree(store.path, ignore_errors=True)
 
 
 def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
@@ -26,13 +35,20 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
     entries, the executor) before ``out`` is created.
     """
     started = time.perf_counter()
+    out = Path(out)
+    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     executor = make_executor(cfg)
     try:
-        session = Session(cfg, Path(out), default_stages())
+        session = Session(cfg, out, default_stages())
     except BaseException:
         getattr(executor, "close", lambda: None)()  # a Ray instance it started stops too
         raise
-    executor.run(session)
+    try:
+        executor.run(session)
+    except (ConfigError, DataError):
+        if fresh:  # an input error before any entry finished leaves no folder behind
+            discard_unfinished(session.store)
+        raise
     session.store.write_records(session.entries)
     if report:
         with distributed.main_writes() as main:

@@ -33,6 +33,7 @@ import torch
 
 from shiftlab.atomic import atomic_path
 from shiftlab.data.benchmark import Split
+from shiftlab.errors import RunDirError
 
 FOLDER = "predictions"
 
@@ -111,13 +112,33 @@ def write(path: Path, scored: list[Scored]) -> None:
         pq.write_table(_table(scored), tmp)
 
 
-def read(run_dir: Path):  # -> pyarrow.Table
-    """Every stored prediction of a run, as one table (columns as in the module docstring)."""
+def read_table(path: Path, columns: list[str] | None = None):  # -> pyarrow.Table
+    """One predictions file (those ``columns`` of it, default all).
+
+    Raises:
+        RunDirError: the file is missing, or is not a Parquet file pyarrow can read.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"predictions file not found: {path}; run again to write it")
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunDirError(
+            f"predictions file {path} cannot be read ({problem}); delete it and run again"
+        ) from None
+
+
+def read(run_dir: Path):  # -> pyarrow.Table
+    """Every stored prediction of a run, as one table (columns as in the module docstring)."""
+    import pyarrow as pa
+
     files = sorted((Path(run_dir) / FOLDER).glob("*.parquet"))
-    tables = [pq.read_table(f) for f in files]
+    tables = [read_table(f) for f in files]
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
@@ -127,9 +148,8 @@ def split_predictions(
     """Example ids (N,), given labels (N,), true labels (N,) or None, and logits (N, K) behind
     one record, read from the file it names."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(Path(run_dir) / record["predictions"])
+    table = read_table(Path(run_dir) / record["predictions"])
     adapter = record.get("adapter")
     mask = pc.and_(
         pc.equal(table["model"].cast("string"), record["model"]),

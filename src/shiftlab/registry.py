@@ -61,7 +61,9 @@ class Entry(Generic[T]):
         options: the dataclass of its options (None: it takes none).
         kinds: the backbones it works on, any one of which will do: ``encoder`` (features for a
             head), ``causal_lm`` (a language model), ``text_side`` (class prompts encodable).
-            Empty: any. Checked before a run starts.
+            Empty: any. Checked before a run starts. A backbone's own: the inputs it reads
+            (``text``; ``image``: image files and arrays; ``image_arrays``: arrays only) and
+            ``causal_lm`` for a language model, known before it loads.
         needs: what it needs besides its family's inputs, all of them (a membership score's
             ``vocab_stats`` or ``reference`` model).
         parts: (recipes) ``(ctx, options) -> parts`` trainable apart (model-soup ingredients).

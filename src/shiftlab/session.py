@@ -22,7 +22,7 @@ import numpy as np
 from rich.markup import escape
 
 from shiftlab import distributed, seeds
-from shiftlab.checks import check_language_model, check_references
+from shiftlab.checks import check_language_model, check_modality, check_references
 from shiftlab.config.sections import EntrySpec, RunConfig
 from shiftlab.curation.plan import CurationPlan
 from shiftlab.data import Benchmark, Split
@@ -36,7 +36,13 @@ from shiftlab.evaluate.records import model_logits
 from shiftlab.features import FeatureCache
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.jobs import Job
-from shiftlab.lm.tasks import chat_template, check_label_words, lm_benchmark, task_labels
+from shiftlab.lm.tasks import (
+    chat_template,
+    check_label_words,
+    check_tasks,
+    lm_benchmark,
+    task_labels,
+)
 from shiftlab.models import Predictor, load_backbone
 from shiftlab.precision import resolve_precision, set_precision
 from shiftlab.predictions import Scored
@@ -104,6 +110,8 @@ class Session:
         cfg = dataclasses.replace(cfg, precision=precision)
         set_precision(precision)
         self.cfg, self.device = cfg, device
+        if not worker:
+            RunStore.check(out, cfg)  # before any work: a folder that cannot take this run
         self.stages = {stage.name: stage for stage in stages}
         self.recipes = seeds.expand(cfg.recipes, cfg.seeds, cfg.seed)
         self.repeats = seeds.repeats(self.recipes)
@@ -113,10 +121,13 @@ class Session:
         self.benchmark = load_benchmark(cfg.data)
         self.source = self.benchmark  # a language model's: before its task's prompts
         self.capability_data = [(c, load_benchmark(c.data)) for c in cfg.capabilities]
+        check_modality(cfg, self.benchmark)
+        check_language_model(cfg)
+        if cfg.task is not None:  # every pure config error of the task before the model loads
+            check_tasks(cfg.task, self.source, self.capability_data)
         self.backbone = load_backbone(
             cfg.backbone, device, seed=cfg.seed, input_shape=self.benchmark.input_shape
         )
-        check_language_model(cfg, self.backbone)
         if self.backbone.kind == "causal_lm":
             self.benchmark = self.language_model_benchmark(self.source)
         # Length-sorted batches of 32 encode fastest on a CPU (docs/benchmarks.md).

@@ -29,14 +29,16 @@ from torch import nn
 
 from shiftlab import predictions
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config.load import read_yaml
+from shiftlab.config.load import read_mapping_file
 from shiftlab.config.sections import DataConfig, RunConfig
 from shiftlab.distributed import main_writes
 from shiftlab.errors import RunDirError
+from shiftlab.files import check_out_dir, read_text
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.fingerprint import weights_fingerprint
 from shiftlab.predictions import Scored
+from shiftlab.runtime import log
 from shiftlab.typed import to_plain
 
 IDENTITY_KEYS = ("data", "backbone", "prompts", "seed")
@@ -48,9 +50,43 @@ def safe_name(name: str) -> str:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a ``records.jsonl`` file."""
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """All records of a ``records.jsonl`` file. A last line cut short (the file of a run killed
+    while writing it) is skipped with a warning; ``shiftlab run`` on the folder rewrites it.
+
+    Raises:
+        RunDirError: the file is missing or not UTF-8, or a line is not a shiftlab record.
+    """
+    text = read_text(path, "records file", RunDirError)
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                log(
+                    f"warning: {path}: line {number} is cut short (a run killed while writing "
+                    "it); skipped, and `shiftlab run` on the folder writes it again"
+                )
+                continue
+            raise RunDirError(f"{path} line {number} is not JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not {"model", "split"} <= set(record):
+            raise RunDirError(
+                f"{path} line {number} is not a shiftlab record (it has no model and split); "
+                "remove it, or run again to rewrite the file"
+            )
+        records.append(record)
+    return records
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """The resolved config a run directory holds (``config.yaml``; ``{}`` without one)."""
+    config_path = Path(path) / "config.yaml"
+    if not config_path.exists():
+        return {}
+    return read_mapping_file(config_path, "run config", RunDirError)
 
 
 def same_setting(previous: Any, current: Any, default: Any) -> bool:
@@ -124,8 +160,7 @@ class RunStore:
         store = cls(path)
         if not store.config_path.is_file():
             return False
-        previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
-        return not store.changed_identity(previous, cfg)
+        return not store.changed_identity(read_run_config(path), cfg)
 
     def changed_identity(self, previous: dict[str, Any], cfg: RunConfig) -> list[str]:
         """The identity keys on which a previous run's config differs from ``cfg``."""
@@ -138,17 +173,18 @@ class RunStore:
         ]
 
     @classmethod
-    def create(cls, path: Path, cfg: RunConfig) -> RunStore:
-        """Open ``path`` for ``cfg``: new, or a run of the same data, backbone, prompts and seed.
+    def check(cls, path: Path, cfg: RunConfig) -> None:
+        """Whether ``path`` can take a run of ``cfg`` (new, or a run of the same data,
+        backbone, prompts and seed), without writing anything.
 
         Raises:
+            ConfigError: the path is a file, goes through one, or cannot be written.
             RunDirError: the folder holds something else, or a run of a different config.
         """
+        check_out_dir(path)
         store = cls(path)
-        resolved = cfg.to_dict()
         if store.config_path.is_file():
-            previous = read_yaml(store.config_path.read_text(encoding="utf-8")) or {}
-            changed = store.changed_identity(previous, cfg)
+            changed = store.changed_identity(read_run_config(path), cfg)
             if changed:
                 raise RunDirError(
                     f"{path} holds a run with a different {', '.join(changed)}; "
@@ -158,6 +194,13 @@ class RunStore:
             raise RunDirError(
                 f"{path} exists and is not a shiftlab run directory; choose another --out"
             )
+
+    @classmethod
+    def create(cls, path: Path, cfg: RunConfig) -> RunStore:
+        """Open ``path`` for ``cfg`` (see :meth:`check`)."""
+        cls.check(path, cfg)
+        store = cls(path)
+        resolved = cfg.to_dict()
         with main_writes() as main:  # in a run on several processes, the main one writes
             if main:
                 for stray in path.rglob(".*.tmp") if path.is_dir() else []:

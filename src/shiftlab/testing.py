@@ -588,7 +588,7 @@ def check_backbone(name: str, workdir: Path | None = None) -> None:
 
 def options_round_trip(entry: Entry[Any]) -> None:
     """An entry's options dataclass has a default for every field and a help text for each
-    (``shiftlab list -v`` and docs/methods.md show them)."""
+    (``shiftlab list -v`` and docs/methods.md show them), and every number in it a range."""
     if entry.options is None:
         return
     built = entry.options()
@@ -596,6 +596,31 @@ def options_round_trip(entry: Entry[Any]) -> None:
         assert f.metadata.get("help") or dataclasses.is_dataclass(getattr(built, f.name)), (
             f"{entry.name}.{f.name} has no help text"
         )
+    unranged = unranged_numbers(entry.options)
+    assert not unranged, f"{entry.name}: numbers without a range (param within=): {unranged}"
+
+
+def unranged_numbers(cls: type, where: str = "", skip: frozenset[str] = frozenset()) -> list[str]:
+    """Fields of dataclass ``cls`` (and of the dataclasses inside it) that hold a number but
+    declare no range, own or inherited: the values :func:`shiftlab.typed.build` cannot check."""
+    import typing
+
+    from shiftlab.typed import constraints
+
+    found = []
+    for f in dataclasses.fields(cls):
+        path = f"{where}{f.name}"
+        if path in skip:
+            continue
+        tp = typing.get_type_hints(cls)[f.name]
+        parts = {tp, *typing.get_args(tp)}
+        parts |= {inner for part in list(parts) for inner in typing.get_args(part)}
+        if parts & {int, float} and "within" not in constraints(cls, f.name):
+            found.append(path)
+        for part in parts:
+            if dataclasses.is_dataclass(part) and part is not cls:
+                found += unranged_numbers(part, f"{path}.", skip)
+    return found
 
 
 def fast_is_valid(entry: Entry[Any]) -> None:
@@ -626,4 +651,5 @@ __all__ = [
     "tiny_causal_lm",
     "tiny_classifier",
     "tiny_cnn",
+    "unranged_numbers",
 ]

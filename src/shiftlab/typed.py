@@ -32,6 +32,7 @@ def param(
     within: str | None = None,
     nonempty: bool = False,
     unique: bool = False,
+    unset: str | None = None,
 ) -> Any:
     """A dataclass field with a default and a one-line description (shown by ``shiftlab list``).
 
@@ -40,6 +41,7 @@ def param(
             closed, parentheses open); for a list or a mapping, every item or value.
         nonempty: an empty list, mapping or string is refused.
         unique: a list with a repeated item is refused.
+        unset: what null means, added to the range's message (``"null for all examples"``).
     """
     metadata: dict[str, Any] = {"help": help}
     if within is not None:
@@ -48,6 +50,8 @@ def param(
         metadata["nonempty"] = True
     if unique:
         metadata["unique"] = True
+    if unset is not None:
+        metadata["unset"] = unset
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -71,18 +75,39 @@ class Interval:
         left, low, high, right = found.groups()
         return cls(text.strip(), float(low), float(high), left == "(", right == ")")
 
+    def describe(self) -> str:
+        """``>= 1`` for a half-line, else the interval as written: ``in [0, 1)``."""
+        if math.isinf(self.high) and not math.isinf(self.low):
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {self.text}"
+
     def __contains__(self, value: float) -> bool:
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return bool(above and below)
 
 
-def check_field(f: dataclasses.Field, value: Any, where: str) -> None:
-    """Raise a ConfigError when ``value`` breaks field ``f``'s declared range, emptiness or
-    uniqueness (None is always allowed: optional fields)."""
+CONSTRAINTS = ("within", "nonempty", "unique", "unset")
+
+
+def constraints(cls: type, name: str) -> dict[str, Any]:
+    """The range, emptiness and uniqueness rules of field ``name`` of dataclass ``cls``: its
+    own, else those of the nearest base class declaring the field (a subclass that only changes
+    a default keeps the base's range)."""
+    for klass in cls.__mro__:
+        if not dataclasses.is_dataclass(klass):
+            continue
+        declared = klass.__dict__.get("__dataclass_fields__", {}).get(name)
+        if declared is not None and any(k in declared.metadata for k in CONSTRAINTS):
+            return {k: declared.metadata[k] for k in CONSTRAINTS if k in declared.metadata}
+    return {}
+
+
+def check_field(meta: Mapping[str, Any], value: Any, where: str) -> None:
+    """Raise a ConfigError when ``value`` breaks a field's declared range, emptiness or
+    uniqueness (``meta``: :func:`constraints`; None is always allowed: optional fields)."""
     if value is None:
         return
-    meta = f.metadata
     if meta.get("nonempty") and isinstance(value, (list, tuple, dict, str)) and not value:
         raise ConfigError(f"{where} must not be empty")
     if meta.get("unique") and isinstance(value, (list, tuple)):
@@ -93,12 +118,23 @@ def check_field(f: dataclasses.Field, value: Any, where: str) -> None:
     if interval is None:
         return
     if isinstance(value, dict):
-        items = list(value.values())
+        items = [(f"{where}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(where, v) for v in value]
     else:
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-    for item in items:
+        items = [(where, value)]
+    unset = f" (or {meta['unset']})" if meta.get("unset") else ""
+    for path, item in items:
         if isinstance(item, (int, float)) and not isinstance(item, bool) and item not in interval:
-            raise ConfigError(f"{where} must be in {interval.text}, got {item!r}")
+            raise ConfigError(f"{path} must be {interval.describe()}{unset}, got {item!r}")
+
+
+def validate(obj: Any, where: str) -> Any:
+    """``obj`` (a dataclass instance, e.g. options built in Python rather than from YAML) after
+    checking every field against its constraints, as :func:`build` does."""
+    for f in dataclasses.fields(obj):
+        check_field(constraints(type(obj), f.name), getattr(obj, f.name), f"{where}.{f.name}")
+    return obj
 
 
 def ref(default: str | list[str] | None, help: str) -> Any:
@@ -147,8 +183,15 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
-        (item_type, *_) = typing.get_args(tp) or (Any,)
-        items = [coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        args = typing.get_args(tp) or (Any,)
+        if origin is tuple and Ellipsis not in args:  # fixed length: tuple[float, float]
+            if len(value) != len(args):
+                raise ConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
+            return tuple(
+                coerce(v, t, f"{where}[{i}]")
+                for i, (v, t) in enumerate(zip(value, args, strict=True))
+            )
+        items = [coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)
     if origin is dict:
         if not isinstance(value, Mapping):
@@ -206,7 +249,7 @@ def build(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     for key, value in kwargs.items():
-        check_field(fields[key], value, f"{where}.{key}")
+        check_field(constraints(cls, key), value, f"{where}.{key}")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing
@@ -226,7 +269,7 @@ def options_of(cls: type | None, options: Any, where: str) -> Any:
             raise ConfigError(f"{where} takes no options, got {options!r}")
         return None
     if isinstance(options, cls):
-        return options
+        return validate(options, where)
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{where} options must be a mapping or {cls.__name__}, got {options!r}")
     return build(cls, options, where)

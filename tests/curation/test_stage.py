@@ -143,7 +143,7 @@ def test_scores_cost_no_encoder_pass_beyond_one_per_split(
     [
         ("\n  - drop_label_isues", r"unknown curation action 'drop_label_isues'; did you mean"),
         ("\n  - prune: {by: el2m}", r"curate.prune.by must be one of .* did you mean 'el2n'"),
-        ("\n  - prune: {keep: [0]}", r"prune keep fractions must be in \(0, 1\]"),
+        ("\n  - prune: {keep: [0]}", r"curate\.prune\.keep must be in \(0, 1\], got 0"),
         ("\n  - prune: {by: random, keep: [0.001]}", r"removes every training example of class"),
     ],
 )

@@ -148,11 +148,11 @@ def test_train_on_bio_and_qa() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"qa_per_person": 0}, "qa_per_person must be 1 to 7"),
-        ({"qa_per_person": 8}, "qa_per_person must be 1 to 7"),
+        ({"qa_per_person": 0}, r"qa_per_person must be in \[1, 7\], got 0"),
+        ({"qa_per_person": 8}, r"qa_per_person must be in \[1, 7\], got 8"),
         ({"prefix_sentences": 6}, "prefix_sentences must be 1 to 5"),
         ({"qa_template": "Q: {text}"}, "must contain"),
-        ({"people": {"forget": 0}}, "people.forget must be at least 1"),
+        ({"people": {"forget": 0}}, "people.forget must be >= 1, got 0"),
         ({"train_on": ["bio", "bio"]}, "train_on"),
         ({"train_on": ["wiki"]}, "must be one of"),
         ({"peeple": {}}, "did you mean 'people'"),

@@ -34,21 +34,22 @@ from shiftlab.typed import param
 class AdaptOptions:
     """Optimisation and safety settings shared by adapters (TENT's defaults)."""
 
-    lr: float = param(1e-3, "learning rate")
+    lr: float = param(1e-3, "learning rate", within="[0, inf)")
     optimizer: Literal["adam", "sgd"] = param("adam", "optimiser")
-    momentum: float = param(0.9, "SGD momentum (Adam's beta1 is 0.9)")
+    momentum: float = param(0.9, "SGD momentum (Adam's beta1 is 0.9)", within="[0, 1)")
     nesterov: bool = param(False, "Nesterov momentum (SGD only)")
-    weight_decay: float = param(0.0, "weight decay")
-    steps: int = param(1, "updates per batch")
+    weight_decay: float = param(0.0, "weight decay", within="[0, inf)")
+    steps: int = param(1, "updates per batch", within="[1, inf)")
     episodic: bool = param(False, "reset before every batch (else carry state along the stream)")
-    batch_size: int = param(200, "examples per test batch")
+    batch_size: int = param(200, "examples per test batch", within="[1, inf)")
     predict_after_update: bool = param(False, "predict with the updated model (re-forward)")
     collapse_fraction: float | None = param(
         None,
         "reset when one class takes this share of the last collapse_window predictions "
         "(e.g. 0.95); off, as in the references",
+        within="(0, 1]",
     )
-    collapse_window: int = param(400, "predictions the collapse guard looks at")
+    collapse_window: int = param(400, "predictions the collapse guard looks at", within="[1, inf)")
     train_mode: Literal["auto", "train", "eval"] = param(
         "auto", "model mode while adapting; auto: train (as TENT) unless the model has dropout"
     )

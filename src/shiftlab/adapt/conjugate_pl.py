@@ -28,8 +28,10 @@ class ConjugatePLOptions(ConjugateReferenceOptions):
     source_loss: Literal["auto", "ce", "squared", "poly"] = param(
         "auto", "the loss the model was trained with; auto reads the predictor's params.loss"
     )
-    eps: float | None = param(None, "PolyLoss epsilon; default the predictor's params.eps, or 6")
-    temperature: float = param(1.0, "logits are divided by this before the loss")
+    eps: float | None = param(
+        None, "PolyLoss epsilon; default the predictor's params.eps, or 6", within="[-1, inf)"
+    )
+    temperature: float = param(1.0, "logits are divided by this before the loss", within="(0, inf)")
 
     def for_model(self, params: dict[str, Any]) -> ConjugatePLOptions:
         source = params.get("loss", "ce") if self.source_loss == "auto" else self.source_loss

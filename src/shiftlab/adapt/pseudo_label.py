@@ -25,11 +25,14 @@ from shiftlab.typed import param
 class PseudoLabelOptions(ConjugateReferenceOptions):
     """Confidence threshold and loss form; optimisation as the conjugate reference."""
 
-    threshold: float = param(0.75, "only examples predicted with higher confidence are used")
+    threshold: float = param(
+        0.75, "only examples predicted with higher confidence are used", within="[0, 1]"
+    )
     eps: float | None = param(
         None,
         "PolyLoss epsilon of the loss form; default the model's (0, cross-entropy, unless "
         "it was trained with PolyLoss)",
+        within="[-1, inf)",
     )
 
     def for_model(self, params: dict[str, Any]) -> PseudoLabelOptions:

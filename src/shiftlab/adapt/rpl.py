@@ -26,8 +26,10 @@ from shiftlab.typed import param
 class RPLOptions(ConjugateReferenceOptions):
     """The generalised cross-entropy's q; the conjugate reference's optimisation."""
 
-    q: float = param(0.8, "exponent of the generalised cross-entropy (tta_conjugate: 0.8)")
-    temperature: float = param(1.0, "logits are divided by this before the loss")
+    q: float = param(
+        0.8, "exponent of the generalised cross-entropy (tta_conjugate: 0.8)", within="(0, 1]"
+    )
+    temperature: float = param(1.0, "logits are divided by this before the loss", within="(0, inf)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -29,8 +29,9 @@ class SoftmaxPLOptions(ConjugateReferenceOptions):
     eps: float | None = param(
         None,
         "PolyLoss epsilon; default the model's (its params.eps when trained with poly, else 0)",
+        within="[-1, inf)",
     )
-    temperature: float = param(1.0, "logits are divided by this before the loss")
+    temperature: float = param(1.0, "logits are divided by this before the loss", within="(0, inf)")
 
     def for_model(self, params: dict[str, Any]) -> SoftmaxPLOptions:
         if self.eps is not None:

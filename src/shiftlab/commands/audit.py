@@ -22,20 +22,24 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import write_atomic
-from shiftlab.config.load import read_yaml
+from shiftlab.config.load import read_mapping_file
 from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError
+from shiftlab.files import check_out_dir
+from shiftlab.models import backbone_kinds
 from shiftlab.registry import AUDITS
 from shiftlab.report.tables import Table, fmt
 from shiftlab.runtime import log
-from shiftlab.typed import build, coerce, param
+from shiftlab.typed import build, coerce, options_of, param
 
 
 @dataclass
 class AuditConfig:
     """What to search for, with which methods, and at what budget."""
 
-    methods: list[str] = param(["arca", "gcg"], "search methods, compared at equal budget")
+    methods: list[str] = param(
+        ["arca", "gcg"], "search methods, compared at equal budget", nonempty=True, unique=True
+    )
     targets: list[str] = param([], "target outputs (mind the leading space: ' Paris')")
     random_targets: int = param(0, "also draw this many targets (seeded)", within="[0, inf)")
     random_targets_from: Literal["continuations", "words"] = param(
@@ -43,12 +47,16 @@ class AuditConfig:
         "continuations: the model's own greedy output after a random input of input_length "
         "tokens (an output it can be led to, as ARCA's reverse targets are); words: word tokens",
     )
-    target_tokens: list[int] = param([1, 2], "token lengths of drawn targets, in turn")
-    max_output_tokens: int = param(2, "the output budget: longer targets are refused")
-    input_length: int = param(3, "tokens of input searched")
+    target_tokens: list[int] = param(
+        [1, 2], "token lengths of drawn targets, in turn", within="[1, inf)", nonempty=True
+    )
+    max_output_tokens: int = param(
+        2, "the output budget: longer targets are refused", within="[1, inf)"
+    )
+    input_length: int = param(3, "tokens of input searched", within="[1, inf)")
     prefix: str = param("", "fixed text before the input")
-    budget: int = param(2000, "forward + backward passes per target and method")
-    seed: int = param(0, "seeds target draws and every search")
+    budget: int = param(2000, "forward + backward passes per target and method", within="[3, inf)")
+    seed: int = param(0, "seeds target draws and every search", within="[0, 4294967295]")
     options: dict[str, dict[str, Any]] = param(
         {}, "per method options, e.g. {arca: {batch_size: 32}}"
     )
@@ -56,9 +64,20 @@ class AuditConfig:
     def __post_init__(self) -> None:
         for method in self.methods:
             AUDITS[method]  # unknown method: did-you-mean
-        if self.input_length < 1 or self.budget < 3 or self.max_output_tokens < 1:
-            raise ConfigError("audit needs input_length >= 1, budget >= 3, max_output_tokens >= 1")
-        if any(n < 1 or n > self.max_output_tokens for n in self.target_tokens):
+        if not self.targets and not self.random_targets:
+            raise ConfigError(
+                "audit has no targets: list some under audit.targets or set audit.random_targets"
+            )
+        empty = [i for i, t in enumerate(self.targets) if not t.strip()]
+        if empty:
+            raise ConfigError(f"audit.targets[{empty[0]}] is empty; a target is the text to say")
+        for method, options in self.options.items():
+            if method not in self.methods:
+                raise ConfigError(
+                    f"audit.options.{method}: not one of audit.methods ({', '.join(self.methods)})"
+                )
+            options_of(AUDITS[method].options, options, f"audit.options.{method}")
+        if any(n > self.max_output_tokens for n in self.target_tokens):
             raise ConfigError(
                 f"audit target_tokens {self.target_tokens} must lie in 1..max_output_tokens "
                 f"({self.max_output_tokens})"
@@ -121,9 +140,7 @@ def continuation_targets(
 
 def load_audit(path: Path) -> tuple[BackboneConfig, AuditConfig]:
     """The backbone and audit sections of an audit config file."""
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    raw = read_yaml(path.read_text(encoding="utf-8")) or {}
+    raw = read_mapping_file(path, "audit config")
     unknown = set(raw) - {"backbone", "audit"}
     if unknown:
         raise ConfigError(
@@ -133,6 +150,11 @@ def load_audit(path: Path) -> tuple[BackboneConfig, AuditConfig]:
     backbone = build(
         BackboneConfig, {"name": backbone} if isinstance(backbone, str) else backbone, "backbone"
     )
+    if "causal_lm" not in backbone_kinds(backbone):
+        raise ConfigError(
+            f"audits search a language model; backbone '{backbone.name}' is not one (use e.g. "
+            "smollm2-135m-instruct or hf_causal_lm:<folder>)"
+        )
     return backbone, build(AuditConfig, coerce(raw.get("audit") or {}, dict, "audit"), "audit")
 
 
@@ -166,11 +188,10 @@ def run_audits(config_path: Path, out: Path) -> Path:
     from shiftlab.lm.audit import run_audit
     from shiftlab.models import load_backbone
 
+    check_out_dir(out)
     if out.exists() and any(out.iterdir()) and not (out / "audit.jsonl").is_file():
         raise ConfigError(f"{out} exists and is not an audit directory; choose another --out")
     backbone = load_backbone(backbone_cfg, torch.device("cpu"))
-    if backbone.kind != "causal_lm":
-        raise ConfigError(f"audits search a language model; '{backbone.name}' is not one")
     model, tokenizer = backbone.featurizer.model, backbone.featurizer.tokenizer
     targets = list(cfg.targets)
     if cfg.random_targets and cfg.random_targets_from == "words":

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config.load import read_yaml
+from shiftlab.config.load import read_mapping_file
 from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError, DataError
+from shiftlab.files import check_out_dir
+from shiftlab.models import backbone_kinds
 from shiftlab.registry import MEMBERSHIP
 from shiftlab.report.tables import Table, fmt_interval
 from shiftlab.typed import build, coerce, param
@@ -30,11 +32,13 @@ from shiftlab.typed import build, coerce, param
 class MembershipConfig:
     """Texts with known membership, and the scores to measure."""
 
-    path: str = param("", "CSV or JSONL file of texts")
+    path: str = param("", "CSV or JSONL file of texts", nonempty=True)
     text_column: str = param("text", "column of the texts")
     member_column: str = param("member", "column saying whether each text is a member")
-    methods: list[str] = param(["loss", "zlib", "min_k", "min_k_pp"], "membership scores")
-    k: float = param(0.2, "fraction of tokens Min-K% and Min-K%++ average")
+    methods: list[str] = param(
+        ["loss", "zlib", "min_k", "min_k_pp"], "membership scores", nonempty=True, unique=True
+    )
+    k: float = param(0.2, "fraction of tokens Min-K% and Min-K%++ average", within="(0, 1]")
     reference: str | None = param(None, "reference model of the `reference` score (name or path)")
 
     def __post_init__(self) -> None:
@@ -70,20 +74,29 @@ def run_membership(config_path: Path, out: Path) -> Path:
     from shiftlab.membership import attack_intervals, attack_metrics, score_all
     from shiftlab.models import load_backbone
 
-    if not config_path.is_file():
-        raise ConfigError(f"config file not found: {config_path}")
-    raw = read_yaml(config_path.read_text(encoding="utf-8")) or {}
+    raw = read_mapping_file(config_path, "membership config")
+    unknown = set(raw) - {"backbone", "membership"}
+    if unknown:
+        raise ConfigError(
+            f"unknown key '{sorted(unknown)[0]}' in a membership config (backbone, membership)"
+        )
     backbone_raw = raw.get("backbone") or {}
     if isinstance(backbone_raw, str):
         backbone_raw = {"name": backbone_raw}
     backbone_cfg = build(BackboneConfig, backbone_raw, "backbone")
+    if "causal_lm" not in backbone_kinds(backbone_cfg):
+        raise ConfigError(
+            "membership scores read a language model's token probabilities; backbone "
+            f"'{backbone_cfg.name}' is not one (use e.g. smollm2-135m-instruct)"
+        )
     cfg = build(
         MembershipConfig, coerce(raw.get("membership") or {}, dict, "membership"), "membership"
     )
+    check_out_dir(out)
+    if out.exists() and any(out.iterdir()) and not (out / "membership.json").is_file():
+        raise ConfigError(f"{out} exists and is not a membership directory; choose another --out")
     texts, truth = read_texts(cfg)
     backbone = load_backbone(backbone_cfg, torch.device("cpu"))
-    if backbone.kind != "causal_lm":
-        raise ConfigError("membership scores read a language model's token probabilities")
     scores = score_all(
         backbone.featurizer.model,
         backbone.featurizer.tokenizer,

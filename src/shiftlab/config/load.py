@@ -38,7 +38,8 @@ from shiftlab.config.sections import (
     TaskConfig,
     UnlearnConfig,
 )
-from shiftlab.errors import ConfigError
+from shiftlab.errors import ConfigError, ShiftlabError
+from shiftlab.files import read_text
 from shiftlab.registry import (
     ADAPT,
     CURATE,
@@ -51,7 +52,7 @@ from shiftlab.registry import (
     closest,
 )
 from shiftlab.runtime import log
-from shiftlab.typed import build, coerce
+from shiftlab.typed import build, check_field, coerce, constraints
 
 #: Unlearning's reference method: the recipe retrained without the forget set (not registered:
 #: it is the run's own recipe, not a method on a model).
@@ -93,19 +94,6 @@ def parse_data(raw: Any, where: str = "data") -> DataConfig:
                 message += f"; common keys: {', '.join(sorted(DATA_COMMON))}"
             raise ConfigError(message) from None
     data = build(DataConfig, common, where)
-    # A cap of 0 or less would empty every domain: (key, cap, what leaving it out means).
-    per_domain = data.max_per_domain
-    caps = [
-        *(
-            [(f"max_per_domain.{k}", v, "leave the domain out") for k, v in per_domain.items()]
-            if isinstance(per_domain, Mapping)
-            else [("max_per_domain", per_domain, "null for all examples")]
-        ),
-        ("max_per_ood_domain", data.max_per_ood_domain, "null for max_per_domain"),
-    ]
-    for key, cap, unset in caps:
-        if cap is not None and cap < 1:
-            raise ConfigError(f"{where}.{key} must be >= 1 (or {unset}), got {cap}")
     data.options = options
     return data
 
@@ -184,7 +172,13 @@ def parse_entries(
 def parse_recipes(raw: Any, where: str = "recipes") -> list[EntrySpec]:
     """The recipe entries (default the six standard recipes); names may not hold ``@`` or
     ``[`` (seed repeats and grids use them)."""
+    if raw is not None and not raw:
+        raise ConfigError(
+            f"{where} is empty, so the run would train and score nothing; list recipes, or "
+            "leave the key out for the six standard ones"
+        )
     specs = parse_entries(list(DEFAULT_RECIPES) if raw is None else raw, where, FINETUNE)
+    warn_unusual(specs, where)
     for spec in specs:
         if "@" in spec.name or "[" in spec.name:
             raise ConfigError(
@@ -202,6 +196,28 @@ def parse_curation(raw: Any, where: str = "curation") -> CurationConfig:
     return cfg
 
 
+def parse_task(raw: Any, where: str, cls: type = TaskConfig) -> Any:
+    """A task (or capability); a label permutation without demonstrations is warned about."""
+    task = build(cls, raw, where)
+    if task.label_map == "permuted" and task.shots == 0 and task.label_words:
+        log(
+            f"warning: {where}: label_map permuted with shots 0: no demonstration shows the "
+            "permuted labels, so the gold labels disagree with every prompt"
+        )
+    return task
+
+
+def warn_unusual(specs: list[EntrySpec], where: str) -> None:
+    """Warn (one line each) about legal settings that are rarely meant."""
+    for spec in specs:
+        lr, optimizer = getattr(spec.options, "lr", None), getattr(spec.options, "optimizer", "")
+        if optimizer in ("adam", "adamw") and lr is not None and lr > 1e-2:
+            log(
+                f"warning: {where}.{spec.name}.lr {lr:g} is large for {optimizer} (fine-tuning "
+                "a pretrained model uses 1e-5 to 1e-3)"
+            )
+
+
 def parse_capabilities(raw: Any, where: str = "capabilities") -> list[CapabilityConfig]:
     if raw is None:
         return []
@@ -212,7 +228,7 @@ def parse_capabilities(raw: Any, where: str = "capabilities") -> list[Capability
         if not isinstance(item, Mapping) or "data" not in item:
             raise ConfigError(f"{where}[{i}] needs a data section and a task (template, ...)")
         options = {k: v for k, v in item.items() if k != "data"}
-        capability = build(CapabilityConfig, options, f"{where}[{i}]")
+        capability = parse_task(options, f"{where}[{i}]", CapabilityConfig)
         capability.data = parse_data(item["data"], f"{where}[{i}].data")
         found.append(capability)
     names = [c.name for c in found]
@@ -239,13 +255,6 @@ def parse_unlearn(raw: Any, where: str = "unlearn") -> UnlearnConfig | None:
     return cfg
 
 
-def parse_seeds(raw: Any, where: str = "seeds") -> list[int] | None:
-    seeds = coerce(raw, list[int] | None, where)
-    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
-        raise ConfigError(f"{where} must be a non-empty list of distinct integers, got {seeds}")
-    return seeds
-
-
 def parse_executor(raw: Any, where: str = "executor") -> ExecutorConfig:
     return build(ExecutorConfig, {"kind": raw} if isinstance(raw, str) else raw, where)
 
@@ -268,11 +277,10 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "adapt": lambda raw, where: parse_entries(raw or [], where, ADAPT, takes_on=True),
     "curation": parse_curation,
     "curate": lambda raw, where: parse_entries(raw or [], where, CURATE_ACTIONS, unique=False),
-    "task": lambda raw, where: None if raw is None else build(TaskConfig, raw, where),
+    "task": lambda raw, where: None if raw is None else parse_task(raw, where),
     "capabilities": parse_capabilities,
     "conjugate": lambda raw, where: parse_entries(raw or [], where, TRANSFORMS, takes_on=True),
     "unlearn": parse_unlearn,
-    "seeds": parse_seeds,
     "executor": lambda raw, where: ExecutorConfig() if raw is None else parse_executor(raw),
 }
 
@@ -296,6 +304,8 @@ def parse(raw: Mapping[str, Any]) -> RunConfig:
             values[name] = PARSERS[name](raw.get(name), name)
         elif name in raw:
             values[name] = coerce(raw[name], hints[name], name)
+        if name in values:
+            check_field(constraints(RunConfig, name), values[name], name)
     return RunConfig(**values)
 
 
@@ -319,6 +329,30 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
 
 
+def read_yaml_file(path: Path, what: str, error: type[ShiftlabError] = ConfigError) -> Any:
+    """The YAML content of ``path``: one-line errors (``error``) for a missing or non-UTF-8
+    file and for invalid YAML, with the line and column YAML points at."""
+    text = read_text(path, what, error)
+    try:
+        return read_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{what} {path} is not valid YAML{where}: {problem}") from None
+
+
+def read_mapping_file(path: Path, what: str, error: type[ShiftlabError] = ConfigError) -> dict:
+    """:func:`read_yaml_file` for a file that must hold a mapping (an empty file is ``{}``)."""
+    raw = read_yaml_file(path, what, error)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        kind = "a list" if isinstance(raw, list) else f"a {type(raw).__name__}"
+        raise error(f"{what} {path} holds {kind}; it must be a YAML mapping (key: value lines)")
+    return raw
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Apply one ``--set key.path=value`` to a raw config in place.
 
@@ -331,7 +365,14 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     keys = [k for k in path.strip().split(".") if k]
     if not keys:
         raise ConfigError(f"--set has an empty key in {assignment!r}")
-    value = read_yaml(text) if text.strip() else ""
+    try:
+        value = read_yaml(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"--set {path.strip()}: {text!r} is not a valid YAML value ({problem}); quote it "
+            "or close its brackets"
+        ) from None
     node: Any = raw
     for i, key in enumerate(keys[:-1]):
         if key == "recipes" and i == 0:
@@ -371,17 +412,7 @@ def _recipe_options(items: list[Any], name: str) -> dict[str, Any]:
 
 def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run config, apply ``--set`` overrides, and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = read_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a YAML mapping")
+    raw = read_mapping_file(Path(path), "config file")
     for assignment in overrides or []:
         apply_override(raw, assignment)
     return parse(raw)

@@ -31,14 +31,13 @@ def plain(value: Any) -> Any:
 class SplitConfig:
     """Fractions of each ID domain that go to train, val and test (stratified by label)."""
 
-    train: float = param(0.6, "fraction of each ID domain used for training")
-    val: float = param(0.2, "fraction used for ID validation (model selection, calibration)")
-    test: float = param(0.2, "fraction used for the ID test")
+    train: float = param(0.6, "fraction of each ID domain used for training", within="(0, 1]")
+    val: float = param(
+        0.2, "fraction used for ID validation (model selection, calibration)", within="(0, 1]"
+    )
+    test: float = param(0.2, "fraction used for the ID test", within="(0, 1]")
 
     def __post_init__(self) -> None:
-        for name in ("train", "val", "test"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ConfigError(f"data.split.{name} must be in (0, 1], got {getattr(self, name)}")
         if self.train + self.val + self.test > 1 + 1e-9:
             raise ConfigError("data.split fractions train + val + test must not exceed 1")
 
@@ -47,22 +46,30 @@ class SplitConfig:
 class CorruptionsConfig:
     """Corrupted copies of the ID test split, as extra OOD splits (image benchmarks)."""
 
-    types: list[str] | None = param(None, "corruptions to apply; default every one")
-    severities: list[int] = param([1, 2, 3, 4, 5], "severities, 1 (mild) to 5 (strong)")
-    per_split: int | None = param(None, "examples per corrupted split (stratified); default all")
+    types: list[str] | None = param(
+        None, "corruptions to apply; default every one", nonempty=True, unique=True
+    )
+    severities: list[int] = param(
+        [1, 2, 3, 4, 5],
+        "severities, 1 (mild) to 5 (strong)",
+        within="[1, 5]",
+        nonempty=True,
+        unique=True,
+    )
+    per_split: int | None = param(
+        None, "examples per corrupted split (stratified); default all", within="[1, inf)"
+    )
 
 
 @dataclass
 class LabelNoiseConfig:
     """Synthetic label noise on the ID domains (:mod:`shiftlab.data.label_noise`)."""
 
-    rate: float = param(0.2, "fraction of each ID domain's labels made wrong (exactly)")
+    rate: float = param(
+        0.2, "fraction of each ID domain's labels made wrong (exactly)", within="[0, 1)"
+    )
     kind: Literal["symmetric", "pair"] = param("symmetric", "symmetric or pair (k -> k + 1)")
-    seed: int = param(0, "seed of which labels flip and to what")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rate < 1:
-            raise ConfigError(f"data.label_noise.rate must be in [0, 1), got {self.rate}")
+    seed: int = param(0, "seed of which labels flip and to what", within="[0, 4294967295]")
 
 
 @dataclass
@@ -76,10 +83,20 @@ class DataConfig:
     class_names: list[str] | None = param(None, "names (and order) of the labels")
     split: SplitConfig = param(SplitConfig(), "fractions of each ID domain: train, val, test")
     max_per_domain: int | dict[str, int] | None = param(
-        None, "stratified cap per domain, or per domain name ({movie: 2000})"
+        None,
+        "stratified cap per domain, or per domain name ({movie: 2000})",
+        within="[1, inf)",
+        unset="null for all examples",
     )
-    max_per_ood_domain: int | None = param(None, "cap per OOD domain; default max_per_domain")
-    seed: int = param(0, "seed of the data split (kept apart from training's)")
+    max_per_ood_domain: int | None = param(
+        None,
+        "cap per OOD domain; default max_per_domain",
+        within="[1, inf)",
+        unset="null for max_per_domain",
+    )
+    seed: int = param(
+        0, "seed of the data split (kept apart from training's)", within="[0, 4294967295]"
+    )
     corruptions: CorruptionsConfig | None = param(None, "corrupted copies of ID test as OOD")
     groups: str | None = param(
         None, "groups: label_x_domain, label_x_<attribute>; default the loader's"
@@ -103,13 +120,21 @@ class BackboneConfig:
     ``timm:<model>``, ``open_clip:<arch>``, ...), or a Hugging Face folder or model id."""
 
     name: str = param("minilm", "a registered backbone, a prefix:name, or a local folder")
-    max_length: int | None = param(None, "tokens per text; default the model's own limit")
-    batch_size: int | None = param(None, "encoding batch; default 32 on CPU, 256 on CUDA")
-    logit_scale: float | None = param(None, "zero-shot head scale; default the backbone's")
+    max_length: int | None = param(
+        None, "tokens per text; default the model's own limit", within="[1, inf)"
+    )
+    batch_size: int | None = param(
+        None, "encoding batch; default 32 on CPU, 256 on CUDA", within="[1, inf)"
+    )
+    logit_scale: float | None = param(
+        None, "zero-shot head scale; default the backbone's", within="(0, inf)"
+    )
     pretrained: bool | str = param(
         True, "timm: true/false/a weights file; open_clip: a tag or a file"
     )
-    image_size: int | None = param(None, "input resolution of images; default the model's")
+    image_size: int | None = param(
+        None, "input resolution of images; default the model's", within="[8, inf)"
+    )
     augment: bool = param(False, "train-time augmentation (timm's training transform)")
     channels_last: bool = param(False, "channels-last memory format (convolutional backbones)")
     gguf_file: str | None = param(None, "causal LMs: a GGUF checkpoint inside the folder")
@@ -145,19 +170,21 @@ class TaskConfig:
     label_words: dict[str, str] | None = param(
         None, "class name -> verbalizer scored after the prompt, e.g. {positive: ' positive'}"
     )
-    shots: int = param(0, "seeded demonstrations from the task's training split before each prompt")
+    shots: int = param(
+        0,
+        "seeded demonstrations from the task's training split before each prompt",
+        within="[0, inf)",
+    )
     label_map: Literal["identity", "permuted"] = param(
         "identity",
         "permuted: demonstrations and gold labels use a seeded permutation of the label words",
     )
     separator: str = param("\n\n", "between demonstrations and the query")
     chat: bool = param(False, "wrap each prompt in the model's chat template (a user turn)")
-    max_new_tokens: int = param(16, "greedy decoding length of generation tasks")
-    seed: int = param(0, "seed of the demonstrations and of the label permutation")
-
-    def __post_init__(self) -> None:
-        if self.shots < 0 or self.max_new_tokens < 1:
-            raise ConfigError(f"task {self.name}: shots >= 0 and max_new_tokens >= 1 needed")
+    max_new_tokens: int = param(16, "greedy decoding length of generation tasks", within="[1, inf)")
+    seed: int = param(
+        0, "seed of the demonstrations and of the label permutation", within="[0, 4294967295]"
+    )
 
 
 @dataclass
@@ -166,7 +193,9 @@ class CapabilityConfig(TaskConfig):
 
     data: Any = param(None, "a data section, as the run's own")
     split: Literal["train", "id_val", "id_test"] = param("id_test", "which split of its data")
-    max_examples: int | None = param(200, "stratified cap on the examples scored")
+    max_examples: int | None = param(
+        200, "stratified cap on the examples scored", within="[1, inf)"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {**to_plain(self), "data": self.data.to_dict()}
@@ -246,7 +275,9 @@ class ExecutorConfig:
     kind: Literal["local", "ray"] = param("local", "local: this process; ray: Ray tasks")
     address: str | None = param(None, "a Ray cluster's address; default a local Ray instance")
     resources: dict[str, float] = param(
-        {"num_cpus": 1}, "Ray resources of every task, e.g. {num_cpus: 4, num_gpus: 1}"
+        {"num_cpus": 1},
+        "Ray resources of every task, e.g. {num_cpus: 4, num_gpus: 1}",
+        within="[0, inf)",
     )
 
 
@@ -259,7 +290,7 @@ class CurationConfig:
         "out-of-sample probabilities from K-fold linear probes on cached features (no encoder "
         "pass), or a training recipe entry of the run (e.g. full_ft: K fine-tunings, costlier)",
     )
-    folds: int = param(5, "K of the stratified, seeded K-fold")
+    folds: int = param(5, "K of the stratified, seeded K-fold", within="[2, inf)")
     scores: dict[str, dict[str, Any]] = param(
         {}, "scores to compute besides those the actions need, with their options"
     )
@@ -278,9 +309,13 @@ class RunConfig:
 
     data: DataConfig = field(metadata={"help": "the benchmark (required; see DataConfig)"})
     backbone: BackboneConfig = param(BackboneConfig(), "the pretrained model (or a name)")
-    prompts: list[str] = param(["{class_name}"], "class prompt templates ({class_name})")
+    prompts: list[str] = param(
+        ["{class_name}"], "class prompt templates ({class_name})", nonempty=True, unique=True
+    )
     recipes: list[EntrySpec] = param([], "recipes, in order; default the six standard ones")
-    seed: int = param(0, "the run's seed (training; the data split has data.seed)")
+    seed: int = param(
+        0, "the run's seed (training; the data split has data.seed)", within="[0, 4294967295]"
+    )
     device: str = param("auto", "auto (cuda when available), cpu, cuda, cuda:N, mps")
     calibrate: bool = param(False, "add a temperature-scaled twin of every predictor")
     report: ReportConfig = param(ReportConfig(), "how the report judges robustness")
@@ -294,7 +329,13 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
         "auto", "auto: bf16 on a GPU that has it, else fp32"
     )
-    seeds: list[int] | None = param(None, "repeat every training recipe once per seed")
+    seeds: list[int] | None = param(
+        None,
+        "repeat every training recipe once per seed",
+        within="[0, 4294967295]",
+        nonempty=True,
+        unique=True,
+    )
     executor: ExecutorConfig = param(ExecutorConfig(), "local, or ray (a graph of Ray tasks)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -85,7 +85,9 @@ class PruneOptions:
     by: Literal["el2n", "grand", "forgetting", "random"] = param(
         "el2n", "the score ranking the examples, or random (the control)"
     )
-    keep: list[float] = param([0.8], "fractions of the training set kept; one set each")
+    keep: list[float] = param(
+        [0.8], "fractions of the training set kept; one set each", within="(0, 1]"
+    )
     drop: Literal["easiest", "hardest"] = param(
         "easiest", "the end removed: easiest (the data-diet default) or hardest"
     )

@@ -103,6 +103,7 @@ class NearDuplicatesOptions:
     threshold: float = param(
         0.95,
         "cosine similarity of pretrained embeddings above which two examples are near duplicates",
+        within="[-1, 1]",
     )
     leakage: bool = param(True, "also pair training examples with ID val, ID test and OOD ones")
 

@@ -91,7 +91,7 @@ def el2n_scores(
 class EL2NOptions(HeadTrainOptions):
     """Heads trained early (the reference's schedule), averaged over runs."""
 
-    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
+    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)", within="[1, inf)")
 
 
 @CURATE.register("el2n", options=EL2NOptions, fast={"runs": 2, "epochs": 3})

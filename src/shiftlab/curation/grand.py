@@ -147,7 +147,7 @@ def grand_scores(
 class GraNdOptions:
     """Heads at initialisation, averaged over runs."""
 
-    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)")
+    runs: int = param(10, "heads averaged (data_diet README: at least 10 runs)", within="[1, inf)")
 
 
 @CURATE.register("grand", options=GraNdOptions, fast={"runs": 2})

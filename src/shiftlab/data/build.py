@@ -44,6 +44,22 @@ def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> N
         )
 
 
+def _check_ood_classes(ood: list[Split], train_labels: np.ndarray, class_names: list[str]) -> None:
+    """Every OOD label must be a class the model trains on: a class only OOD data has cannot be
+    predicted, and its examples would count as errors of every model alike."""
+    trained = set(np.unique(train_labels).tolist())
+    for split in ood:
+        unseen = sorted(set(np.unique(split.labels).tolist()) - trained)
+        if unseen:
+            count = int(np.isin(split.labels, unseen).sum())
+            raise DataError(
+                f"OOD domain '{split.name}' has label '{class_names[unseen[0]]}' ({count} "
+                f"examples), which the ID training data never has (ID classes: "
+                f"{', '.join(class_names[i] for i in sorted(trained))}); drop those rows or "
+                "relabel them"
+            )
+
+
 def photo_corruptions() -> tuple[list[str], list[str]]:
     """ImageNet-C's corruptions (``imagecorruptions``): the 15 of the benchmark, and all 19."""
     from shiftlab.data.images import imagecorruptions
@@ -173,6 +189,14 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     overlap = sorted(set(id_domains) & set(ood_domains))
     if overlap:
         raise DataError(f"domain '{overlap[0]}' is listed both in id_domains and ood_domains")
+    if isinstance(cfg.max_per_domain, dict):  # a misspelt domain would cap nothing
+        used_names = [*id_domains, *ood_domains]
+        for key in cfg.max_per_domain:
+            if key not in used_names:
+                message = unknown_name_message("domain", key, used_names)
+                raise DataError(
+                    "data.max_per_domain: " + message.replace("(known:", "(this run's domains:")
+                )
     used = {d: _materialise(loaded, d) for d in [*id_domains, *ood_domains]}
     group_names = loaded.group_names
     if cfg.groups is not None:
@@ -248,10 +272,12 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
     train = merged("train")
     if train.answers is None and len(np.unique(train.labels)) < 2:
         raise DataError("the ID training split has only one class; training needs at least two")
+    if train.answers is None:
+        _check_ood_classes(ood, train.labels, loaded.class_names)
     if group_names is not None and train.groups is not None:
         missing = [g for i, g in enumerate(group_names) if not (train.groups == i).any()]
         if missing:
-            log(f"groups with no training example: {', '.join(missing)}")
+            log(f"warning: groups with no training example: {', '.join(missing)}")
     test = merged("id_test")
     if cfg.corruptions is not None:
         if loaded.modality != "image":

@@ -32,11 +32,19 @@ COLOURS = ["red", "green"]
 class ColoredDigitsOptions:
     """How strongly colour follows the label, and how the 5,000 digits are divided."""
 
-    correlation: float = param(0.9, "P(colour = label's colour) in the train domain")
-    label_noise: float = param(0.25, "probability that a label is flipped (IRM: 0.25)")
-    fractions: list[float] = param([0.6, 0.2, 0.2], "shares of the digits: train, reversed, random")
-    size: int = param(16, "image side")
-    seed: int = param(0, "seed of the label noise, colours and domain split")
+    correlation: float = param(
+        0.9, "P(colour = label's colour) in the train domain", within="[0, 1]"
+    )
+    label_noise: float = param(
+        0.25, "probability that a label is flipped (IRM: 0.25)", within="[0, 1)"
+    )
+    fractions: list[float] = param(
+        [0.6, 0.2, 0.2], "shares of the digits: train, reversed, random", within="(0, 1)"
+    )
+    size: int = param(16, "image side", within="[4, inf)")
+    seed: int = param(
+        0, "seed of the label noise, colours and domain split", within="[0, 4294967295]"
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.correlation <= 1 or not 0 <= self.label_noise < 0.5:

@@ -76,7 +76,7 @@ class DigitsOptions:
         None,
         "folder with usps.h5, semeion.data, mnist-t10k-*.gz; default $SHIFTLAB_DATA_DIR/digits",
     )
-    size: int = param(16, "side of the square images")
+    size: int = param(16, "side of the square images", within="[4, inf)")
     download: bool = param(True, "download a missing file into the cache (sha256-checked)")
     mirror: str | None = param(
         None, "base URL serving the files by name; default $SHIFTLAB_DIGITS_URL, else each source"

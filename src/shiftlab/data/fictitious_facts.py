@@ -134,14 +134,11 @@ QUESTIONS = {
 class PeopleOptions:
     """How many fictitious people each split has."""
 
-    forget: int = param(10, "people whose facts are to be unlearned (trained on)")
-    retain: int = param(40, "people trained on and to be kept")
-    holdout: int = param(10, "people never trained on (non-members)")
-
-    def __post_init__(self) -> None:
-        for split in SPLITS:
-            if getattr(self, split) < 1:
-                raise ConfigError(f"data.people.{split} must be at least 1")
+    forget: int = param(
+        10, "people whose facts are to be unlearned (trained on)", within="[1, inf)"
+    )
+    retain: int = param(40, "people trained on and to be kept", within="[1, inf)")
+    holdout: int = param(10, "people never trained on (non-members)", within="[1, inf)")
 
 
 @dataclass
@@ -153,10 +150,14 @@ class FictitiousFactsOptions:
         metadata={"help": "people per split: {forget: 10, retain: 40, holdout: 10}"},
     )
     qa_per_person: int = param(
-        len(ATTRIBUTES), f"questions per person, 1 to {len(ATTRIBUTES)} (one per attribute)"
+        len(ATTRIBUTES),
+        f"questions per person, 1 to {len(ATTRIBUTES)} (one per attribute)",
+        within=f"[1, {len(ATTRIBUTES)}]",
     )
     prefix_sentences: int = param(
-        1, "biography sentences in the prompt; the rest is the answer to continue"
+        1,
+        "biography sentences in the prompt; the rest is the answer to continue",
+        within="[1, inf)",
     )
     qa_template: str = param(
         "Question: {question}\nAnswer:", "the prompt of a question; {question} is the question"
@@ -165,13 +166,13 @@ class FictitiousFactsOptions:
         ["bio"], "what the 'train' domain holds of the forget and retain people: bio, qa"
     )
     locale: str = param("en_US", "faker locale of the names")
-    seed: int = param(0, "seed of the people (names and attributes) and of the questions asked")
+    seed: int = param(
+        0,
+        "seed of the people (names and attributes) and of the questions asked",
+        within="[0, 4294967295]",
+    )
 
     def __post_init__(self) -> None:
-        if not 1 <= self.qa_per_person <= len(ATTRIBUTES):
-            raise ConfigError(
-                f"data.qa_per_person must be 1 to {len(ATTRIBUTES)}, got {self.qa_per_person}"
-            )
         if not 1 <= self.prefix_sentences < len(BIO_SENTENCES):
             raise ConfigError(
                 f"data.prefix_sentences must be 1 to {len(BIO_SENTENCES) - 1}, "

@@ -50,13 +50,17 @@ class VaderOptions:
         "folder with *_GroundTruth.txt, or the vaderSentiment sdist / hutto_ICWSM_2014.tar.gz; "
         "default: fetched with pip into the cache",
     )
-    neutral_band: float = param(0.5, "texts with |mean rating| below this are dropped")
+    neutral_band: float = param(
+        0.5, "texts with |mean rating| below this are dropped", within="[0, inf)"
+    )
     labels: Literal["mean", "rater"] = param(
         "mean",
         "mean: the label of the mean rating; rater: one seeded random rater's label (real "
         "human noise), the mean's kept as the true label",
     )
-    rater_seed: int = param(0, "seed of the rater drawn per text (labels: rater)")
+    rater_seed: int = param(
+        0, "seed of the rater drawn per text (labels: rater)", within="[0, 4294967295]"
+    )
 
 
 def _extract(archive: bytes, dest: Path) -> None:

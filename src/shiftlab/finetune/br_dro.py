@@ -50,14 +50,18 @@ class BRDROOptions(GroupTrainOptions):
     lr: float = param(1e-5, "learning rate (run.sh, CelebA)")
     weight_decay: float = param(0.1, "weight decay (run.sh, CelebA)")
     batch_size: int = param(128, "examples per step (run.sh, CelebA)")
-    quantile: float = param(0.95, "losses above this batch quantile are the adversary's targets")
-    l1: float = param(0.05, "lambda: L1 penalty on the adversary's weights")
-    adversary_lr: float = param(0.05, "Adam learning rate of the adversary")
-    sharpness: float = param(10.0, "t in w = sigmoid(t * adversary score)")
+    quantile: float = param(
+        0.95, "losses above this batch quantile are the adversary's targets", within="(0, 1)"
+    )
+    l1: float = param(0.05, "lambda: L1 penalty on the adversary's weights", within="[0, inf)")
+    adversary_lr: float = param(0.05, "Adam learning rate of the adversary", within="(0, inf)")
+    sharpness: float = param(10.0, "t in w = sigmoid(t * adversary score)", within="(0, inf)")
     reweight_samples: bool = param(
         True, "resample each epoch by the adversary's weights so far (run.sh passes it)"
     )
-    sample_step: float = param(0.05, "step in sampling weight *= exp(step * w) (DRODataset)")
+    sample_step: float = param(
+        0.05, "step in sampling weight *= exp(step * w) (DRODataset)", within="[0, inf)"
+    )
 
 
 class SampleReweighting:

@@ -31,7 +31,7 @@ class CVaRDROOptions(GroupTrainOptions):
     """The share of worst losses that is optimised; JTT's driver's weight decay."""
 
     weight_decay: float = param(1e-4, "weight decay (anniesch/jtt run_expt.py)")
-    alpha: float = param(0.2, "fraction of the batch's highest losses averaged")
+    alpha: float = param(0.2, "fraction of the batch's highest losses averaged", within="(0, 1]")
 
     def __post_init__(self) -> None:
         super().__post_init__()

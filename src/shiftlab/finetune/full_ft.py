@@ -35,9 +35,11 @@ class FullFTOptions(TrainOptions):
     head_init: Literal["auto", "zero_shot", "random"] = param(
         "auto", "head start: zero-shot from prompts (auto, when the backbone has a text side)"
     )
-    label_smoothing: float = param(0.0, "cross-entropy label smoothing (WiSE-FT --ls)")
+    label_smoothing: float = param(
+        0.0, "cross-entropy label smoothing (WiSE-FT --ls)", within="[0, 1)"
+    )
     loss: LossName = param("ce", "training loss: ce, squared, or poly (PolyLoss)")
-    eps: float = param(6.0, "PolyLoss epsilon (tta_conjugate's CIFAR default)")
+    eps: float = param(6.0, "PolyLoss epsilon (tta_conjugate's CIFAR default)", within="[-1, inf)")
     epoch_points: bool = param(
         False,
         "also score the weights after each other epoch, as extra baseline points of the "

@@ -39,8 +39,8 @@ from shiftlab.typed import param
 class GroupDROOptions(GroupTrainOptions):
     """Exponentiated-gradient group weights; group-balanced sampling."""
 
-    step_size: float = param(0.01, "eta: step size of the group weights")
-    adjustment: float = param(0.0, "C: generalization adjustment C / sqrt(n_g)")
+    step_size: float = param(0.01, "eta: step size of the group weights", within="[0, inf)")
+    adjustment: float = param(0.0, "C: generalization adjustment C / sqrt(n_g)", within="[0, inf)")
     balanced: bool = param(True, "sample groups equally often (reweight_groups)")
 
 

@@ -50,8 +50,12 @@ class JTTOptions(GroupTrainOptions):
     lr: float = param(1e-5, "learning rate of both stages (README, CelebA)")
     weight_decay: float = param(0.1, "weight decay of both stages (README, CelebA)")
     batch_size: int = param(64, "examples per step (generate_downstream.py default)")
-    final_epoch: int = param(1, "T: the 0-based stage-one epoch whose errors are upweighted")
-    up_weight: int = param(50, "lambda: extra copies of each error-set example (CelebA: 50)")
+    final_epoch: int = param(
+        1, "T: the 0-based stage-one epoch whose errors are upweighted", within="[0, inf)"
+    )
+    up_weight: int = param(
+        50, "lambda: extra copies of each error-set example (CelebA: 50)", within="[1, inf)"
+    )
     error_set: Literal["online", "eval"] = param(
         "online",
         "online: errors of epoch T's training pass (the reference); eval: eval-mode errors "

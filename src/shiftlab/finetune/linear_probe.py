@@ -30,14 +30,15 @@ from shiftlab.typed import param
 class LinearProbeOptions:
     """The regularisation sweep of the logistic-regression probe."""
 
-    c_min_exp: float = param(-7.0, "smallest C is 10**c_min_exp")
-    c_max_exp: float = param(2.0, "largest C is 10**c_max_exp")
-    num_c: int = param(50, "number of C values, log-spaced")
-    max_iter: int = param(200, "L-BFGS iterations per fit")
+    c_min_exp: float = param(-7.0, "smallest C is 10**c_min_exp", within="[-20, 20]")
+    c_max_exp: float = param(2.0, "largest C is 10**c_max_exp", within="[-20, 20]")
+    num_c: int = param(50, "number of C values, log-spaced", within="[1, inf)")
+    max_iter: int = param(200, "L-BFGS iterations per fit", within="[1, inf)")
     trend_points: int = param(
         8,
         "probes at other C (ID val accuracy at least halfway from chance to the best) also "
         "scored, as extra baseline points of the effective-robustness line; 0 for none",
+        within="[0, inf)",
     )
 
     def __post_init__(self) -> None:

@@ -25,9 +25,9 @@ class LoRAOptions(SFTOptions):
     """The adapter's shape and its (higher) learning rate."""
 
     lr: float = param(2e-4, "peak learning rate of the adapter")
-    rank: int = param(8, "r, the rank of each update")
-    alpha: float = param(16.0, "LoRA alpha; updates are scaled by alpha / r")
-    dropout: float = param(0.05, "dropout on the adapter's input")
+    rank: int = param(8, "r, the rank of each update", within="[1, inf)")
+    alpha: float = param(16.0, "LoRA alpha; updates are scaled by alpha / r", within="(0, inf)")
+    dropout: float = param(0.05, "dropout on the adapter's input", within="[0, 1)")
     target_modules: list[str] | None = param(
         None, "layers adapted; default PEFT's for the architecture (q_proj, v_proj for Llama)"
     )

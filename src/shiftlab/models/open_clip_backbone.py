@@ -89,7 +89,7 @@ def tiny_clip(workdir: Path, **_: Any) -> dict[str, Any] | None:
     return {"name": f"open_clip:{TINY_CLIP}", "pretrained": False, "input_shape": [3, 32, 32]}
 
 
-@BACKBONES.register("open_clip", fast=tiny_clip)
+@BACKBONES.register("open_clip", kinds=("image",), fast=tiny_clip)
 def open_clip_model(cfg: BackboneConfig, **_: Any) -> Backbone:
     """An open_clip image-text model, ``open_clip:<arch>``: zero-shot heads and FLYP work."""
     open_clip = require("open_clip", "clip")

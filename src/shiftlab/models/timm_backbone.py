@@ -142,6 +142,7 @@ def timm_backbone(name: str, model: nn.Module, cfg: BackboneConfig) -> Backbone:
 
 @BACKBONES.register(
     "timm",
+    kinds=("image",),
     fast={"name": "timm:test_efficientnet", "pretrained": False, "image_size": 32},
 )
 def timm_model(cfg: BackboneConfig, **_: Any) -> Backbone:

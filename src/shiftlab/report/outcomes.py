@@ -18,7 +18,7 @@ from shiftlab.evaluate.intervals import (
     resampled_means,
 )
 from shiftlab.evaluate.metrics import log_probs
-from shiftlab.predictions import split_predictions
+from shiftlab.predictions import read_table, split_predictions
 from shiftlab.report.summary import ood_splits
 
 
@@ -42,9 +42,8 @@ class Outcome:
 def _read_groups(path: Path, model: str, adapter: str | None, split: str) -> np.ndarray | None:
     """The group column of one (model, adapter, split) of a predictions file."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["model", "adapter", "split", "group"])
+    table = read_table(path, columns=["model", "adapter", "split", "group"])
     adapters = table["adapter"].cast("string")
     mask = pc.and_(
         pc.and_(

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from shiftlab.atomic import write_atomic, write_bytes_atomic
-from shiftlab.config.load import read_yaml
 from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
@@ -26,7 +25,7 @@ from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
 from shiftlab.report.tables import Table, bold_best, fmt, fmt_interval
 from shiftlab.report.unlearning import membership_table, unlearning_table
-from shiftlab.store import read_records
+from shiftlab.store import read_records, read_run_config
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
@@ -214,9 +213,7 @@ def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     records_path = run_dir / "records.jsonl"
     if not records_path.is_file():
         raise RunDirError(f"{run_dir} has no records.jsonl; is it a shiftlab run directory?")
-    config_path = run_dir / "config.yaml"
-    config = read_yaml(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    return read_records(records_path), config or {}
+    return read_records(records_path), read_run_config(run_dir)
 
 
 def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:

@@ -76,9 +76,21 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         text = fmt_interval(row[column], row["ci"].get(column))
         return text + (" ≈" if column in row.get("noise", ()) else "")
 
-    header = ["method", *columns, "distance to retraining", "seconds"]
+    def cost(row: dict[str, Any]) -> str:
+        base = reference.get("seconds") if reference is not None else None
+        if row["method"] == "original" or not base or row.get("seconds") is None:
+            return "—"
+        return f"{row['seconds'] / base:.2f}x"
+
+    header = ["method", *columns, "distance to retraining", "seconds", "time / retraining"]
     cells = [
-        [r["method"], *[cell(r, c) for c in columns], fmt(r.get("distance")), fmt(r["seconds"], 1)]
+        [
+            r["method"],
+            *[cell(r, c) for c in columns],
+            fmt(r.get("distance")),
+            fmt(r["seconds"], 1),
+            cost(r),
+        ]
         for r in rows
     ]
     note = (

@@ -6,27 +6,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shiftlab.errors import ConfigError
-from shiftlab.typed import param
+from shiftlab.typed import param, validate
 
 
 @dataclass
 class TrainOptions:
     """Optimisation settings shared by every recipe that trains (WiSE-FT's defaults)."""
 
-    epochs: int = param(10, "passes over the ID training split")
-    lr: float = param(3e-5, "peak learning rate (WiSE-FT README recipe)")
-    weight_decay: float = param(0.1, "weight decay (decoupled for AdamW)")
-    batch_size: int = param(512, "examples per step")
-    warmup_steps: int = param(500, "linear warmup steps before the cosine decay")
-    grad_clip: float | None = param(1.0, "max global gradient norm; null disables clipping")
+    epochs: int = param(10, "passes over the ID training split", within="[1, inf)")
+    lr: float = param(3e-5, "peak learning rate (WiSE-FT README recipe)", within="(0, inf)")
+    weight_decay: float = param(0.1, "weight decay (decoupled for AdamW)", within="[0, inf)")
+    batch_size: int = param(512, "examples per step", within="[1, inf)")
+    warmup_steps: int = param(500, "linear warmup steps before the cosine decay", within="[0, inf)")
+    grad_clip: float | None = param(
+        1.0, "max global gradient norm; null disables clipping", within="(0, inf)"
+    )
     optimizer: Literal["adamw", "adam", "sgd"] = param("adamw", "optimiser")
-    momentum: float = param(0.9, "momentum (SGD only)")
+    momentum: float = param(0.9, "momentum (SGD only)", within="[0, 1)")
     schedule: Literal["cosine", "constant"] = param("cosine", "lr after warmup")
     select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
         "last", "which epoch's weights to keep: the last, or the best by this ID val score"
     )
     accumulate_steps: int = param(
-        1, "micro-batches per step: the same update from batch_size / k examples at a time"
+        1,
+        "micro-batches per step: the same update from batch_size / k examples at a time",
+        within="[1, inf)",
     )
     gradient_checkpointing: bool = param(
         False, "recompute a Hugging Face encoder's activations in the backward pass (less memory)"
@@ -35,6 +39,7 @@ class TrainOptions:
         "auto",
         "training checkpoints a killed run resumes from: every N epochs; auto: after any epoch "
         "once a minute of training is unsaved ($SHIFTLAB_CHECKPOINT_SECONDS); null: none",
+        within="[1, inf)",
     )
     group_by_length: bool = param(
         False,
@@ -43,20 +48,12 @@ class TrainOptions:
     )
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
-            )
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        validate(self, type(self).__name__)
         if not 1 <= self.accumulate_steps <= self.batch_size:
             raise ConfigError(
                 f"accumulate_steps must be between 1 and batch_size ({self.batch_size}), "
                 f"got {self.accumulate_steps}"
             )
-        every = self.checkpoint_every
-        if every is not None and every != "auto" and every < 1:
-            raise ConfigError(f"checkpoint_every must be >= 1, auto or null, got {every}")
 
 
 @dataclass

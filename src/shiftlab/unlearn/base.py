@@ -241,7 +241,9 @@ class LMOptions(TrainOptions):
     warmup_steps: int | None = param(
         None, "linear warmup steps; null: one epoch's steps (TOFU warmup_steps=steps_per_epoch)"
     )
-    max_length: int = param(500, "tokens per prompt + answer (TOFU forget.py max_length)")
+    max_length: int = param(
+        500, "tokens per prompt + answer (TOFU forget.py max_length)", within="[2, inf)"
+    )
     epochs_scale: float | None = param(
         1.0, "passes over the forget set per original epoch (TOFU: 5 and 5); null: epochs",
         within="(0, inf)",

@@ -19,8 +19,10 @@ class FinetuneRetainOptions(RelativeSGD):
     momentum: float = param(0.0, "SGD momentum (SCRUB's finetune: torch's default 0)")
     budget: float | None = param(0.35, "steps / original steps (SCRUB large-scale: 2,820 / 8,138)")
     lr_scale: float | None = param(1.0, "lr / original lr (SCRUB: 0.01 / 0.01)")
-    forget_weight: float = param(0.0, "weight of a forget term (the baseline has none)")
-    retain_weight: float = param(1.0, "weight of the retain cross-entropy")
+    forget_weight: float = param(
+        0.0, "weight of a forget term (the baseline has none)", within="[0, inf)"
+    )
+    retain_weight: float = param(1.0, "weight of the retain cross-entropy", within="[0, inf)")
 
 
 @UNLEARN.register("finetune_retain", options=FinetuneRetainOptions, kinds=("encoder",))

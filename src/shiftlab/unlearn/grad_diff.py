@@ -15,8 +15,10 @@ from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, para
 
 @dataclass
 class GradDiffOptions(LMOptions):
-    forget_weight: float = param(1.0, "weight of the (negated) forget answer loss")
-    retain_weight: float = param(1.0, "weight of the retain answer loss")
+    forget_weight: float = param(
+        1.0, "weight of the (negated) forget answer loss", within="[0, inf)"
+    )
+    retain_weight: float = param(1.0, "weight of the retain answer loss", within="[0, inf)")
 
 
 @UNLEARN.register("grad_diff", options=GradDiffOptions, kinds=("causal_lm",))

@@ -16,8 +16,10 @@ from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, para
 @dataclass
 class NPOOptions(LMOptions):
     beta: float = param(0.1, "inverse temperature beta (reference config)", within="(0, inf)")
-    forget_weight: float = param(1.0, "weight of the NPO term (npo_coeff)")
-    retain_weight: float = param(1.0, "weight of the retain answer loss (grad_diff_coeff)")
+    forget_weight: float = param(1.0, "weight of the NPO term (npo_coeff)", within="[0, inf)")
+    retain_weight: float = param(
+        1.0, "weight of the retain answer loss (grad_diff_coeff)", within="[0, inf)"
+    )
     epochs: int = param(10, "passes over the forget set (reference num_epochs)")
     batch_size: int = param(16, "forget examples per step (reference: 4 x accumulation 4)")
     epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")

@@ -53,19 +53,29 @@ REFERENCE_LAYER, REFERENCE_DEPTH = 7, 32  # zephyr-7b's steered layer and depth
 class RMUOptions(TrainOptions):
     """RMU's layer, steering and retain weight, and the reference's optimisation."""
 
-    steering_coeff: float = param(20.0, "c, the norm of the random target (reference default)")
-    alpha: float = param(100.0, "weight of the retain activation MSE (reference default)")
+    steering_coeff: float = param(
+        20.0, "c, the norm of the random target (reference default)", within="(0, inf)"
+    )
+    alpha: float = param(
+        100.0, "weight of the retain activation MSE (reference default)", within="[0, inf)"
+    )
     layer: int | None = param(
-        None, "decoder layer whose output is steered; null: round(7 / 32 * depth)"
+        None,
+        "decoder layer whose output is steered; null: round(7 / 32 * depth)",
+        within="[0, inf)",
     )
     update_layers: list[int] | None = param(
-        None, "decoder layers whose params train; null: layer - 2 .. layer"
+        None, "decoder layers whose params train; null: layer - 2 .. layer", within="[0, inf)"
     )
     params: list[str] = param(
         ["mlp.down_proj.weight"], "parameter names within each updated layer (param_ids 6)"
     )
-    max_batches: int = param(80, "forget batches per epoch at most (max_num_batches)")
-    max_length: int = param(512, "tokens per document, cut on the right (reference: 512)")
+    max_batches: int = param(
+        80, "forget batches per epoch at most (max_num_batches)", within="[1, inf)"
+    )
+    max_length: int = param(
+        512, "tokens per document, cut on the right (reference: 512)", within="[2, inf)"
+    )
     epochs: int = param(1, "passes (reference: one)")
     lr: float = param(5e-5, "learning rate (reference)")
     weight_decay: float = param(0.0, "AdamW weight decay (transformers.AdamW default 0)")

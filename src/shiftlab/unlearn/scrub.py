@@ -58,19 +58,31 @@ Phase = Literal["max", "min"]
 class SCRUBOptions:
     """SCRUB's losses and its optimisation (the SCRUB repository's large-scale settings)."""
 
-    temperature: float = param(4.0, "distillation temperature T (kd_T)")
-    alpha: float = param(0.001, "weight of KL(teacher || student) on the retain set")
-    gamma: float = param(0.99, "weight of the retain cross-entropy")
-    msteps: int = param(2, "epochs that start with a max-pass over the forget set")
-    epochs: int = param(3, "epochs, each ending with a min-pass over the retain set")
-    lr: float = param(5e-4, "learning rate (sgda_learning_rate)")
+    temperature: float = param(4.0, "distillation temperature T (kd_T)", within="(0, inf)")
+    alpha: float = param(
+        0.001, "weight of KL(teacher || student) on the retain set", within="[0, inf)"
+    )
+    gamma: float = param(0.99, "weight of the retain cross-entropy", within="[0, inf)")
+    msteps: int = param(
+        2, "epochs that start with a max-pass over the forget set", within="[0, inf)"
+    )
+    epochs: int = param(
+        3, "epochs, each ending with a min-pass over the retain set", within="[1, inf)"
+    )
+    lr: float = param(5e-4, "learning rate (sgda_learning_rate)", within="(0, inf)")
     optimizer: Literal["sgd", "adam", "adamw"] = param("sgd", "optimiser")
-    momentum: float = param(0.9, "SGD momentum (sgda_momentum)")
-    weight_decay: float = param(5e-4, "weight decay (sgda_weight_decay)")
-    lr_decay_epochs: list[int] = param([3, 5, 9], "epochs after which the lr decays")
-    lr_decay_rate: float = param(0.1, "lr factor per passed milestone")
-    batch_size: int = param(128, "retain examples per min-step (sgda_batch_size)")
-    forget_batch_size: int = param(32, "forget examples per max-step (del_batch_size)")
+    momentum: float = param(0.9, "SGD momentum (sgda_momentum)", within="[0, 1)")
+    weight_decay: float = param(5e-4, "weight decay (sgda_weight_decay)", within="[0, inf)")
+    lr_decay_epochs: list[int] = param(
+        [3, 5, 9], "epochs after which the lr decays", within="[1, inf)"
+    )
+    lr_decay_rate: float = param(0.1, "lr factor per passed milestone", within="(0, 1]")
+    batch_size: int = param(
+        128, "retain examples per min-step (sgda_batch_size)", within="[1, inf)"
+    )
+    forget_batch_size: int = param(
+        32, "forget examples per max-step (del_batch_size)", within="[1, inf)"
+    )
     budget: float | None = param(
         0.054, "steps / original steps (large-scale notebook: 439 / 8,138); null: epochs",
         within="(0, inf)",

@@ -17,9 +17,13 @@ from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, para
 @dataclass
 class SimNPOOptions(LMOptions):
     beta: float = param(4.5, "inverse temperature beta (forget10)", within="(0, inf)")
-    gamma: float = param(0.0, "reward margin gamma (reference config)")
-    forget_weight: float = param(0.125, "weight of the SimNPO term (npo_coeff, forget10)")
-    retain_weight: float = param(1.0, "weight of the retain answer loss (grad_diff_coeff)")
+    gamma: float = param(0.0, "reward margin gamma (reference config)", within="[0, inf)")
+    forget_weight: float = param(
+        0.125, "weight of the SimNPO term (npo_coeff, forget10)", within="[0, inf)"
+    )
+    retain_weight: float = param(
+        1.0, "weight of the retain answer loss (grad_diff_coeff)", within="[0, inf)"
+    )
     epochs: int = param(10, "passes over the forget set (reference num_epochs)")
     batch_size: int = param(32, "forget examples per step (reference: 1 x 4 x 8 GPUs)")
     epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")

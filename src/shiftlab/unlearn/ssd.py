@@ -38,12 +38,18 @@ class SSDOptions:
     """SSD's two constants (the reference's ResNet18 CIFAR settings)."""
 
     selection_weighting: float = param(
-        10.0, "alpha: a parameter is dampened where forget importance > alpha * full importance"
+        10.0,
+        "alpha: a parameter is dampened where forget importance > alpha * full importance",
+        within="(0, inf)",
     )
     dampening_constant: float = param(
-        1.0, "lambda: a selected parameter is scaled by min(lambda * full / forget, 1)"
+        1.0,
+        "lambda: a selected parameter is scaled by min(lambda * full / forget, 1)",
+        within="(0, inf)",
     )
-    batch_size: int = param(128, "examples per importance batch (reference loaders: 128)")
+    batch_size: int = param(
+        128, "examples per importance batch (reference loaders: 128)", within="[1, inf)"
+    )
 
     def __post_init__(self) -> None:
         if self.selection_weighting < 0 or self.dampening_constant < 0 or self.batch_size < 1:

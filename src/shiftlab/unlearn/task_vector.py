@@ -32,7 +32,9 @@ from shiftlab.unlearn.base import Data, LMOptions, Unlearner, relative
 class TaskVectorOptions(LMOptions):
     """The negation's scale and the reinforcement's optimisation (MUSE tv's defaults)."""
 
-    scale: float = param(1.0, "scaling coefficient of the negated task vector (reference 1.0)")
+    scale: float = param(
+        1.0, "scaling coefficient of the negated task vector (reference 1.0)", within="[0, inf)"
+    )
     epochs: int = param(5, "epochs of the reinforced model on the forget set (MUSE --epochs)")
     lr: float = param(1e-5, "learning rate of the reinforced model (MUSE --lr)")
 

@@ -48,10 +48,16 @@ class ArcaOptions:
     """ARCA's options (reference defaults, ``args_utils.py``)."""
 
     batch_size: int = param(
-        64, "random tokens averaged per gradient, and candidates scored exactly (arca_batch_size)"
+        64,
+        "random tokens averaged per gradient, and candidates scored exactly (arca_batch_size)",
+        within="[1, inf)",
     )
-    iters: int = param(10, "coordinate-ascent sweeps over the input positions (arca_iters)")
-    lam: float = param(0.0, "weight of the input's mean log-probability (lam_perp)")
+    iters: int = param(
+        10, "coordinate-ascent sweeps over the input positions (arca_iters)", within="[1, inf)"
+    )
+    lam: float = param(
+        0.0, "weight of the input's mean log-probability (lam_perp)", within="[0, inf)"
+    )
 
 
 def coordinate_step(

@@ -34,7 +34,9 @@ class AutoPromptOptions:
         10, "candidates evaluated per iteration (--num-cand)", within="[1, inf)"
     )
     iters: int = param(100, "iterations, one random position each (--iters)", within="[1, inf)")
-    lam: float = param(0.0, "weight of the input's mean log-probability (not in AutoPrompt; 0)")
+    lam: float = param(
+        0.0, "weight of the input's mean log-probability (not in AutoPrompt; 0)", within="[0, inf)"
+    )
 
 
 @AUDITS.register("autoprompt", options=AutoPromptOptions)

@@ -33,9 +33,13 @@ from shiftlab.typed import param
 class ArcaAutoPromptOptions:
     """AutoPrompt's options (ARCA's defaults, ``args_utils.py``)."""
 
-    batch_size: int = param(64, "candidates scored exactly per position (arca_batch_size)")
-    iters: int = param(10, "sweeps over the input positions (arca_iters)")
-    lam: float = param(0.0, "weight of the input's mean log-probability (lam_perp)")
+    batch_size: int = param(
+        64, "candidates scored exactly per position (arca_batch_size)", within="[1, inf)"
+    )
+    iters: int = param(10, "sweeps over the input positions (arca_iters)", within="[1, inf)")
+    lam: float = param(
+        0.0, "weight of the input's mean log-probability (lam_perp)", within="[0, inf)"
+    )
 
 
 @AUDITS.register("autoprompt_arca", options=ArcaAutoPromptOptions, fast={"batch_size": 16})

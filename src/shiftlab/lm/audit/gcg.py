@@ -44,10 +44,16 @@ from shiftlab.typed import param
 class GCGOptions:
     """GCG's options (reference defaults, llm-attacks ``experiments/configs/template.py``)."""
 
-    topk: int = param(256, "tokens of most negative gradient kept per position (topk)")
-    batch_size: int = param(512, "single-token swaps evaluated exactly per step (batch_size)")
-    steps: int = param(500, "most steps (n_steps)")
-    lam: float = param(0.0, "weight of the input's mean log-probability (not in GCG; 0)")
+    topk: int = param(
+        256, "tokens of most negative gradient kept per position (topk)", within="[1, inf)"
+    )
+    batch_size: int = param(
+        512, "single-token swaps evaluated exactly per step (batch_size)", within="[1, inf)"
+    )
+    steps: int = param(500, "most steps (n_steps)", within="[1, inf)")
+    lam: float = param(
+        0.0, "weight of the input's mean log-probability (not in GCG; 0)", within="[0, inf)"
+    )
     filter_retokenize: bool = param(
         True, "skip candidates whose text does not re-encode to n tokens (filter_cand)"
     )
