@@ -207,3 +207,13 @@ def test_whp_logits_mode_is_the_generic_mixture_at_inference_and_trains_nothing(
     torch.testing.assert_close(mixed, generic_logits(base, reinforced, 2.0))
     texts = greedy_generate(out.model, out.tokenizer, FORGET.prompts[:2], max_new_tokens=4)
     assert len(texts) == 2
+    # the cached greedy loop picks what the mixture's full forward picks, token by token
+    ids = torch.tensor([out.tokenizer(FORGET.prompts[0])["input_ids"]])
+    mask = torch.ones_like(ids)
+    cached = out.model.generate(ids, mask, max_new_tokens=6, pad_token_id=2)
+    plain = ids
+    with torch.no_grad():
+        for _ in range(cached.shape[1] - ids.shape[1]):
+            logits = out.model(input_ids=plain, attention_mask=torch.ones_like(plain)).logits
+            plain = torch.cat([plain, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(cached, plain)

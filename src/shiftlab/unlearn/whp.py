@@ -67,7 +67,7 @@ def generic_logits(base: torch.Tensor, reinforced: torch.Tensor, alpha: float) -
 class GenericLogitsLM(nn.Module):
     """Two causal LMs of one tokenizer as one: its logits at every position are
     :func:`generic_logits` of the base's and the reinforced model's (MUSE's WHP at inference).
-    ``generate`` decodes greedily from them (no cache), as ``transformers``' would."""
+    ``generate`` decodes greedily from them, as ``transformers``' would."""
 
     def __init__(self, base: nn.Module, reinforced: nn.Module, alpha: float) -> None:
         super().__init__()
@@ -94,15 +94,30 @@ class GenericLogitsLM(nn.Module):
         tokenizer: object = None,
         **_: object,
     ) -> torch.Tensor:
-        """Greedy continuation of left-padded prompts (B, T) -> (B, T + new tokens)."""
+        """Greedy continuation of left-padded prompts (B, T) -> (B, T + new tokens), each
+        model with its own key-value cache (the prompt is read once)."""
         eos = getattr(self.config, "eos_token_id", None)
         done = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
+        caches: list[object] = [None, None]
+        step_ids = input_ids
         for _ in range(max_new_tokens):
-            positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-            logits = self(input_ids, attention_mask=attention_mask, position_ids=positions).logits
-            token = logits[:, -1].argmax(dim=-1).masked_fill(done, pad_token_id)
+            positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_ids.shape[1] :]
+            outputs = [
+                model(
+                    input_ids=step_ids,
+                    attention_mask=attention_mask,
+                    position_ids=positions,
+                    past_key_values=caches[i],
+                    use_cache=True,
+                )
+                for i, model in enumerate((self.base, self.reinforced))
+            ]
+            caches = [o.past_key_values for o in outputs]
+            logits = generic_logits(outputs[0].logits[:, -1], outputs[1].logits[:, -1], self.alpha)
+            token = logits.argmax(dim=-1).masked_fill(done, pad_token_id)
             input_ids = torch.cat([input_ids, token[:, None]], dim=1)
             attention_mask = torch.cat([attention_mask, (~done).long()[:, None]], dim=1)
+            step_ids = token[:, None]
             done |= token == eos if eos is not None else done
             if stop_strings and tokenizer is not None:
                 texts = tokenizer.batch_decode(input_ids[:, -max_new_tokens:])
