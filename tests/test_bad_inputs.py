@@ -247,6 +247,17 @@ CASES = [
     ("new-silent-duplicate", ["run", "{base}", "--out", "{out}", "--set",
                               "recipes=[linear_probe, {wise_ft: {alphas: [0.5, 0.5]}}]"],
      r"recipes\.wise_ft\.alphas repeats 0\.5"),
+    # issue 26: the unlabeled pool and annotations
+    ("pool-domain", ["run", "{base}", "--out", "{out}", "--set",
+                     "data.unlabeled={domains: [yelpp]}"],
+     r"unknown unlabeled pool domain 'yelpp'; did you mean 'yelp'\?"),
+    ("pool-fraction", ["run", "{base}", "--out", "{out}", "--set",
+                       "data.unlabeled={domains: [yelp], fraction: 1.5}"],
+     r"data\.unlabeled\.fraction must be in \(0, 1\], got 1\.5"),
+    ("pool-missing", ["run", "{base}", "--out", "{out}", "--set", "recipes=[divdis]"],
+     r"recipe 'divdis' learns from unlabeled data, but the run has no pool"),
+    ("enp-annotations", ["run", "{base}", "--out", "{out}", "--set", "recipes=[enp]"],
+     r"recipe 'enp' learns from annotations .* which data 'sentiment_sentences' lacks"),
     ("new-lm", ["run", "{lm}", "--out", "{out}", "--set", 'task.label_words={negative: " no"}'],
      r"no label word for class 'positive'"),
 ]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shiftlab import testing
+from shiftlab import config, testing
 from shiftlab.features import FeatureCache
 from shiftlab.registry import (
     ADAPT,
@@ -45,6 +45,41 @@ def contexts(make_context, tiny_benchmark):
 @pytest.mark.parametrize("name", FINETUNE.names())
 def test_recipe_on_a_text_encoder(name, contexts, tiny_backbone):
     checked(testing.check_recipe, name, contexts(tiny_backbone), tiny_backbone)
+
+
+@pytest.fixture(scope="module")
+def image_data():
+    """Contextual-reliability images (3 x 8 x 8 arrays, annotated) and a small CNN."""
+    import torch
+
+    from shiftlab.config.sections import BackboneConfig
+    from shiftlab.data.build import load_benchmark
+    from shiftlab.models import load_backbone
+
+    benchmark = load_benchmark(
+        config.parse(
+            {"data": {"kind": "contextual_reliability", **DATASETS["contextual_reliability"].fast}}
+        ).data
+    )
+    backbone = load_backbone(
+        BackboneConfig(name="small_cnn"), torch.device("cpu"), input_shape=benchmark.input_shape
+    )
+    return benchmark, backbone
+
+
+# The recipes that need more than labelled data (a pool, annotations), and full_ft beside them;
+# the rest run on images in tests/finetune (a full pass here would add minutes).
+IMAGE_RECIPES = ["full_ft", *[e.name for e in FINETUNE if e.needs]]
+
+
+@pytest.mark.parametrize("name", IMAGE_RECIPES)
+def test_recipe_on_an_image_model(name, make_context, image_data):
+    benchmark, backbone = image_data
+
+    def context(recipe, known):
+        return make_context(benchmark, backbone, known, name=recipe)
+
+    checked(testing.check_recipe, name, context, backbone)
 
 
 @pytest.fixture(scope="module")

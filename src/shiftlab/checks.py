@@ -93,6 +93,32 @@ def check_modality(cfg: RunConfig, benchmark: Benchmark) -> None:
         )
 
 
+def check_data_needs(cfg: RunConfig, benchmark: Benchmark) -> None:
+    """A recipe that learns from unlabeled data needs the run's unlabeled pool; one that learns
+    from annotations of reliable features needs annotated examples and the data's regions.
+
+    Raises:
+        ConfigError: such a recipe in a run whose data lacks what it needs.
+    """
+    annotations = benchmark.train.annotations
+    annotated = annotations is not None and bool((annotations != "").any())
+    for spec in cfg.recipes:
+        needs = FINETUNE[spec.kind].needs
+        if "annotations" in needs and not (annotated and benchmark.regions):
+            raise ConfigError(
+                f"recipe '{spec.name}' learns from annotations of each example's reliable "
+                f"features, which data '{cfg.data.kind}' lacks (a 'reliable' attribute naming "
+                "regions on some training examples, and the regions; see "
+                "kind: contextual_reliability)"
+            )
+        if "unlabeled" in needs and benchmark.unlabeled is None:
+            raise ConfigError(
+                f"recipe '{spec.name}' learns from unlabeled data, but the run has no pool; add "
+                "data.unlabeled: {domains: [DOMAIN], fraction: 0.5} (a share of each domain "
+                "whose labels are dropped)"
+            )
+
+
 def check_language_model(cfg: RunConfig) -> None:
     """A language model needs a task; tasks, capabilities and conjugate prompts need one
     (checked from the config alone, before the model loads).

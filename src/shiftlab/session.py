@@ -22,7 +22,12 @@ import numpy as np
 from rich.markup import escape
 
 from shiftlab import distributed, seeds
-from shiftlab.checks import check_language_model, check_modality, check_references
+from shiftlab.checks import (
+    check_data_needs,
+    check_language_model,
+    check_modality,
+    check_references,
+)
 from shiftlab.config.sections import EntrySpec, RunConfig
 from shiftlab.curation.plan import CurationPlan
 from shiftlab.data import Benchmark, Split
@@ -122,6 +127,7 @@ class Session:
         self.source = self.benchmark  # a language model's: before its task's prompts
         self.capability_data = [(c, load_benchmark(c.data)) for c in cfg.capabilities]
         check_modality(cfg, self.benchmark)
+        check_data_needs(cfg, self.benchmark)
         check_language_model(cfg)
         if cfg.task is not None:  # every pure config error of the task before the model loads
             check_tasks(cfg.task, self.source, self.capability_data)

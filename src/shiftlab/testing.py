@@ -198,8 +198,23 @@ def run_recipe(
         made, _ = run_recipe(target, make_context, known)
         known.update({p.name: p for p in made})
     ctx = make_context(name, known)
+    if "unlabeled" in entry.needs and ctx.benchmark.unlabeled is None:
+        ctx = dataclasses.replace(ctx, benchmark=with_pool(ctx.benchmark))
     seed_everything(ctx.seed)  # as a run seeds every recipe entry
     return list(entry.obj(ctx, options)), ctx
+
+
+def with_pool(benchmark: Any) -> Any:
+    """``benchmark`` with its last OOD split, labels dropped, as the unlabeled pool (the
+    labels answer queries only): for checking recipes that learn from unlabeled data."""
+    import numpy as np
+
+    source = benchmark.ood[-1]
+    pool = dataclasses.replace(
+        source, name="unlabeled", role="unlabeled", labels=np.full(len(source), -1), parent=None
+    )
+    labels = source.eval_labels.copy()
+    return dataclasses.replace(benchmark, unlabeled=pool, pool_oracle=lambda i: labels[i])
 
 
 def check_recipe(name: str, make_context: Callable[..., Any], backbone: Any) -> None:
@@ -220,6 +235,11 @@ def check_recipe(name: str, make_context: Callable[..., Any], backbone: Any) -> 
         kinds = FINETUNE[needed].kinds
         if kinds and not kinds & capabilities(backbone):
             raise Skip(f"{needed} runs on {', '.join(sorted(kinds))}")
+    if "annotations" in entry.needs:
+        probe = make_context(name, {})
+        notes = probe.benchmark.train.annotations
+        if probe.benchmark.regions is None or notes is None or not (notes != "").any():
+            raise Skip(f"{name} needs annotated regions (contextual_reliability has them)")
     before = weights_fingerprint(backbone.featurizer)
     made, ctx = run_recipe(name, make_context)
     assert made, f"{name} made no predictor"

@@ -73,6 +73,21 @@ class LabelNoiseConfig:
 
 
 @dataclass
+class UnlabeledConfig:
+    """An unlabeled pool: a seeded fraction of each named domain, its labels dropped at load;
+    the rest of an OOD (or ID) domain is used as usual."""
+
+    domains: list[str] = param(
+        [], "domains the pool is drawn from (OOD, ID, or named only here)", nonempty=True,
+        unique=True,
+    )  # fmt: skip
+    fraction: float = param(
+        0.5, "share of each domain (after its cap) in the pool; 1: all of it, none scored",
+        within="(0, 1]",
+    )  # fmt: skip
+
+
+@dataclass
 class DataConfig:
     """Which benchmark to build: a registered loader, its domains, classes and sizes; every
     other key is the loader's own option (``shiftlab list datasets -v``)."""
@@ -102,6 +117,9 @@ class DataConfig:
         None, "groups: label_x_domain, label_x_<attribute>; default the loader's"
     )
     label_noise: LabelNoiseConfig | None = param(None, "synthetic noise on the ID labels")
+    unlabeled: UnlabeledConfig | None = param(
+        None, "an unlabeled pool from some domains: {domains: [yelp], fraction: 0.5}"
+    )
     options: Any = param(None, "the loader's own options (built from the remaining keys)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 from shiftlab.data.images import ImageFiles, concat_files
 from shiftlab.data.splits import stratified_subsample
 
-Role = Literal["train", "id_val", "id_test", "ood"]
+Role = Literal["train", "id_val", "id_test", "ood", "unlabeled"]
 ID_ROLES: tuple[Role, ...] = ("train", "id_val", "id_test")
 Modality = Literal["text", "image"]
 
@@ -96,6 +96,8 @@ class LoadedData:
     group_names: list[str] | None = None
     attributes: list[str] = field(default_factory=list)  # per-example attributes domains carry
     fixed_splits: dict[str, str] | None = None
+    # Named parts of an image input, (C, H, W) boolean masks, that annotations name.
+    regions: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -103,8 +105,9 @@ class Split:
     """A named set of examples with a role in the protocol.
 
     Attributes:
-        name: "train", "id_val", "id_test", or the OOD domain's name.
-        role: "train", "id_val", "id_test" or "ood".
+        name: "train", "id_val", "id_test", the OOD domain's name, or "unlabeled".
+        role: "train", "id_val", "id_test", "ood", or "unlabeled" (the unlabeled pool: its
+            labels are all -1, the data's were never kept).
         inputs: list of N texts, or an array of N images.
         labels: int64 array of shape (N,), indices into the benchmark's class names: the
             labels as given (what training and model selection see).
@@ -125,6 +128,9 @@ class Split:
     true_labels: np.ndarray | None = None
     domains: np.ndarray | None = None  # (N,) the domain each example came from
     answers: np.ndarray | None = None  # (N,) reference answers (str) of a generation task
+    # (N,) per-example annotations naming the input regions that are reliable for it
+    # ("core;patch"), "" where an example has none (the ``reliable`` attribute of a loader)
+    annotations: np.ndarray | None = None
     # The split this one selects examples of, and which (features are derived, not re-encoded).
     parent: tuple[Split, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -151,6 +157,7 @@ class Split:
             None if self.true_labels is None else self.true_labels[index],
             None if self.domains is None else self.domains[index],
             None if self.answers is None else self.answers[index],
+            None if self.annotations is None else self.annotations[index],
             parent=(self, index),
         )
 
@@ -193,6 +200,11 @@ class Benchmark:
     ood: list[Split]
     id_domains: list[str]
     group_names: list[str] | None = None
+    unlabeled: Split | None = None  # the unlabeled pool (labels -1), when data.unlabeled asks
+    regions: dict[str, np.ndarray] | None = None  # named input regions (LoadedData.regions)
+    # Reads the data's labels of pool examples by index, counting them (an active query):
+    # kept apart from the pool itself, so no recipe reads a pool label without asking.
+    pool_oracle: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -218,7 +230,11 @@ class Benchmark:
         if corrupted:
             kinds = len({s.info["corruption"] for s in corrupted})
             ood += f"; {len(corrupted)} corrupted splits ({kinds} corruptions) of ID test"
-        return (
+        line = (
             f"{self.name}: ID {'+'.join(self.id_domains)} train {len(self.train)} / "
             f"val {len(self.val)} / test {len(self.test)}; OOD {ood}"
         )
+        if self.unlabeled is not None:
+            counts = dict(zip(*np.unique(self.unlabeled.domains, return_counts=True), strict=True))
+            line += "; unlabeled pool " + ", ".join(f"{d} {n}" for d, n in counts.items())
+        return line

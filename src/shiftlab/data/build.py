@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,62 @@ def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> N
         raise DataError(
             f"ID domain '{domain}' has only one class ('{only}'); training needs at least two"
         )
+
+
+#: The per-example attribute naming the input regions reliable for that example.
+ANNOTATION = "reliable"
+
+
+class Pool:
+    """The unlabeled pool being set aside: a seeded ``fraction`` of each of ``domains`` (drawn
+    by a generator of its own per domain, so the rest of the run's splits do not move). The
+    pool split holds no label; the labels stay here, behind :meth:`oracle`."""
+
+    def __init__(self, fraction: float, domains: list[str], seed: int) -> None:
+        self.fraction, self.domains, self.seed = fraction, domains, seed
+        self.parts: list[tuple[str, Domain]] = []
+
+    def set_aside(self, name: str, data: Domain) -> Domain:
+        """``data`` less the pool's share of it (``data`` itself for a domain not pooled)."""
+        if name not in self.domains:
+            return data
+        rng = np.random.default_rng([self.seed, zlib.crc32(f"unlabeled:{name}".encode())])
+        order = rng.permutation(len(data))
+        cut = len(data) if self.fraction >= 1 else round(self.fraction * len(data))
+        self.parts.append((name, data.subset(np.sort(order[:cut]))))
+        return data.subset(np.sort(order[cut:]))
+
+    def info(self, name: str) -> dict[str, float]:
+        """Record keys of a scored split that lost examples to the pool."""
+        return {"unlabeled_fraction": self.fraction} if name in self.domains else {}
+
+    def split(self) -> Split | None:
+        """The pool as a split of role ``unlabeled``: inputs, ids and domains; labels -1."""
+        if not self.parts:
+            return None
+        n = sum(len(d) for _, d in self.parts)
+        if n == 0:
+            raise DataError("the unlabeled pool is empty; raise data.unlabeled.fraction")
+        return Split(
+            "unlabeled",
+            "unlabeled",
+            concat([d.inputs for _, d in self.parts]),
+            np.full(n, -1, dtype=np.int64),
+            ids=np.concatenate([d.ids for _, d in self.parts]),
+            domains=np.concatenate([np.full(len(d), name, dtype=object) for name, d in self.parts]),
+            info={"unlabeled_fraction": self.fraction},
+        )
+
+    def oracle(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Labels of pool examples by index (an active query of the data's labels)."""
+        labels = np.concatenate(
+            [d.labels if d.true_labels is None else d.true_labels for _, d in self.parts]
+        )
+
+        def ask(index: np.ndarray) -> np.ndarray:
+            return labels[np.asarray(index, dtype=np.int64)]
+
+        return ask
 
 
 def _check_ood_classes(ood: list[Split], train_labels: np.ndarray, class_names: list[str]) -> None:
@@ -197,7 +254,11 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 raise DataError(
                     "data.max_per_domain: " + message.replace("(known:", "(this run's domains:")
                 )
-    used = {d: _materialise(loaded, d) for d in [*id_domains, *ood_domains]}
+    pool_cfg = cfg.unlabeled
+    pool_domains = list(pool_cfg.domains) if pool_cfg is not None else []
+    _check_domains(pool_domains, available, "unlabeled pool")
+    used = {d: _materialise(loaded, d) for d in [*id_domains, *ood_domains, *pool_domains]}
+    pool = Pool(pool_cfg.fraction if pool_cfg is not None else 0.0, pool_domains, cfg.seed)
     group_names = loaded.group_names
     if cfg.groups is not None:
         group_names = assign_groups(used, cfg.groups, loaded.class_names, loaded.attributes)
@@ -212,7 +273,9 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         role = role_of.get(domain, "train")
         if role == "train" and data.answers is None:  # generation data has no classes
             _check_classes(domain, data.labels, loaded.class_names)
-        data = data.capped(_cap(cfg, domain, ood=False), rng)
+        data = pool.set_aside(domain, data.capped(_cap(cfg, domain, ood=False), rng))
+        if len(data) == 0:
+            raise DataError(f"ID domain '{domain}' went whole into the unlabeled pool")
         if cfg.label_noise is not None:
             data = with_label_noise(data, cfg.label_noise, len(loaded.class_names), domain)
         if role != "train":  # a fixed ID val / test split, used as it is
@@ -233,7 +296,9 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         data = used[domain]
         if len(data) == 0:
             raise DataError(f"OOD domain '{domain}' is empty after filtering")
-        data = data.capped(_cap(cfg, domain, ood=True), rng)
+        data = pool.set_aside(domain, data.capped(_cap(cfg, domain, ood=True), rng))
+        if len(data) == 0:  # fraction 1: the whole domain is pool, none of it scored
+            continue
         ood.append(
             Split(
                 domain,
@@ -245,8 +310,13 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 true_labels=data.true_labels,
                 domains=np.full(len(data), domain, dtype=object),
                 answers=data.answers,
+                info=pool.info(domain),
+                annotations=data.attributes.get(ANNOTATION),
             )
         )
+    for domain in pool_domains:  # named only for the pool: the rest of it is not used
+        if domain not in id_domains and domain not in ood_domains:
+            pool.set_aside(domain, used[domain].capped(_cap(cfg, domain, ood=True), rng))
 
     def merged(role: Role) -> Split:
         names = [name for name, _ in parts[role]]
@@ -267,6 +337,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 [np.full(len(d), n, dtype=object) for n, d in zip(names, domains, strict=True)]
             ),
             answers=joined([d.answers for d in domains]),
+            annotations=joined([d.attributes.get(ANNOTATION) for d in domains]),
         )
 
     train = merged("train")
@@ -293,4 +364,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         ood=ood,
         id_domains=list(id_domains),
         group_names=group_names,
+        unlabeled=pool.split(),
+        pool_oracle=pool.oracle() if pool_domains else None,
+        regions=loaded.regions,
     )

@@ -201,11 +201,21 @@ def run_facts(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tup
         ("data", f"{data['kind']}: ID {', '.join(data.get('id_domains') or [])}" if data else None),
         ("OOD splits", ", ".join(ood) or "none"),
         ("ID val / test size", f"{sizes.get('id_val', '—')} / {sizes.get('id_test', '—')}"),
+        ("unlabeled pool", pool_line(data.get("unlabeled"))),
         ("backbone", (config.get("backbone") or {}).get("name")),
         ("prompts", ", ".join(config.get("prompts") or []) or None),
         ("seed", None if config.get("seed") is None else str(config["seed"])),
     ]
     return [(k, v) for k, v in lines if v]
+
+
+def pool_line(pool: dict[str, Any] | None) -> str | None:
+    """Where the unlabeled pool came from (``data.unlabeled``), or None without one."""
+    if not pool:
+        return None
+    share = f"{100 * float(pool.get('fraction', 0.5)):.0f}%"
+    rest = "none of them scored" if float(pool.get("fraction", 0.5)) >= 1 else "the rest scored"
+    return f"{share} of {', '.join(pool.get('domains') or [])} (labels dropped; {rest})"
 
 
 def load_run(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
