@@ -72,7 +72,7 @@ def boundary_mismatches(
     return found
 
 
-def _cache_field(output: Any) -> str:
+def cache_field(output: Any) -> str:
     """Name of the KV cache in a model output: ``cache`` (transformers 5.2x+) or the older
     ``past_key_values``; passed back to the model under the same name."""
     for name in ("cache", "past_key_values"):
@@ -149,7 +149,7 @@ def _later_tokens(
     repeated K times: row b * K + k feeds word k's tokens but its last after prompt b."""
     device = model_device(model)
     k = len(encoded[0][1])
-    field = _cache_field(prompt_out)
+    field = cache_field(prompt_out)
     cache = getattr(prompt_out, field)
     cache.batch_repeat_interleave(k)
     words = [w for _, ws in encoded for w in ws]

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.lm.answer_loss import IGNORE_INDEX, causal_logits
+from shiftlab.lm.logprobs import cache_field
 from shiftlab.unlearn.base import UNLEARN, Batch, Data, LMOptions, Unlearner, param, relative
 
 
@@ -98,7 +99,7 @@ class GenericLogitsLM(nn.Module):
         model with its own key-value cache (the prompt is read once)."""
         eos = getattr(self.config, "eos_token_id", None)
         done = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
-        caches: list[object] = [None, None]
+        caches: list[dict[str, object]] = [{}, {}]  # {name the model calls its cache: cache}
         step_ids = input_ids
         for _ in range(max_new_tokens):
             positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -step_ids.shape[1] :]
@@ -107,12 +108,12 @@ class GenericLogitsLM(nn.Module):
                     input_ids=step_ids,
                     attention_mask=attention_mask,
                     position_ids=positions,
-                    past_key_values=caches[i],
                     use_cache=True,
+                    **caches[i],
                 )
                 for i, model in enumerate((self.base, self.reinforced))
             ]
-            caches = [o.past_key_values for o in outputs]
+            caches = [{cache_field(o): getattr(o, cache_field(o))} for o in outputs]
             logits = generic_logits(outputs[0].logits[:, -1], outputs[1].logits[:, -1], self.alpha)
             token = logits.argmax(dim=-1).masked_fill(done, pad_token_id)
             input_ids = torch.cat([input_ids, token[:, None]], dim=1)
