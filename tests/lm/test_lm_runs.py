@@ -156,6 +156,7 @@ unlearn:
   knowmem_forget: forget_qa
   knowmem_retain: retain_qa
   holdout: holdout_bio
+  forget_texts: forget_bio
   methods:
     - retrain
     - gradient_ascent: {{causal_lm: {{epochs: 1, batch_size: 2, lr: 1.0e-5, max_length: 64}}}}

@@ -255,7 +255,8 @@ class UnlearnConfig:
 
     forget: dict[str, Any] = param(
         {},
-        "what to forget: {ids: FILE or [ids]}, {domain: NAME}, {class: NAME} or {curation: SCORE}",
+        "what to forget: {ids: FILE or [ids]}, {domain: NAME or [NAMES]}, {class: NAME} or "
+        "{curation: SCORE}",
     )
     on: str | None = param(None, "the trained predictor to unlearn; default the first that trains")
     methods: list[EntrySpec] = param(
@@ -264,6 +265,11 @@ class UnlearnConfig:
     knowmem_forget: str | None = param(None, "LMs: the split of questions about the forget set")
     knowmem_retain: str | None = param(None, "LMs: the split of questions about the retain set")
     holdout: str | None = param(None, "LMs: the split of non-member texts (PrivLeak, perplexity)")
+    forget_texts: str | None = param(
+        None,
+        "LMs: the split of forget texts VerbMem and PrivLeak read (the kind the holdout texts "
+        "are, e.g. forget_bio); default the whole forget set",
+    )
     membership_k: float = param(0.4, "k of Min-K% in PrivLeak (MUSE: 0.4)", within="(0, 1]")
     verbmem_prompt_tokens: int = param(
         32,

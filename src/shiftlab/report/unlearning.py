@@ -45,6 +45,7 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         rows.append(
             {
                 "method": method,
+                "name": summary["unlearn"].get("name", method),
                 "model": summary["model"],
                 **{m: summary.get(m) for m in metrics},
                 "id_test": None if language else id_test,
@@ -70,7 +71,7 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         if scored:
             closest = min(scored, key=lambda r: r["distance"])
             measured = [c for c in metrics if c in closest["ci"]]
-            tied = [r["method"] for r in scored if measured and set(measured) <= set(r["noise"])]
+            tied = [r["name"] for r in scored if measured and set(measured) <= set(r["noise"])]
 
     def cell(row: dict[str, Any], column: str) -> str:
         text = fmt_interval(row[column], row["ci"].get(column))
@@ -85,7 +86,7 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
     header = ["method", *columns, "distance to retraining", "seconds", "time / retraining"]
     cells = [
         [
-            r["method"],
+            r["name"],
             *[cell(r, c) for c in columns],
             fmt(r.get("distance")),
             fmt(r["seconds"], 1),
@@ -102,7 +103,7 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         "by 100, perplexity left out)."
     )
     if closest is not None:
-        note += f" Closest to retraining: {closest['method']} ({closest['distance']:.3f})."
+        note += f" Closest to retraining: {closest['name']} ({closest['distance']:.3f})."
         if tied:
             note += f" Within noise of retraining on every measure: {', '.join(tied)}."
     if language:

@@ -137,7 +137,12 @@ class UnlearnStage(Stage):
         else:
             model = unlearned(session, spec, original, forget, retain)
         seconds = time.perf_counter() - started
-        tag = {"method": spec.kind, "params": non_default(spec.options), "n_forget": len(forget)}
+        tag = {
+            "method": spec.kind,
+            "params": non_default(spec.options),
+            "n_forget": len(forget),
+            **({"name": spec.name} if spec.name != spec.kind else {}),
+        }
         info = {k: v for k, v in original.info.items() if k not in TAGS}
         predictor = Predictor(
             original.name if spec is ORIGINAL else f"{unlearn_key(spec.name)}/{on}",

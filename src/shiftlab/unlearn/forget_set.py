@@ -46,17 +46,22 @@ def forget_index(selector: dict[str, Any], benchmark: Benchmark, curation: Any) 
             more = f"; did you mean '{hint}'?" if hint else ""
             raise ConfigError(f"unlearn.forget.class: no class '{value}'{more}")
         mask = train.labels == benchmark.class_names.index(value)
-    elif kind == "domain":
+    elif kind == "domain":  # one domain, or a list of them
         names = [train, *benchmark.eval_splits()]
-        members = set()
-        for split in names:
-            if split.domains is not None and split.ids is not None:
-                members |= set(np.asarray(split.ids)[split.domains == value].astype(str))
-        if not members:
-            known = sorted({str(d) for s in names if s.domains is not None for d in set(s.domains)})
-            raise ConfigError(
-                f"unlearn.forget.domain: no domain '{value}' (known: {', '.join(known)})"
-            )
+        members: set[str] = set()
+        for domain in [value] if isinstance(value, str) else list(value):
+            found = set()
+            for split in names:
+                if split.domains is not None and split.ids is not None:
+                    found |= set(np.asarray(split.ids)[split.domains == domain].astype(str))
+            if not found:
+                known = sorted(
+                    {str(d) for s in names if s.domains is not None for d in set(s.domains)}
+                )
+                raise ConfigError(
+                    f"unlearn.forget.domain: no domain '{domain}' (known: {', '.join(known)})"
+                )
+            members |= found
         mask = np.isin(ids, sorted(members))
     else:  # curation
         if curation is None or value not in curation.scores:

@@ -97,7 +97,8 @@ def language_model_summary(
     def generate(prompts: list[str], new_tokens: int) -> list[str]:
         return greedy_generate(lm, tokenizer, prompts, max_new_tokens=new_tokens)
 
-    texts = full_texts(forget)
+    named = split_named(benchmark, cfg.forget_texts, "forget_texts")
+    texts = full_texts(named if named is not None else forget)
     per_text = muse.verbmem(
         generate,
         tokenizer,
