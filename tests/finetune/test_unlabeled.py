@@ -197,3 +197,27 @@ def test_a_whole_domain_as_pool_is_not_scored(tmp_path):
     benchmark = load_benchmark(cfg.data)
     assert benchmark.ood == [] and len(benchmark.unlabeled) == 60
     assert (benchmark.unlabeled.labels == -1).all()
+
+
+def test_the_query_asks_for_the_most_disagreed_examples_and_picks_who_got_them_right():
+    from types import SimpleNamespace
+
+    from shiftlab.finetune.unlabeled import best_by_query, member_disagreement
+
+    truth = np.array([0, 1, 0, 1, 1, 0])
+    asked: list[np.ndarray] = []
+
+    def oracle(index):
+        asked.append(np.asarray(index))
+        return truth[index]
+
+    ctx = SimpleNamespace(name="divdis", benchmark=SimpleNamespace(pool_oracle=oracle))
+    agree = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.8, 0.2]])
+    second = agree.clone()
+    second[[3, 4]] = torch.tensor([[0.9, 0.1], [0.8, 0.2]])  # disagrees on 3 and 4, and is wrong
+    probs = torch.stack([second, agree])
+    scores = member_disagreement(probs)
+    assert scores[3] > 0 and scores[4] > 0 and scores[[0, 1, 2, 5]].abs().sum() == 0
+    chosen, accuracy = best_by_query(ctx, probs, scores, queries=2)
+    assert sorted(asked[0].tolist()) == [3, 4]  # only the two most-disagreed labels were read
+    assert chosen == 1 and accuracy == [0.0, 1.0]

@@ -34,9 +34,8 @@ from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.unlabeled import (
     Disambiguate,
     PoolTrainOptions,
-    best_by_query,
+    choose_member,
     fit,
-    require_pool,
     trainee,
 )
 from shiftlab.models.classifier import Predictor
@@ -74,19 +73,9 @@ def disagreement_loss(earlier: torch.Tensor, current: torch.Tensor) -> torch.Ten
     return -torch.log(p1 * (1 - p2) + p2 * (1 - p1) + 1e-7).mean()
 
 
-def member_disagreement(probs: torch.Tensor) -> torch.Tensor:
-    """(U,) mean absolute difference between every two members' probabilities per example.
-
-    Args:
-        probs: (M, U, K) each member's class probabilities.
-    """
-    return (probs.unsqueeze(0) - probs.unsqueeze(1)).abs().mean(dim=(0, 1, 3))
-
-
 @FINETUNE.register("dbat", options=DBATOptions, kinds=("encoder",), needs=("unlabeled",), fast=FAST)
 def dbat(ctx: RecipeContext, cfg: DBATOptions) -> Iterator[Predictor]:
     """Models trained in turn, each to disagree with the earlier ones on the unlabeled pool."""
-    pool = require_pool(ctx)
     k = ctx.benchmark.num_classes
     members: list[nn.Module] = []  # (inputs -> logits) of the frozen earlier models
     classifiers, selections = [], []
@@ -120,15 +109,7 @@ def dbat(ctx: RecipeContext, cfg: DBATOptions) -> Iterator[Predictor]:
         yield Predictor(
             f"{ctx.name}[model={m}]", "dbat", classifier, {**params, "model": m}, info=selections[m]
         )
-    if cfg.disambiguate == "query":
-        probs = torch.stack([ctx.logits(c, pool).softmax(-1) for c in classifiers])
-        chosen, scores = best_by_query(ctx, probs, member_disagreement(probs), cfg.queries)
-        how = {"selected_model": chosen, "queried_labels": min(cfg.queries, len(pool)),
-               "query_accuracy": scores}  # fmt: skip
-    else:
-        scores = [ctx.accuracy(c, ctx.benchmark.val) for c in classifiers]
-        chosen = int(np.argmax(scores))
-        how = {"selected_model": chosen, "id_val_accuracy_of_models": scores}
+    chosen, how = choose_member(ctx, classifiers, cfg.disambiguate, cfg.queries, "model")
     yield Predictor(
         f"{ctx.name}[selected]",
         "dbat",

@@ -39,10 +39,9 @@ from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.unlabeled import (
     Disambiguate,
     PoolTrainOptions,
-    best_by_query,
+    choose_member,
     fit,
     head_slices,
-    require_pool,
     trainee,
 )
 from shiftlab.models.classifier import Predictor
@@ -107,11 +106,6 @@ def kl_regulariser(pool_probs: torch.Tensor, labelled_probs: torch.Tensor) -> to
     return (torch.xlogy(target, target) - torch.xlogy(target, source)).sum(-1).mean()
 
 
-def disagreement(probs: torch.Tensor) -> torch.Tensor:
-    """(B,) mean absolute difference between every two heads' probabilities per example."""
-    return (probs.unsqueeze(1) - probs.unsqueeze(2)).abs().mean(dim=(1, 2, 3))
-
-
 def divdis_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -136,7 +130,6 @@ def divdis_loss(
 )
 def divdis(ctx: RecipeContext, cfg: DivDisOptions) -> Iterator[Predictor]:
     """Heads that fit the labels and disagree on the unlabeled pool; one chosen by queries."""
-    pool = require_pool(ctx)
     k = ctx.benchmark.num_classes
     model = trainee(ctx, cfg.heads * k, cfg.head_only, ctx.seed)
 
@@ -151,16 +144,7 @@ def divdis(ctx: RecipeContext, cfg: DivDisOptions) -> Iterator[Predictor]:
         yield Predictor(
             f"{ctx.name}[head={h}]", "divdis", classifier, {**params, "head": h}, info=info
         )
-    if cfg.disambiguate == "query":
-        logits = ctx.logits(model.classifier(model.head), pool)
-        probs = head_probabilities(logits, cfg.heads).transpose(0, 1)  # H, U, K
-        chosen, scores = best_by_query(ctx, probs, disagreement(probs.transpose(0, 1)), cfg.queries)
-        how = {"selected_head": chosen, "queried_labels": min(cfg.queries, len(pool)),
-               "query_accuracy": scores}  # fmt: skip
-    else:
-        scores = [ctx.accuracy(c, ctx.benchmark.val) for c in heads]
-        chosen = int(np.argmax(scores))
-        how = {"selected_head": chosen, "id_val_accuracy_of_heads": scores}
+    chosen, how = choose_member(ctx, heads, cfg.disambiguate, cfg.queries, "head")
     yield Predictor(
         f"{ctx.name}[selected]",
         "divdis",

@@ -27,6 +27,8 @@ from shiftlab.models.classifier import Classifier
 from shiftlab.training import Batch, ReferenceSGD, TrainResult
 from shiftlab.typed import param
 
+Disambiguate = Literal["query", "id_val"]
+
 
 @dataclass
 class PoolTrainOptions(ReferenceSGD):
@@ -175,6 +177,36 @@ def query_labels(ctx: RecipeContext, index: np.ndarray) -> np.ndarray:
     return np.asarray(oracle(np.asarray(index, dtype=np.int64)))
 
 
+def member_disagreement(probs: torch.Tensor) -> torch.Tensor:
+    """(U,) mean absolute difference between every two members' probabilities per example
+    (DivDis' ``get_disagreement_scores``, mode ``l1``).
+
+    Args:
+        probs: (M, U, K) each member's (head's or model's) class probabilities.
+    """
+    return (probs.unsqueeze(0) - probs.unsqueeze(1)).abs().mean(dim=(0, 1, 3))
+
+
+def choose_member(
+    ctx: RecipeContext, members: list[Classifier], how: Disambiguate, queries: int, what: str
+) -> tuple[int, dict[str, Any]]:
+    """The member (a head or a model) ``how`` picks, and the record keys that say how:
+    ``query``, by the labels of the ``queries`` pool examples the members disagree on most;
+    ``id_val``, by ID val accuracy."""
+    if how == "query":
+        pool = require_pool(ctx)
+        probs = torch.stack([ctx.logits(c, pool).softmax(-1) for c in members])
+        chosen, scores = best_by_query(ctx, probs, member_disagreement(probs), queries)
+        return chosen, {
+            f"selected_{what}": chosen,
+            "queried_labels": min(queries, len(pool)),
+            "query_accuracy": scores,
+        }
+    scores = [ctx.accuracy(c, ctx.benchmark.val) for c in members]
+    chosen = int(np.argmax(scores))
+    return chosen, {f"selected_{what}": chosen, f"id_val_accuracy_of_{what}s": scores}
+
+
 def best_by_query(
     ctx: RecipeContext,
     probabilities: torch.Tensor,
@@ -192,9 +224,6 @@ def best_by_query(
     labels = torch.as_tensor(query_labels(ctx, chosen))
     accuracy = (probabilities[:, chosen].argmax(-1) == labels).float().mean(-1)
     return int(accuracy.argmax()), accuracy.tolist()
-
-
-Disambiguate = Literal["query", "id_val"]
 
 
 def pseudo_label_loss(
