@@ -258,6 +258,8 @@ CASES = [
      r"recipe 'divdis' learns from unlabeled data, but the run has no pool"),
     ("enp-annotations", ["run", "{base}", "--out", "{out}", "--set", "recipes=[enp]"],
      r"recipe 'enp' learns from annotations .* which data 'sentiment_sentences' lacks"),
+    ("new-groups", ["run", "{base}", "--out", "{out}", "--set", "recipes=[group_dro]"],
+     r"recipe 'group_dro' needs groups in ID train, which data 'sentiment_sentences' lacks"),
     ("new-lm", ["run", "{lm}", "--out", "{out}", "--set", 'task.label_words={negative: " no"}'],
      r"no label word for class 'positive'"),
 ]  # fmt: skip
@@ -322,3 +324,21 @@ def test_a_suspicious_value_is_a_one_line_warning(change, pattern, files, capsys
     config.load(files["base"], change)
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if re.search(pattern, line)]) == 1, err
+
+
+def test_an_error_found_while_running_leaves_no_directory(
+    tmp_path, capsys, sentences_dir, tiny_encoder_dir
+):
+    # a learning rate that makes the loss NaN shows only in training, after the run directory
+    # exists: the run made the folder, no entry finished, so the folder goes too
+    text = BASE.format(sentences=sentences_dir).replace(
+        "{name: minilm, max_length: 32}", str(tiny_encoder_dir)
+    )
+    path = write_config(tmp_path / "c.yaml", text)
+    out = tmp_path / "out"
+    recipe = "recipes=[{full_ft: {lr: 1.0e+8, epochs: 1, batch_size: 8, warmup_steps: 0}}]"
+    code = main(["run", str(path), "--out", str(out), "--set", recipe])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("shiftlab: error:")]
+    assert code == 2 and len(lines) == 1 and "the loss became" in lines[0], err
+    assert not out.exists()

@@ -94,8 +94,9 @@ def check_modality(cfg: RunConfig, benchmark: Benchmark) -> None:
 
 
 def check_data_needs(cfg: RunConfig, benchmark: Benchmark) -> None:
-    """A recipe that learns from unlabeled data needs the run's unlabeled pool; one that learns
-    from annotations of reliable features needs annotated examples and the data's regions.
+    """What recipes need of the data, before a model loads: groups (a group-robust objective,
+    group-balanced sampling, selection by worst-group accuracy), the unlabeled pool, or
+    annotations of reliable features with the data's regions.
 
     Raises:
         ConfigError: such a recipe in a run whose data lacks what it needs.
@@ -103,7 +104,20 @@ def check_data_needs(cfg: RunConfig, benchmark: Benchmark) -> None:
     annotations = benchmark.train.annotations
     annotated = annotations is not None and bool((annotations != "").any())
     for spec in cfg.recipes:
-        needs = FINETUNE[spec.kind].needs
+        needs = set(FINETUNE[spec.kind].needs)
+        if getattr(spec.options, "balanced", False):
+            needs.add("groups")
+        if getattr(spec.options, "select", None) == "id_val_worst_group_accuracy":
+            needs.add("val_groups")
+        split = {"groups": benchmark.train, "val_groups": benchmark.val}
+        for need, where in split.items():
+            if need in needs and where.groups is None:
+                raise ConfigError(
+                    f"recipe '{spec.name}' needs groups in ID {where.name.replace('id_', '')}, "
+                    f"which data '{cfg.data.kind}' lacks: set data.groups (label_x_domain, "
+                    "label_x_<attribute>) or a group column"
+                    + ("; or select: id_val_accuracy" if need == "val_groups" else "")
+                )
         if "annotations" in needs and not (annotated and benchmark.regions):
             raise ConfigError(
                 f"recipe '{spec.name}' learns from annotations of each example's reliable "

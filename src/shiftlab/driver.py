@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shiftlab import distributed
 from shiftlab.config.sections import RunConfig
-from shiftlab.errors import ConfigError, DataError
+from shiftlab.errors import ShiftlabError
 from shiftlab.executors import make_executor
 from shiftlab.report import write_report
 from shiftlab.runtime import log
@@ -45,8 +45,8 @@ def run(cfg: RunConfig, out: Path, *, report: bool = True) -> Path:
         raise
     try:
         executor.run(session)
-    except (ConfigError, DataError):
-        if fresh:  # an input error before any entry finished leaves no folder behind
+    except ShiftlabError:
+        if fresh:  # an error a user can fix, before any entry finished, leaves no folder
             discard_unfinished(session.store)
         raise
     session.store.write_records(session.entries)

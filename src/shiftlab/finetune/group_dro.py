@@ -68,7 +68,9 @@ def group_dro_update(
     return q / q.sum()
 
 
-@FINETUNE.register("group_dro", options=GroupDROOptions, kinds=("encoder",), fast=FAST)
+@FINETUNE.register(
+    "group_dro", options=GroupDROOptions, kinds=("encoder",), needs=("groups",), fast=FAST
+)
 def group_dro(ctx: RecipeContext, cfg: GroupDROOptions) -> Iterator[Predictor]:
     """Minimise the worst group's loss through adaptive group weights (exponentiated gradient)."""
     counts = torch.as_tensor(group_counts(ctx, train_groups(ctx, needed=True)), device=ctx.device)
