@@ -22,15 +22,13 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import write_atomic
-from shiftlab.config.load import read_mapping_file
+from shiftlab.commands.lm_config import check_output, read_lm_config
 from shiftlab.config.sections import BackboneConfig
 from shiftlab.errors import ConfigError
-from shiftlab.files import check_out_dir
-from shiftlab.models import backbone_kinds
 from shiftlab.registry import AUDITS
 from shiftlab.report.tables import Table, fmt
 from shiftlab.runtime import log
-from shiftlab.typed import build, coerce, options_of, param
+from shiftlab.typed import build, options_of, param
 
 
 @dataclass
@@ -140,22 +138,8 @@ def continuation_targets(
 
 def load_audit(path: Path) -> tuple[BackboneConfig, AuditConfig]:
     """The backbone and audit sections of an audit config file."""
-    raw = read_mapping_file(path, "audit config")
-    unknown = set(raw) - {"backbone", "audit"}
-    if unknown:
-        raise ConfigError(
-            f"unknown key '{sorted(unknown)[0]}' in an audit config (backbone, audit)"
-        )
-    backbone = raw.get("backbone") or {}
-    backbone = build(
-        BackboneConfig, {"name": backbone} if isinstance(backbone, str) else backbone, "backbone"
-    )
-    if "causal_lm" not in backbone_kinds(backbone):
-        raise ConfigError(
-            f"audits search a language model; backbone '{backbone.name}' is not one (use e.g. "
-            "smollm2-135m-instruct or hf_causal_lm:<folder>)"
-        )
-    return backbone, build(AuditConfig, coerce(raw.get("audit") or {}, dict, "audit"), "audit")
+    backbone, section = read_lm_config(path, "audit", "audits search a language model")
+    return backbone, build(AuditConfig, section, "audit")
 
 
 def summary_table(rows: list[dict[str, Any]], cfg: AuditConfig) -> Table:
@@ -188,9 +172,7 @@ def run_audits(config_path: Path, out: Path) -> Path:
     from shiftlab.lm.audit import run_audit
     from shiftlab.models import load_backbone
 
-    check_out_dir(out)
-    if out.exists() and any(out.iterdir()) and not (out / "audit.jsonl").is_file():
-        raise ConfigError(f"{out} exists and is not an audit directory; choose another --out")
+    check_output(out, "audit.jsonl", "audit")
     backbone = load_backbone(backbone_cfg, torch.device("cpu"))
     model, tokenizer = backbone.featurizer.model, backbone.featurizer.tokenizer
     targets = list(cfg.targets)

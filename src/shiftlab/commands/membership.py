@@ -18,14 +18,11 @@ import numpy as np
 import torch
 
 from shiftlab.atomic import atomic_path, write_atomic
-from shiftlab.config.load import read_mapping_file
-from shiftlab.config.sections import BackboneConfig
+from shiftlab.commands.lm_config import check_output, read_lm_config
 from shiftlab.errors import ConfigError, DataError
-from shiftlab.files import check_out_dir
-from shiftlab.models import backbone_kinds
 from shiftlab.registry import MEMBERSHIP
 from shiftlab.report.tables import Table, fmt_interval
-from shiftlab.typed import build, coerce, param
+from shiftlab.typed import build, param
 
 
 @dataclass
@@ -74,27 +71,11 @@ def run_membership(config_path: Path, out: Path) -> Path:
     from shiftlab.membership import attack_intervals, attack_metrics, score_all
     from shiftlab.models import load_backbone
 
-    raw = read_mapping_file(config_path, "membership config")
-    unknown = set(raw) - {"backbone", "membership"}
-    if unknown:
-        raise ConfigError(
-            f"unknown key '{sorted(unknown)[0]}' in a membership config (backbone, membership)"
-        )
-    backbone_raw = raw.get("backbone") or {}
-    if isinstance(backbone_raw, str):
-        backbone_raw = {"name": backbone_raw}
-    backbone_cfg = build(BackboneConfig, backbone_raw, "backbone")
-    if "causal_lm" not in backbone_kinds(backbone_cfg):
-        raise ConfigError(
-            "membership scores read a language model's token probabilities; backbone "
-            f"'{backbone_cfg.name}' is not one (use e.g. smollm2-135m-instruct)"
-        )
-    cfg = build(
-        MembershipConfig, coerce(raw.get("membership") or {}, dict, "membership"), "membership"
+    backbone_cfg, section = read_lm_config(
+        config_path, "membership", "membership scores read a language model's token probabilities"
     )
-    check_out_dir(out)
-    if out.exists() and any(out.iterdir()) and not (out / "membership.json").is_file():
-        raise ConfigError(f"{out} exists and is not a membership directory; choose another --out")
+    cfg = build(MembershipConfig, section, "membership")
+    check_output(out, "membership.json", "membership")
     texts, truth = read_texts(cfg)
     backbone = load_backbone(backbone_cfg, torch.device("cpu"))
     scores = score_all(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -32,10 +31,9 @@ from torch import nn
 
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.unlabeled import (
-    Disambiguate,
-    PoolTrainOptions,
-    choose_member,
+    MembersOptions,
     fit,
+    selected,
     trainee,
 )
 from shiftlab.models.classifier import Predictor
@@ -46,19 +44,12 @@ from shiftlab.typed import param
 
 
 @dataclass
-class DBATOptions(PoolTrainOptions):
+class DBATOptions(MembersOptions):
     """D-BAT's argparse and Waterbirds settings (epochs cut from 300 to 10)."""
 
     models: int = param(2, "models trained in turn (ensemble_size)", within="[2, inf)")
     alpha: float = param(1.0, "weight of the disagreement loss (argparse)", within="[0, inf)")
     batch_size: int = param(128, "labelled examples per step (Waterbirds script)")
-    disambiguate: Disambiguate = param(
-        "query", "query: labels of the most-disagreed pool examples; id_val: ID val accuracy"
-    )
-    queries: int = param(16, "pool labels asked for (disambiguate: query)", within="[1, inf)")
-    select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
-        "last", "which epoch's weights to keep (the paper reports the last iterate)"
-    )
 
 
 def disagreement_loss(earlier: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
@@ -109,12 +100,4 @@ def dbat(ctx: RecipeContext, cfg: DBATOptions) -> Iterator[Predictor]:
         yield Predictor(
             f"{ctx.name}[model={m}]", "dbat", classifier, {**params, "model": m}, info=selections[m]
         )
-    chosen, how = choose_member(ctx, classifiers, cfg.disambiguate, cfg.queries, "model")
-    yield Predictor(
-        f"{ctx.name}[selected]",
-        "dbat",
-        classifiers[chosen],
-        {**params, "disambiguate": cfg.disambiguate},
-        save=False,
-        info={**selections[chosen], **how},
-    )
+    yield selected(ctx, "dbat", classifiers, cfg, "model", params, selections)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -37,11 +36,10 @@ import torch.nn.functional as F
 
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.unlabeled import (
-    Disambiguate,
-    PoolTrainOptions,
-    choose_member,
+    MembersOptions,
     fit,
     head_slices,
+    selected,
     trainee,
 )
 from shiftlab.models.classifier import Predictor
@@ -52,7 +50,7 @@ from shiftlab.typed import param
 
 
 @dataclass
-class DivDisOptions(PoolTrainOptions):
+class DivDisOptions(MembersOptions):
     """DivDis' weights and its Waterbirds optimisation (epochs cut from 100 to 10)."""
 
     heads: int = param(2, "H, heads on the shared trunk (every logged run: 2)", within="[2, inf)")
@@ -63,13 +61,6 @@ class DivDisOptions(PoolTrainOptions):
         10.0, "weight of KL(pool mean prediction || labelled mean prediction)", within="[0, inf)"
     )
     batch_size: int = param(16, "labelled examples per step (Waterbirds run)")
-    disambiguate: Disambiguate = param(
-        "query", "query: labels of the most-disagreed pool examples; id_val: ID val accuracy"
-    )
-    queries: int = param(16, "pool labels asked for (disambiguate: query)", within="[1, inf)")
-    select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
-        "last", "which epoch's weights to keep"
-    )
 
 
 def head_probabilities(logits: torch.Tensor, heads: int) -> torch.Tensor:
@@ -144,12 +135,4 @@ def divdis(ctx: RecipeContext, cfg: DivDisOptions) -> Iterator[Predictor]:
         yield Predictor(
             f"{ctx.name}[head={h}]", "divdis", classifier, {**params, "head": h}, info=info
         )
-    chosen, how = choose_member(ctx, heads, cfg.disambiguate, cfg.queries, "head")
-    yield Predictor(
-        f"{ctx.name}[selected]",
-        "divdis",
-        heads[chosen],
-        {**params, "disambiguate": cfg.disambiguate},
-        save=False,
-        info={**info, **how},
-    )
+    yield selected(ctx, "divdis", heads, cfg, "head", params, [info] * len(heads))

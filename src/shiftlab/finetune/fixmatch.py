@@ -4,7 +4,7 @@
 Each step, the model labels a weakly augmented view of a pool batch (no gradient); the pool
 examples it predicts with confidence at least ``threshold`` are trained on that class from a
 strongly augmented view of the same examples, the loss summed over them and divided by the
-whole pool batch, weighted by ``lambda_u``, beside the labelled batch's cross-entropy.
+whole pool batch, weighted by ``unlabeled_weight``, beside the labelled batch's cross-entropy.
 
 Follows ``p-lambda/wilds`` ``algorithms/fixmatch.py`` (``FixMatch``: pseudo-labels from
 ``x_weak`` under ``torch.no_grad``, the loss on ``x_strong`` of the kept examples times the kept
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.unlabeled import PoolTrainOptions, fit, pseudo_label_loss, trainee
+from shiftlab.finetune.unlabeled import SelfTrainingOptions, fit, pseudo_label_loss, trainee
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
 from shiftlab.training import Batch
@@ -48,15 +48,9 @@ from shiftlab.typed import param
 
 
 @dataclass
-class FixMatchOptions(PoolTrainOptions):
-    """WILDS' FixMatch settings and this module's views."""
+class FixMatchOptions(SelfTrainingOptions):
+    """WILDS' FixMatch settings (the paper's threshold: 0.95) and this module's views."""
 
-    threshold: float = param(
-        0.7, "confidence the weak view's prediction needs (WILDS; paper 0.95)", within="[0, 1]"
-    )
-    lambda_u: float = param(
-        1.0, "weight of the pool term (self_training_lambda)", within="[0, inf)"
-    )
     word_dropout: float = param(
         0.1, "texts: each word dropped from the strong view with this probability (EDA)",
         within="[0, 1)",
@@ -135,10 +129,10 @@ def fixmatch(ctx: RecipeContext, cfg: FixMatchOptions) -> Iterator[Predictor]:
         with torch.no_grad():
             teacher = model.forward(weak)
         pool = pseudo_label_loss(model.forward(strong), teacher, cfg.threshold)
-        return F.cross_entropy(logits, batch.labels) + cfg.lambda_u * pool
+        return F.cross_entropy(logits, batch.labels) + cfg.unlabeled_weight * pool
 
     result = fit(ctx, model, cfg, objective, seed=ctx.seed, description=ctx.name, stateful=[rng])
-    params = {"threshold": cfg.threshold, "lambda_u": cfg.lambda_u}
+    params = {"threshold": cfg.threshold, "unlabeled_weight": cfg.unlabeled_weight}
     yield Predictor(
         ctx.name, "fixmatch", model.classifier(model.head), params, info=result.selection
     )

@@ -6,7 +6,7 @@ Each step forwards a labelled batch and a pool batch in train mode; the pool exa
 itself predicts with confidence at least ``threshold`` are trained on their predicted class
 (detached), the loss summed over them and divided by the whole pool batch (so a batch where
 none is confident adds nothing); the pool term's weight rises linearly from 0 at the first
-step to ``lambda_max`` at ``ramp`` of the training steps, then stays.
+step to ``unlabeled_weight`` at ``ramp`` of the training steps, then stays.
 
 Follows ``p-lambda/wilds`` ``algorithms/pseudolabel.py`` (``PseudoLabel``: one forward of the
 concatenated batches, ``LinearScheduleWithWarmupAndThreshold`` with ``last_warmup_step 0``,
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.unlabeled import (
-    PoolTrainOptions,
+    SelfTrainingOptions,
     fit,
     pseudo_label_loss,
     steps_of,
@@ -42,15 +42,9 @@ from shiftlab.typed import param
 
 
 @dataclass
-class PseudoLabelOptions(PoolTrainOptions):
-    """WILDS' pseudo-label settings."""
+class PseudoLabelOptions(SelfTrainingOptions):
+    """WILDS' pseudo-label settings (the pool term's weight reaches ``unlabeled_weight``)."""
 
-    threshold: float = param(
-        0.7, "confidence a pool prediction needs to be trained on (WILDS)", within="[0, 1]"
-    )
-    lambda_max: float = param(
-        1.0, "final weight of the pool term (self_training_lambda)", within="[0, inf)"
-    )
     ramp: float = param(
         0.4, "share of the steps over which the weight rises from 0 (pseudolabel_T2)",
         within="(0, 1]",
@@ -73,7 +67,7 @@ def pseudo_label(ctx: RecipeContext, cfg: PseudoLabelOptions) -> Iterator[Predic
     step = np.zeros(1, dtype=np.int64)  # saved in checkpoints with the model
 
     def objective(logits: torch.Tensor, batch: Batch, index: np.ndarray) -> torch.Tensor:
-        weight = ramp_weight(int(step[0]), total, cfg.ramp, cfg.lambda_max)
+        weight = ramp_weight(int(step[0]), total, cfg.ramp, cfg.unlabeled_weight)
         step[0] += 1
         loss = F.cross_entropy(logits, batch.labels)
         if weight == 0:

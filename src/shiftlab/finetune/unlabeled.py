@@ -23,7 +23,7 @@ from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.data.benchmark import Split
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.models.classifier import Classifier
+from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.training import Batch, ReferenceSGD, TrainResult
 from shiftlab.typed import param
 
@@ -43,6 +43,31 @@ class PoolTrainOptions(ReferenceSGD):
         None, "pool examples per step; null: batch_size", within="[1, inf)"
     )
     head_only: bool = param(False, "train heads on cached pretrained features (fast)")
+
+
+@dataclass
+class MembersOptions(PoolTrainOptions):
+    """Recipes that make several members (heads, models) and pick one (divdis, dbat)."""
+
+    disambiguate: Disambiguate = param(
+        "query", "query: labels of the most-disagreed pool examples; id_val: ID val accuracy"
+    )
+    queries: int = param(16, "pool labels asked for (disambiguate: query)", within="[1, inf)")
+    select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
+        "last", "which epoch's weights to keep (the pool, not ID val, tells members apart)"
+    )
+
+
+@dataclass
+class SelfTrainingOptions(PoolTrainOptions):
+    """WILDS' self-training settings (pseudo_label, fixmatch)."""
+
+    threshold: float = param(
+        0.7, "confidence a pool prediction needs to be trained on (WILDS)", within="[0, 1]"
+    )
+    unlabeled_weight: float = param(
+        1.0, "weight of the pool term (WILDS self_training_lambda)", within="[0, inf)"
+    )
 
 
 def require_pool(ctx: RecipeContext) -> Split:
@@ -185,6 +210,28 @@ def member_disagreement(probs: torch.Tensor) -> torch.Tensor:
         probs: (M, U, K) each member's (head's or model's) class probabilities.
     """
     return (probs.unsqueeze(0) - probs.unsqueeze(1)).abs().mean(dim=(0, 1, 3))
+
+
+def selected(
+    ctx: RecipeContext,
+    recipe: str,
+    members: list[Classifier],
+    cfg: MembersOptions,
+    what: str,
+    params: dict[str, Any],
+    infos: list[dict[str, Any]],
+) -> Predictor:
+    """``NAME[selected]``: the member :func:`choose_member` picks (saved as that member; its
+    record keys ``infos[chosen]`` and how it was chosen)."""
+    chosen, how = choose_member(ctx, members, cfg.disambiguate, cfg.queries, what)
+    return Predictor(
+        f"{ctx.name}[selected]",
+        recipe,
+        members[chosen],
+        {**params, "disambiguate": cfg.disambiguate},
+        save=False,
+        info={**infos[chosen], **how},
+    )
 
 
 def choose_member(

@@ -63,8 +63,10 @@ __all__ = [
     "Data",
     "LMOptions",
     "LossUnlearner",
+    "LossWeights",
     "Original",
     "ReferenceSGD",
+    "RelativeBudget",
     "RelativeSGD",
     "Unlearner",
     "epoch_batches",
@@ -204,14 +206,19 @@ class Original:
 
 
 @dataclass
-class RelativeSGD(ReferenceSGD):
-    """A classifier method's optimisation: the reference's SGD (its absolute epochs and lr, used
-    on their own outside a run), with its budget and learning rate relative to the original
-    training as the reference has them in effect (``budget``: its optimiser steps over the
-    original training's; ``lr_scale``: its lr over the original's peak lr). In a run, a relative
-    setting replaces the absolute one: the epochs that make ``budget`` of the original steps, and
-    the original recipe's optimiser (its momentum and weight decay) at ``lr_scale`` times its lr
-    (reference lrs were tuned for SGD on CIFAR convnets, not for a fine-tuned transformer)."""
+class LossWeights:
+    """The two weights of a :class:`LossUnlearner` (subclasses set their defaults and help;
+    the range stays this one)."""
+
+    forget_weight: float = param(1.0, "weight of the forget term", within="[0, inf)")
+    retain_weight: float = param(0.0, "weight of the retain term", within="[0, inf)")
+
+
+@dataclass
+class RelativeBudget:
+    """A budget and learning rate relative to the original training (``budget``: optimiser
+    steps as a fraction of the original's; ``lr_scale``: a multiple of its peak lr, with its
+    optimiser); null: the method's absolute options."""
 
     budget: float | None = param(
         None, "steps as a fraction of the original training's; null: epochs as given",
@@ -221,6 +228,17 @@ class RelativeSGD(ReferenceSGD):
         None, "lr as a multiple of the original recipe's, with its optimiser; null: lr as given",
         within="(0, inf)",
     )  # fmt: skip
+
+
+@dataclass
+class RelativeSGD(ReferenceSGD, RelativeBudget):
+    """A classifier method's optimisation: the reference's SGD (its absolute epochs and lr, used
+    on their own outside a run), with its budget and learning rate relative to the original
+    training as the reference has them in effect (``budget``: its optimiser steps over the
+    original training's; ``lr_scale``: its lr over the original's peak lr). In a run, a relative
+    setting replaces the absolute one: the epochs that make ``budget`` of the original steps, and
+    the original recipe's optimiser (its momentum and weight decay) at ``lr_scale`` times its lr
+    (reference lrs were tuned for SGD on CIFAR convnets, not for a fine-tuned transformer)."""
 
 
 @dataclass

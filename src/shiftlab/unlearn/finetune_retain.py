@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shiftlab.unlearn.base import UNLEARN, LossUnlearner, RelativeSGD, param
+from shiftlab.unlearn.base import UNLEARN, LossUnlearner, LossWeights, RelativeSGD, param
 
 
 @dataclass
-class FinetuneRetainOptions(RelativeSGD):
+class FinetuneRetainOptions(RelativeSGD, LossWeights):
     epochs: int = param(10, "passes over the retain set (SCRUB large-scale notebook)")
     lr: float = param(0.01, "learning rate (SCRUB large-scale notebook)")
     weight_decay: float = param(0.0, "weight decay (SCRUB's finetune: 0)")
@@ -19,10 +19,8 @@ class FinetuneRetainOptions(RelativeSGD):
     momentum: float = param(0.0, "SGD momentum (SCRUB's finetune: torch's default 0)")
     budget: float | None = param(0.35, "steps / original steps (SCRUB large-scale: 2,820 / 8,138)")
     lr_scale: float | None = param(1.0, "lr / original lr (SCRUB: 0.01 / 0.01)")
-    forget_weight: float = param(
-        0.0, "weight of a forget term (the baseline has none)", within="[0, inf)"
-    )
-    retain_weight: float = param(1.0, "weight of the retain cross-entropy", within="[0, inf)")
+    forget_weight: float = param(0.0, "weight of a forget term (the baseline has none)")
+    retain_weight: float = param(1.0, "weight of the retain cross-entropy")
 
 
 @UNLEARN.register("finetune_retain", options=FinetuneRetainOptions, kinds=("encoder",))

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, param
+from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, LossWeights, param
 
 
 @dataclass
-class GradDiffOptions(LMOptions):
-    forget_weight: float = param(
-        1.0, "weight of the (negated) forget answer loss", within="[0, inf)"
-    )
-    retain_weight: float = param(1.0, "weight of the retain answer loss", within="[0, inf)")
+class GradDiffOptions(LMOptions, LossWeights):
+    forget_weight: float = param(1.0, "weight of the (negated) forget answer loss")
+    retain_weight: float = param(1.0, "weight of the retain answer loss")
 
 
 @UNLEARN.register("grad_diff", options=GradDiffOptions, kinds=("causal_lm",))

@@ -7,19 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from shiftlab.lm.answer_loss import answer_nll
-from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, param
+from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, LossWeights, param
 
 
 @dataclass
-class NPOOptions(LMOptions):
+class NPOOptions(LMOptions, LossWeights):
     beta: float = param(0.1, "inverse temperature beta (reference config)", within="(0, inf)")
-    forget_weight: float = param(1.0, "weight of the NPO term (npo_coeff)", within="[0, inf)")
-    retain_weight: float = param(
-        1.0, "weight of the retain answer loss (grad_diff_coeff)", within="[0, inf)"
-    )
+    forget_weight: float = param(1.0, "weight of the NPO term (npo_coeff)")
+    retain_weight: float = param(1.0, "weight of the retain answer loss (grad_diff_coeff)")
     epochs: int = param(10, "passes over the forget set (reference num_epochs)")
     batch_size: int = param(16, "forget examples per step (reference: 4 x accumulation 4)")
     epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")
@@ -27,7 +24,7 @@ class NPOOptions(LMOptions):
 
 def npo_loss(nll: torch.Tensor, ref_nll: torch.Tensor, beta: float) -> torch.Tensor:
     """Per-example ``-(2 / beta) log sigmoid(beta (nll - ref_nll))`` (B,)."""
-    return -(2.0 / beta) * F.logsigmoid(beta * (nll - ref_nll))
+    return -(2.0 / beta) * torch.nn.functional.logsigmoid(beta * (nll - ref_nll))
 
 
 @UNLEARN.register("npo", options=NPOOptions, kinds=("causal_lm",))

@@ -44,6 +44,7 @@ from shiftlab.typed import param
 from shiftlab.unlearn.base import (
     Data,
     Original,
+    RelativeBudget,
     Unlearner,
     check_finite,
     epoch_batches,
@@ -55,7 +56,7 @@ Phase = Literal["max", "min"]
 
 
 @dataclass
-class SCRUBOptions:
+class SCRUBOptions(RelativeBudget):
     """SCRUB's losses and its optimisation (the SCRUB repository's large-scale settings)."""
 
     temperature: float = param(4.0, "distillation temperature T (kd_T)", within="(0, inf)")
@@ -83,14 +84,8 @@ class SCRUBOptions:
     forget_batch_size: int = param(
         32, "forget examples per max-step (del_batch_size)", within="[1, inf)"
     )
-    budget: float | None = param(
-        0.054, "steps / original steps (large-scale notebook: 439 / 8,138); null: epochs",
-        within="(0, inf)",
-    )  # fmt: skip
-    lr_scale: float | None = param(
-        0.05, "lr / original lr, with its optimiser (5e-4 / 0.01); null: lr, optimizer",
-        within="(0, inf)",
-    )  # fmt: skip
+    budget: float | None = param(0.054, "steps / original steps (large-scale: 439 / 8,138)")
+    lr_scale: float | None = param(0.05, "lr / original lr, with its optimiser (5e-4 / 0.01)")
 
     def relative(self, original: Original | None, forget: int, retain: int) -> SCRUBOptions:
         """These options with the budget and lr resolved against the original training: the

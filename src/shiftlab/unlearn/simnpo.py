@@ -8,32 +8,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from shiftlab.lm.answer_loss import answer_nll
-from shiftlab.unlearn.base import UNLEARN, Batch, LMOptions, LossUnlearner, param
+from shiftlab.unlearn.base import UNLEARN, Batch, LossUnlearner, param
+from shiftlab.unlearn.npo import NPOOptions
 
 
 @dataclass
-class SimNPOOptions(LMOptions):
-    beta: float = param(4.5, "inverse temperature beta (forget10)", within="(0, inf)")
+class SimNPOOptions(NPOOptions):
+    beta: float = param(4.5, "inverse temperature beta (forget10)")
     gamma: float = param(0.0, "reward margin gamma (reference config)", within="[0, inf)")
-    forget_weight: float = param(
-        0.125, "weight of the SimNPO term (npo_coeff, forget10)", within="[0, inf)"
-    )
-    retain_weight: float = param(
-        1.0, "weight of the retain answer loss (grad_diff_coeff)", within="[0, inf)"
-    )
-    epochs: int = param(10, "passes over the forget set (reference num_epochs)")
+    forget_weight: float = param(0.125, "weight of the SimNPO term (npo_coeff, forget10)")
     batch_size: int = param(32, "forget examples per step (reference: 1 x 4 x 8 GPUs)")
-    epochs_scale: float | None = param(2.0, "forget passes per original epoch (10 after 5)")
 
 
-def simnpo_loss(
-    nll: torch.Tensor, lengths: torch.Tensor, beta: float, gamma: float
-) -> torch.Tensor:
-    """Per-example ``-(2 / beta) log sigmoid(beta (nll / |y| - gamma))`` (B,)."""
-    return -(2.0 / beta) * F.logsigmoid(beta * (nll / lengths.clamp(min=1) - gamma))
+def simnpo_loss(nll: torch.Tensor, n: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """Per-example ``-(2 / beta) log sigmoid(beta (nll / |y| - gamma))`` (B,), |y| = ``n``."""
+    reward = beta * (nll / n.clamp(min=1) - gamma)
+    return -(2.0 / beta) * torch.nn.functional.logsigmoid(reward)
 
 
 @UNLEARN.register("simnpo", options=SimNPOOptions, kinds=("causal_lm",))

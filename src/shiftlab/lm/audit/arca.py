@@ -38,13 +38,19 @@ from dataclasses import dataclass
 import torch
 
 from shiftlab.lm.audit.budget import Budget
-from shiftlab.lm.audit.common import Problem, Tracker, evaluate, first_order_scores
+from shiftlab.lm.audit.common import (
+    Problem,
+    SearchOptions,
+    Tracker,
+    evaluate,
+    first_order_scores,
+)
 from shiftlab.registry import AUDITS
 from shiftlab.typed import param
 
 
 @dataclass
-class ArcaOptions:
+class ArcaOptions(SearchOptions):
     """ARCA's options (reference defaults, ``args_utils.py``)."""
 
     batch_size: int = param(
@@ -54,9 +60,6 @@ class ArcaOptions:
     )
     iters: int = param(
         10, "coordinate-ascent sweeps over the input positions (arca_iters)", within="[1, inf)"
-    )
-    lam: float = param(
-        0.0, "weight of the input's mean log-probability (lam_perp)", within="[0, inf)"
     )
 
 

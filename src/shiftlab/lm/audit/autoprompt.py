@@ -21,22 +21,25 @@ from dataclasses import dataclass
 import torch
 
 from shiftlab.lm.audit.budget import Budget
-from shiftlab.lm.audit.common import Problem, Tracker, evaluate, first_order_scores
+from shiftlab.lm.audit.common import (
+    Problem,
+    SearchOptions,
+    Tracker,
+    evaluate,
+    first_order_scores,
+)
 from shiftlab.registry import AUDITS
 from shiftlab.typed import param
 
 
 @dataclass
-class AutoPromptOptions:
+class AutoPromptOptions(SearchOptions):
     """AutoPrompt's options (``create_trigger.py`` defaults)."""
 
     candidates: int = param(
         10, "candidates evaluated per iteration (--num-cand)", within="[1, inf)"
     )
     iters: int = param(100, "iterations, one random position each (--iters)", within="[1, inf)")
-    lam: float = param(
-        0.0, "weight of the input's mean log-probability (not in AutoPrompt; 0)", within="[0, inf)"
-    )
 
 
 @AUDITS.register("autoprompt", options=AutoPromptOptions)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.lm.audit.arca import coordinate_step
+from shiftlab.lm.audit.arca import ArcaOptions, coordinate_step
 from shiftlab.lm.audit.budget import Budget
 from shiftlab.lm.audit.common import Problem, Tracker, first_order_scores
 from shiftlab.registry import AUDITS
@@ -30,16 +30,11 @@ from shiftlab.typed import param
 
 
 @dataclass
-class ArcaAutoPromptOptions:
-    """AutoPrompt's options (ARCA's defaults, ``args_utils.py``)."""
+class ArcaAutoPromptOptions(ArcaOptions):
+    """AutoPrompt's options (ARCA's defaults, ``args_utils.py``): ARCA's, except that the batch
+    is the candidates scored exactly per position."""
 
-    batch_size: int = param(
-        64, "candidates scored exactly per position (arca_batch_size)", within="[1, inf)"
-    )
-    iters: int = param(10, "sweeps over the input positions (arca_iters)", within="[1, inf)")
-    lam: float = param(
-        0.0, "weight of the input's mean log-probability (lam_perp)", within="[0, inf)"
-    )
+    batch_size: int = param(64, "candidates scored exactly per position (arca_batch_size)")
 
 
 @AUDITS.register("autoprompt_arca", options=ArcaAutoPromptOptions, fast={"batch_size": 16})

@@ -26,6 +26,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from shiftlab.typed import param
+
+
+@dataclass
+class SearchOptions:
+    """What every search method shares: the weight of the input's own log-probability in the
+    objective (ARCA's ``lam_perp``; the others have none, so 0)."""
+
+    lam: float = param(
+        0.0, "weight of the input's mean log-probability (ARCA's lam_perp)", within="[0, inf)"
+    )
+
 
 @dataclass
 class Problem:

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 import torch
 
 from shiftlab.lm.audit.budget import Budget
-from shiftlab.lm.audit.common import Problem, Tracker, evaluate, one_hot_gradients
+from shiftlab.lm.audit.common import Problem, SearchOptions, Tracker, evaluate, one_hot_gradients
 from shiftlab.registry import AUDITS
 from shiftlab.typed import param
 
 
 @dataclass
-class GCGOptions:
+class GCGOptions(SearchOptions):
     """GCG's options (reference defaults, llm-attacks ``experiments/configs/template.py``)."""
 
     topk: int = param(
@@ -51,9 +51,6 @@ class GCGOptions:
         512, "single-token swaps evaluated exactly per step (batch_size)", within="[1, inf)"
     )
     steps: int = param(500, "most steps (n_steps)", within="[1, inf)")
-    lam: float = param(
-        0.0, "weight of the input's mean log-probability (not in GCG; 0)", within="[0, inf)"
-    )
     filter_retokenize: bool = param(
         True, "skip candidates whose text does not re-encode to n tokens (filter_cand)"
     )
