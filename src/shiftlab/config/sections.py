@@ -270,6 +270,11 @@ class UnlearnConfig:
         "LMs: the split of forget texts VerbMem and PrivLeak read (the kind the holdout texts "
         "are, e.g. forget_bio); default the whole forget set",
     )
+    retain_texts: str | None = param(
+        None,
+        "LMs: the split of retain texts of that kind (e.g. retain_bio), the other members of "
+        "the original model's membership table; default the whole retain set",
+    )
     membership_k: float = param(0.4, "k of Min-K% in PrivLeak (MUSE: 0.4)", within="(0, 1]")
     verbmem_prompt_tokens: int = param(
         32,

@@ -238,15 +238,21 @@ def retrain_summary(session: Session) -> dict[str, Any] | None:
 
 
 def original_membership(session: Session, model: nn.Module, cfg: Any) -> dict[str, Any]:
-    """The trained model's membership AUROC by every score: its whole training set (forget and
-    retain) against the holdout split, the pretrained model as the reference score's reference."""
-    holdout = split_named(session.benchmark, cfg.holdout, "holdout")
+    """The trained model's membership AUROC by every score: its training texts (forget and
+    retain; those of ``forget_texts`` and ``retain_texts`` where named, the holdout texts'
+    kind) against the holdout split, the pretrained model as the reference score's
+    reference."""
+    bench = session.benchmark
+    holdout = split_named(bench, cfg.holdout, "holdout")
     if holdout is None:
         return {}
+    named = [split_named(bench, cfg.forget_texts, "forget_texts"),
+             split_named(bench, cfg.retain_texts, "retain_texts")]  # fmt: skip
+    members = [t for s in named if s is not None for t in full_texts(s)]
     aurocs, intervals = membership_aurocs(
         model.model,
         model.tokenizer,
-        full_texts(session.benchmark.train),
+        members if all(s is not None for s in named) else full_texts(bench.train),
         full_texts(holdout),
         cfg.membership_k,
         reference=session.backbone.featurizer.model,
