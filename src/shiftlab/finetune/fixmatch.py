@@ -25,6 +25,9 @@ The model must see raw inputs, so ``head_only`` is refused. The optimiser is the
 shiftlab's pool recipes (SGD, momentum 0.9), not FixMatch's cosine-decayed Nesterov SGD over
 2^20 steps; the pool batch defaults to the labelled one's size (WILDS' per-dataset sizes; the
 paper's mu = 7).
+
+The model starts as ``full_ft``'s does (the zero-shot head where the backbone has a text
+side), as WILDS starts its self-training models as its ERM ones.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def fixmatch(ctx: RecipeContext, cfg: FixMatchOptions) -> Iterator[Predictor]:
             f"recipe '{ctx.name}': fixmatch augments raw inputs, so it cannot train on cached "
             "features; set head_only: false (or use pseudo_label)"
         )
-    model = trainee(ctx, ctx.benchmark.num_classes, False, ctx.seed)
+    model = trainee(ctx, ctx.benchmark.num_classes, False, ctx.seed, start="auto")
     rng = np.random.default_rng([ctx.seed, 20200121])
 
     def objective(logits: torch.Tensor, batch: Batch, index: np.ndarray) -> torch.Tensor:

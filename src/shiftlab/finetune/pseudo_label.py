@@ -15,6 +15,9 @@ concatenated batches, ``LinearScheduleWithWarmupAndThreshold`` with ``last_warmu
 shiftlab's pool recipes (SGD, momentum 0.9, lr 1e-3), not WILDS' per-dataset one; the labelled
 and pool batches are forwarded separately (equal with LayerNorm; with BatchNorm the statistics
 are per batch rather than over both).
+
+The model starts as ``full_ft``'s does (the zero-shot head where the backbone has a text
+side), as WILDS starts its self-training models as its ERM ones.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def ramp_weight(step: int, total: int, ramp: float, top: float) -> float:
 )  # fmt: skip
 def pseudo_label(ctx: RecipeContext, cfg: PseudoLabelOptions) -> Iterator[Predictor]:
     """Train on the labels and on the model's own confident predictions on the pool."""
-    model = trainee(ctx, ctx.benchmark.num_classes, cfg.head_only, ctx.seed)
+    model = trainee(ctx, ctx.benchmark.num_classes, cfg.head_only, ctx.seed, start="auto")
     total = steps_of(ctx, cfg)
     step = np.zeros(1, dtype=np.int64)  # saved in checkpoints with the model
 

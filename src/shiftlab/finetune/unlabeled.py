@@ -23,6 +23,7 @@ from shiftlab.data.batches import channels_last, input_transform, iterate
 from shiftlab.data.benchmark import Split
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.full_ft import initial_head
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.training import Batch, ReferenceSGD, TrainResult
 from shiftlab.typed import param
@@ -112,12 +113,19 @@ class Trainee:
     head_only: bool
 
 
-def trainee(ctx: RecipeContext, width: int, head_only: bool, seed: int) -> Trainee:
-    """A fresh model for the recipe: a linear head of ``width`` outputs (seeded), on cached
-    features or on a trainable copy of the featurizer."""
+def trainee(
+    ctx: RecipeContext, width: int, head_only: bool, seed: int, start: str = "random"
+) -> Trainee:
+    """A fresh model for the recipe: a linear head of ``width`` outputs, on cached features or
+    on a trainable copy of the featurizer. ``start``: ``random`` (seeded; the references' new
+    heads, and what makes DivDis' heads and D-BAT's models differ), or ``auto``: full_ft's start,
+    the zero-shot head where the backbone has a text side (a K-output head only)."""
     pool = require_pool(ctx)
     torch.manual_seed(seed)
-    head = nn.Linear(ctx.feature_dim(), width).to(ctx.device)
+    if start == "auto" and width == ctx.benchmark.num_classes:
+        head = initial_head(ctx, "auto").to(ctx.device)
+    else:
+        head = nn.Linear(ctx.feature_dim(), width).to(ctx.device)
     if head_only:
         features = ctx.features(pool).to(ctx.device)
         return Trainee(
