@@ -198,7 +198,7 @@ def run_facts(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tup
         kinds = len({r["corruption"] for r in records if "corruption" in r})
         ood.append(f"{len(corrupted)} corrupted splits of ID test ({kinds} corruptions)")
     lines = [
-        ("data", f"{data['kind']}: ID {', '.join(data.get('id_domains') or [])}" if data else None),
+        ("data", data_line(data)),
         ("OOD splits", ", ".join(ood) or "none"),
         ("ID val / test size", f"{sizes.get('id_val', '—')} / {sizes.get('id_test', '—')}"),
         ("unlabeled pool", pool_line(data.get("unlabeled"))),
@@ -207,6 +207,14 @@ def run_facts(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tup
         ("seed", None if config.get("seed") is None else str(config["seed"])),
     ]
     return [(k, v) for k, v in lines if v]
+
+
+def data_line(data: dict[str, Any]) -> str | None:
+    """``kind: ID domains`` (the kind alone where the loader's own ID split was used)."""
+    if not data:
+        return None
+    ids = ", ".join(data.get("id_domains") or [])
+    return f"{data['kind']}: ID {ids}" if ids else str(data["kind"])
 
 
 def pool_line(pool: dict[str, Any] | None) -> str | None:
