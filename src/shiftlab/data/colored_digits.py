@@ -39,7 +39,7 @@ class ColoredDigitsOptions:
         0.25, "probability that a label is flipped (IRM: 0.25)", within="[0, 1)"
     )
     fractions: list[float] = param(
-        [0.6, 0.2, 0.2], "shares of the digits: train, reversed, random", within="(0, 1)"
+        [0.6, 0.2, 0.2], "shares of the digits: train, reversed, random", within="[0, 1]"
     )
     size: int = param(16, "image side", within="[4, inf)")
     seed: int = param(
