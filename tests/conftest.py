@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,7 +94,20 @@ def make_context(tmp_path: Path):
     def factory(benchmark, backbone, predictors=None, name="recipe", prompts=None, seed=0):
         cache = FeatureCache(tmp_path / "cache", batch_size=32)
         known = dict(predictors or {})
-        return RecipeContext(
+
+        def out_of_sample():
+            """K-fold linear probes on the cached features (K: the smallest class's size, <= 5)."""
+            from shiftlab.curation.oof import out_of_sample_probabilities
+
+            train = benchmark.train
+            features = context.features(train).numpy()
+            folds = int(min(5, np.bincount(train.labels)[np.unique(train.labels)].min()))
+            k = benchmark.num_classes
+            return out_of_sample_probabilities(
+                features, train.labels, k, folds=folds, seed=seed, c=1.0
+            )
+
+        context = RecipeContext(
             name=name,
             benchmark=benchmark,
             backbone=backbone,
@@ -102,7 +116,9 @@ def make_context(tmp_path: Path):
             seed=seed,
             device=torch.device("cpu"),
             lookup=known.__getitem__,
+            out_of_sample=out_of_sample,
         )
+        return context
 
     return factory
 

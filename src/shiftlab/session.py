@@ -13,6 +13,7 @@ on the driver's main process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from shiftlab.checks import (
     check_references,
 )
 from shiftlab.config.sections import EntrySpec, RunConfig
-from shiftlab.curation.plan import CurationPlan
+from shiftlab.curation.plan import CurationPlan, write_csv
 from shiftlab.data import Benchmark, Split
 from shiftlab.data.build import load_benchmark
 from shiftlab.entries import entry_of, references
@@ -145,6 +146,7 @@ class Session:
         if precision != "fp32":  # fp32 digests stay those of earlier versions
             self.extra["precision"] = precision
         self.curation: CurationPlan | None = None
+        self._scores: CurationPlan | None = None  # out-of-sample probabilities for recipes
         self.entries: list[str] = []
         if worker:
             self.store = RunStore(out)
@@ -239,6 +241,7 @@ class Session:
             self.device,
             self.lookup,
             stash,
+            functools.partial(self.out_of_sample, benchmark or self.benchmark),
         )
 
     def produce(
@@ -355,6 +358,41 @@ class Session:
         )
         plan.plan()
         return plan
+
+    def write_examples(self, name: str, columns: dict[str, Any]) -> None:
+        """Per training example values of a predictor, with the example ids, into
+        ``curation/<name>.csv`` beside curation's per-example files."""
+        train = self.benchmark.train
+        rows = [
+            {"example_id": str(train.ids[i]), **{k: v[i] for k, v in columns.items()}}
+            for i in range(len(train))
+        ]
+        with distributed.main_writes() as main:
+            if main:
+                folder = self.store.path / "curation"
+                folder.mkdir(parents=True, exist_ok=True)
+                write_csv(folder / f"{safe_name(name)}.csv", rows)
+
+    def out_of_sample(self, benchmark: Benchmark) -> np.ndarray:
+        """(N, K) out-of-sample probabilities of ``benchmark``'s training examples (a subset of
+        the run's: a curated set): the curation plan's K-fold ones, computed once per run."""
+        if self._scores is None:
+            self._scores = self.curation or CurationPlan(
+                self.cfg.curation,
+                [],
+                self.benchmark,
+                self.cache,
+                self.backbone.featurizer,
+                self.backbone.fingerprint,
+                seed=self.cfg.seed,
+                device=self.device,
+                recipe_probabilities=self.fold_probabilities,
+                scorer_spec=None
+                if self.cfg.curation.scorer == "linear_probe"
+                else self.specs[self.cfg.curation.scorer],
+            )
+        probabilities = self._scores.out_of_sample()
+        return probabilities[subset_index(benchmark.train, self.benchmark.train)]
 
     def fold_probabilities(
         self, spec: EntrySpec, fit: np.ndarray, held_out: np.ndarray

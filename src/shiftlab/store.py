@@ -15,6 +15,7 @@ Layout::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -113,15 +114,28 @@ HOW_NOT_WHAT = ("checkpoint_every", "gradient_checkpointing")
 ADDED_LATER = {"accumulate_steps": 1, "group_by_length": False}
 
 
-def _what(options: Any) -> Any:
-    """Options without those of :data:`HOW_NOT_WHAT` and those of :data:`ADDED_LATER` at their
-    defaults."""
+def added_later(options: Any) -> dict[str, Any]:
+    """The options of a dataclass declared ``added_later`` (:func:`shiftlab.typed.param`), with
+    their defaults."""
+    if not dataclasses.is_dataclass(options):
+        return {}
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(options)
+        if f.metadata.get("added_later")
+    }
+
+
+def _what(options: Any, later: dict[str, Any] | None = None) -> Any:
+    """Options without those of :data:`HOW_NOT_WHAT` and those of :data:`ADDED_LATER` (and
+    ``later``) at their defaults."""
     if not isinstance(options, dict):
         return options
+    later = {**ADDED_LATER, **(later or {})}
     return {
         k: v
         for k, v in options.items()
-        if k not in HOW_NOT_WHAT and not (k in ADDED_LATER and v == ADDED_LATER[k])
+        if k not in HOW_NOT_WHAT and not (k in later and v == later[k])
     }
 
 
@@ -129,8 +143,9 @@ def recipe_digest(spec: Any, dependencies: list[str], extra: dict[str, Any] | No
     """Hash of an entry's options, of the digests of the entries it consumes, and of run
     options that change its records (``extra``). (The payload's layout is that of the first
     versions, so that their run directories resume.)"""
-    recipe = {k: _what(v) for k, v in spec.to_dict().items()}
-    config = _what(to_plain(spec.options))
+    later = added_later(spec.options)
+    recipe = {k: _what(v, later) for k, v in spec.to_dict().items()}
+    config = _what(to_plain(spec.options), later)
     payload = json.dumps(
         {
             "recipe": recipe,

@@ -33,6 +33,7 @@ def param(
     nonempty: bool = False,
     unique: bool = False,
     unset: str | None = None,
+    added_later: bool = False,
 ) -> Any:
     """A dataclass field with a default and a one-line description (shown by ``shiftlab list``).
 
@@ -42,6 +43,8 @@ def param(
         nonempty: an empty list, mapping or string is refused.
         unique: a list with a repeated item is refused.
         unset: what null means, added to the range's message (``"null for all examples"``).
+        added_later: the option came after run directories that lack it; at its default it is
+            left out of an entry's digest, so those runs stay finished (:mod:`shiftlab.store`).
     """
     metadata: dict[str, Any] = {"help": help}
     if within is not None:
@@ -52,6 +55,8 @@ def param(
         metadata["unique"] = True
     if unset is not None:
         metadata["unset"] = unset
+    if added_later:
+        metadata["added_later"] = True
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)

@@ -17,6 +17,7 @@ import torch
 
 from shiftlab.adapt.base import ConjugateReferenceOptions, NormAdapter
 from shiftlab.adapt.losses import conjugate_loss
+from shiftlab.errors import ConfigError
 from shiftlab.registry import ADAPT
 from shiftlab.typed import param
 
@@ -35,6 +36,11 @@ class ConjugatePLOptions(ConjugateReferenceOptions):
 
     def for_model(self, params: dict[str, Any]) -> ConjugatePLOptions:
         source = params.get("loss", "ce") if self.source_loss == "auto" else self.source_loss
+        if source not in ("ce", "squared", "poly"):
+            raise ConfigError(
+                f"conjugate_pl derives its loss from ce, squared or poly; the model was trained "
+                f"with {source}: set source_loss: ce to adapt it as if trained with cross-entropy"
+            )
         eps = params.get("eps", 6.0) if self.eps is None else self.eps
         return dataclasses.replace(self, source_loss=source, eps=eps)
 

@@ -155,18 +155,40 @@ def parse_entries(
             if entry.name != kind:
                 log(f"{section}: '{kind}' is now called '{entry.name}' (the old name still works)")
             options_class = entry.options
-        name = str(options.pop("name", kind))
+        explicit = options.pop("name", None)
         on = options.pop("on", None) if takes_on else None
-        where = f"{section}.{name}"
-        if unique and any(s.name == name for s in specs):
-            what = {"recipes": "recipes", "adapt": "adapters"}.get(section, f"{section} entries")
-            raise ConfigError(f"two {what} are named '{name}'; give one a distinct 'name:' option")
+        where = f"{section}.{kind if explicit is None else explicit}"
+        if registry is FINETUNE and "loss" in options and "loss" not in field_names(options_class):
+            raise ConfigError(
+                f"{where}: '{kind}' trains with its own objective and cannot use loss: "
+                f"{options['loss']}; recipes that take a loss: {', '.join(loss_takers(registry))}"
+            )
         on = None if on is None else coerce(on, list[str], f"{where}.on")
         built = build(options_class, options, where) if options_class is not None else None
         if built is None and options:
             raise ConfigError(f"{where} takes no options, got {', '.join(options)}")
+        # A loss other than cross-entropy names the entry unless a name is given (full_ft_gce).
+        suffix = built.name_suffix() if hasattr(built, "name_suffix") else ""
+        name = str(kind + suffix if explicit is None else explicit)
+        if unique and any(s.name == name for s in specs):
+            what = {"recipes": "recipes", "adapt": "adapters"}.get(section, f"{section} entries")
+            raise ConfigError(f"two {what} are named '{name}'; give one a distinct 'name:' option")
         specs.append(EntrySpec(name, kind, built, on))
     return specs
+
+
+def field_names(options_class: type | None) -> set[str]:
+    """The option names of an options dataclass (none for a method without options)."""
+    if options_class is None or not dataclasses.is_dataclass(options_class):
+        return set()
+    return {f.name for f in dataclasses.fields(options_class)}
+
+
+def loss_takers(registry: Registry[Any] | None) -> list[str]:
+    """The entries of ``registry`` whose options include a training loss."""
+    if registry is None:
+        return []
+    return [n for n in registry.names() if "loss" in field_names(registry[n].options)]
 
 
 def parse_recipes(raw: Any, where: str = "recipes") -> list[EntrySpec]:

@@ -320,6 +320,13 @@ class CurationConfig:
         "pass), or a training recipe entry of the run (e.g. full_ft: K fine-tunings, costlier)",
     )
     folds: int = param(5, "K of the stratified, seeded K-fold", within="[2, inf)")
+    probe_c: float | Literal["log_loss", "id_val"] = param(
+        "log_loss",
+        "the linear-probe scorer's C: log_loss, the C whose K-fold probabilities have the "
+        "lowest log loss on the training labels (calibrated, as confident learning needs); "
+        "id_val, the linear_probe recipe's (best ID val accuracy); or a number",
+        within="(0, inf)",
+    )
     scores: dict[str, dict[str, Any]] = param(
         {}, "scores to compute besides those the actions need, with their options"
     )

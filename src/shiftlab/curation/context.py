@@ -24,6 +24,8 @@ class ScoreResult:
         pairs: near-duplicate pairs ``(split, i, j, similarity)``: ``i`` in train, ``j`` in
             ``split`` (train itself, or an evaluation split: leakage).
         summary: numbers for the report (e.g. how many were flagged).
+        features: (N, D) the features the score read, for actions that select by geometry
+            (k-center, D2), if it carries them.
     """
 
     values: np.ndarray
@@ -32,6 +34,7 @@ class ScoreResult:
     suggested: np.ndarray | None = None
     pairs: list[tuple[str, int, int, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    features: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -124,29 +124,54 @@ def out_of_sample_probabilities(
     Returns:
         (N, K) probabilities, each row from the probe that did not see that example.
     """
-    features = np.asarray(features)
+    if not c > 0 or not math.isfinite(c):
+        raise ConfigError(f"the probe's C must be a positive number, got {c}")
+    (probs,) = out_of_sample_sweep(
+        features, labels, num_classes, [c], folds=folds, seed=seed, max_iter=max_iter
+    )
+    return probs
+
+
+def out_of_sample_sweep(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    cs: list[float],
+    *,
+    folds: int = 5,
+    seed: int,
+    max_iter: int = 200,
+) -> list[np.ndarray]:
+    """Cross-validated probabilities of the linear probe at each of ``cs`` (log-spaced,
+    ascending): one warm-started sweep per fold, as :func:`fit_linear_probe` sweeps.
+
+    Returns:
+        one (N, K) array per C, each row from the probes that did not see that example.
+    """
+    features, labels = np.asarray(features), np.asarray(labels)
     if features.ndim != 2 or len(features) != len(labels):
         raise DataError(
             f"features must be (N, D) with N = {len(labels)} labels, got {features.shape}"
         )
-    if not c > 0 or not math.isfinite(c):
-        raise ConfigError(f"the probe's C must be a positive number, got {c}")
-    labels = np.asarray(labels)
-    exponent = math.log10(c)
+    if not cs or any(not c > 0 or not math.isfinite(c) for c in cs):
+        raise ConfigError(f"the probe's C must be a positive number, got {cs}")
+    low, high = math.log10(cs[0]), math.log10(cs[-1])
     cfg = LinearProbeOptions(
-        c_min_exp=exponent, c_max_exp=exponent, num_c=1, max_iter=max_iter, trend_points=0
+        c_min_exp=low, c_max_exp=high, num_c=len(cs), max_iter=max_iter, trend_points=0
     )
     absent = np.bincount(labels, minlength=num_classes) == 0
-
-    def fit_predict(train_index: np.ndarray, held_index: np.ndarray) -> np.ndarray:
-        x, y = features[train_index], labels[train_index]
-        held_x, held_y = features[held_index], labels[held_index]
-        probe = fit_linear_probe(x, y, held_x, held_y, num_classes, cfg, seed)
-        logits = held_x.astype(np.float64) @ probe.weight.double().numpy().T
-        logits += probe.bias.double().numpy()
-        logits[:, absent] = -np.inf
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-    return out_of_sample_generic(fit_predict, labels, num_classes, folds=folds, seed=seed)
+    probs = [np.full((len(labels), num_classes), np.nan) for _ in cs]
+    for train_index, held_index in stratified_folds(labels, num_classes, folds=folds, seed=seed):
+        held_x = features[held_index]
+        probe = fit_linear_probe(
+            features[train_index], labels[train_index], held_x, labels[held_index],
+            num_classes, cfg, seed,
+        )  # fmt: skip
+        for i, (_, _, weight, bias) in enumerate(probe.sweep):
+            logits = held_x.astype(np.float64) @ weight.double().numpy().T
+            logits += bias.double().numpy()
+            logits[:, absent] = -np.inf
+            logits -= logits.max(axis=1, keepdims=True)
+            exp = np.exp(logits)
+            probs[i][held_index] = exp / exp.sum(axis=1, keepdims=True)
+    return probs

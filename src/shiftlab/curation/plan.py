@@ -34,7 +34,11 @@ from shiftlab.curation.actions import Variant, check_classes
 from shiftlab.curation.context import CurationContext, ScoreResult
 from shiftlab.curation.detection import detection_metrics
 from shiftlab.curation.label_issues import label_issues
-from shiftlab.curation.oof import out_of_sample_generic, out_of_sample_probabilities
+from shiftlab.curation.oof import (
+    out_of_sample_generic,
+    out_of_sample_probabilities,
+    out_of_sample_sweep,
+)
 from shiftlab.data.benchmark import Benchmark, Split
 from shiftlab.errors import ConfigError
 from shiftlab.features import FeatureCache
@@ -108,15 +112,8 @@ class CurationPlan:
         if self._oof is None:
             train, k = self.benchmark.train, self.benchmark.num_classes
             if self.scorer_spec is None:
-                c = self.probe()[0]
-                self._oof = out_of_sample_probabilities(
-                    self.features(train).numpy(),
-                    train.labels,
-                    k,
-                    folds=self.cfg.folds,
-                    seed=self.seed,
-                    c=c,
-                )
+                features = self.features(train).numpy()
+                self._oof = self.probe_probabilities(features, train.labels, k)
             else:
                 spec, fit = self.scorer_spec, self.recipe_probabilities
                 log(f"curation: {self.cfg.folds}-fold out-of-sample probabilities by {spec.name}")
@@ -128,6 +125,29 @@ class CurationPlan:
                     seed=self.seed,
                 )
         return self._oof
+
+    def probe_probabilities(self, features: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+        """K-fold probabilities of linear probes at the C that ``curation.probe_c`` names: the
+        one of lowest out-of-sample log loss among half-decades from 1e-5 to 10, the
+        linear_probe recipe's, or the number given."""
+
+        def at(c: float) -> np.ndarray:
+            folds, seed = self.cfg.folds, self.seed
+            return out_of_sample_probabilities(features, labels, k, folds=folds, seed=seed, c=c)
+
+        if self.cfg.probe_c == "id_val":
+            return at(self.probe()[0])
+        if self.cfg.probe_c != "log_loss":
+            return at(float(self.cfg.probe_c))
+        cs = [10.0**e for e in np.arange(-5.0, 1.01, 0.5)]
+        sweep = out_of_sample_sweep(features, labels, k, cs, folds=self.cfg.folds, seed=self.seed)
+        losses = [
+            float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+            for p in sweep
+        ]
+        i = int(np.argmin(losses))
+        log(f"curation: linear-probe C {cs[i]:.3g} (lowest out-of-sample log loss {losses[i]:.3f})")
+        return sweep[i]
 
     def plan(self) -> list[Variant]:
         """Compute the scores, build every curated set, and check none loses a class.

@@ -129,7 +129,7 @@ def br_dro(ctx: RecipeContext, cfg: BRDROOptions) -> Iterator[Predictor]:
         )
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:
-        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        losses = cfg.per_example(logits, batch.labels)
         phi, detached = features.detach(), losses.detach()
         optimizer.zero_grad()
         adversary_loss(adversary, phi, batch.labels, detached, cfg.quantile, cfg.l1).backward()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,8 @@ class RecipeContext:
         device: where training runs.
         lookup: a predictor of an earlier entry by name.
         stash: a folder where this entry keeps its parts (see :meth:`part`); None: none kept.
+        out_of_sample: (N, K) probabilities of every training example from models that never
+            saw it (the curation plan's K-fold ones; computed once per run, on first use).
     """
 
     name: str
@@ -50,6 +53,7 @@ class RecipeContext:
     device: torch.device
     lookup: Callable[[str], Predictor]
     stash: Path | None = None
+    out_of_sample: Callable[[], np.ndarray] | None = None
 
     def predictor(self, name: str) -> Predictor:
         """A predictor made by an earlier recipe of this run."""

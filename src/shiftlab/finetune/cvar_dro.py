@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from shiftlab.errors import ConfigError
@@ -58,7 +57,7 @@ def cvar_dro(ctx: RecipeContext, cfg: CVaRDROOptions) -> Iterator[Predictor]:
     """Minimise the mean of the top alpha fraction of each batch's losses."""
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, groups: Tensor | None) -> Tensor:
-        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        losses = cfg.per_example(logits, batch.labels)
         return (cvar_weights(losses, cfg.alpha) * losses).sum()
 
     model, result = group_train(ctx, cfg, objective, splittable=False)  # top share of a batch

@@ -29,7 +29,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import ConfigError
@@ -151,7 +150,7 @@ def enp(ctx: RecipeContext, cfg: ENPOptions) -> Iterator[Predictor]:
     model = Classifier(featurizer, head).to(ctx.device)
 
     def loss_fn(batch: Batch) -> torch.Tensor:
-        return F.cross_entropy(model(batch.inputs), batch.labels)
+        return cfg.mean_loss(model(batch.inputs), batch.labels)
 
     result = ctx.train(model, loss_fn, cfg, classifier=lambda: model)
     train = ctx.benchmark.train
@@ -163,4 +162,5 @@ def enp(ctx: RecipeContext, cfg: ENPOptions) -> Iterator[Predictor]:
         "annotated": len(index),
         "stage1_train_agreement": float((kept == reliable).mean()),
     }
-    yield Predictor(ctx.name, "enp", model, {"mask": cfg.mask}, info=info)
+    loss = {} if cfg.loss == "ce" else cfg.loss_params()
+    yield Predictor(ctx.name, "enp", model, {"mask": cfg.mask, **loss}, info=info)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainOptions, cross_entropy, describe, group_train
+from shiftlab.finetune.groups import GroupTrainOptions, average_loss, describe, group_train
 from shiftlab.models.classifier import STANDARD, Predictor
 from shiftlab.registry import FINETUNE
 from shiftlab.training.options import FAST
@@ -25,7 +25,7 @@ class ERMOptions(GroupTrainOptions):
 @FINETUNE.register("erm", options=ERMOptions, kinds=("encoder",), fast=FAST)
 def erm(ctx: RecipeContext, cfg: ERMOptions) -> Iterator[Predictor]:
     """Minimise the average cross-entropy (optionally sampling groups equally)."""
-    model, result = group_train(ctx, cfg, cross_entropy)
+    model, result = group_train(ctx, cfg, average_loss(cfg))
     # Plain ERM is a standard model (an effective-robustness baseline); group-balanced is not.
     info = {**result.selection, **({} if cfg.balanced else STANDARD)}
     yield Predictor(ctx.name, "erm", model, params=describe(cfg), info=info)

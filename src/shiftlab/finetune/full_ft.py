@@ -6,7 +6,8 @@ every parameter is trained with AdamW (lr 3e-5, weight decay 0.1), a linear warm
 then cosine decay, and gradients clipped to norm 1. The last checkpoint is kept.
 
 The loss is cross-entropy by default; ``loss: squared`` or ``loss: poly`` trains a source model
-for test-time adaptation with conjugate pseudo-labels (see :mod:`shiftlab.training.losses`).
+for test-time adaptation with conjugate pseudo-labels, ``loss: gce`` (optionally truncated) or
+``loss: sce`` trains through noisy labels (see :mod:`shiftlab.training.losses`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,14 +24,20 @@ from shiftlab.finetune.context import RecipeContext
 from shiftlab.models.classifier import STANDARD, Classifier, Predictor
 from shiftlab.registry import FINETUNE
 from shiftlab.training import Batch, TrainOptions, TrainResult
-from shiftlab.training.losses import LossName, classification_loss
+from shiftlab.training.losses import (
+    LossName,
+    LossOptions,
+    TruncatableLossOptions,
+    Truncation,
+    classification_loss,
+)
 from shiftlab.training.options import FAST
 from shiftlab.typed import param
 
 
 @dataclass
-class FullFTOptions(TrainOptions):
-    """WiSE-FT's fine-tuning recipe, plus how the head starts."""
+class FullFTOptions(TrainOptions, TruncatableLossOptions):
+    """WiSE-FT's fine-tuning recipe, plus how the head starts and the loss."""
 
     head_init: Literal["auto", "zero_shot", "random"] = param(
         "auto", "head start: zero-shot from prompts (auto, when the backbone has a text side)"
@@ -38,13 +45,17 @@ class FullFTOptions(TrainOptions):
     label_smoothing: float = param(
         0.0, "cross-entropy label smoothing (WiSE-FT --ls)", within="[0, 1)"
     )
-    loss: LossName = param("ce", "training loss: ce, squared, or poly (PolyLoss)")
+    loss: LossName = param("ce", "training loss: ce, gce or sce (noisy labels), squared or poly")
     eps: float = param(6.0, "PolyLoss epsilon (tta_conjugate's CIFAR default)", within="[-1, inf)")
     epoch_points: bool = param(
         False,
         "also score the weights after each other epoch, as extra baseline points of the "
         "effective-robustness line (one evaluation per epoch)",
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_loss()
 
 
 def initial_head(ctx: RecipeContext, how: str) -> nn.Linear:
@@ -62,16 +73,16 @@ def finetune(
     *,
     label_smoothing: float = 0.0,
     eval_mode: bool = False,
-    loss: LossName = "ce",
-    eps: float = 6.0,
+    loss: LossOptions | None = None,
     decay_head: bool = True,
     **train_options: object,
 ) -> tuple[Classifier, TrainResult]:
     """Train a copy of the pretrained featurizer and ``head`` end to end; return the model and
     what training did (including which epoch's weights were kept).
 
-    ``decay_head=False`` exempts the head from weight decay. ``train_options`` (``seed=``,
-    ``description=``, ``on_epoch_end=``) go to :meth:`RecipeContext.train`.
+    ``loss`` is the training loss (default cross-entropy); a truncated GCE prunes the
+    training set as its options say. ``decay_head=False`` exempts the head from weight decay.
+    ``train_options`` (``seed=``, ``description=``) go to :meth:`RecipeContext.train`.
     """
     model = Classifier(ctx.trainable_copy(), head.to(ctx.device))
     if not decay_head:
@@ -80,14 +91,48 @@ def finetune(
             {"params": list(model.head.parameters()), "weight_decay": 0.0},
         ]
 
+    loss = loss or LossOptions()
+    truncation = truncation_of(ctx, model, loss, train_options, eval_mode)
+
     def loss_fn(batch: Batch) -> torch.Tensor:
         logits = model(batch.inputs)
+        if truncation is not None:
+            p_true = logits.softmax(-1).gather(1, batch.labels[:, None]).squeeze(1)
+            return truncation.loss(p_true, batch.index)
+        terms = loss.loss_terms()
         return classification_loss(
-            logits, batch.labels, loss, eps=eps, label_smoothing=label_smoothing
+            logits, batch.labels, loss.loss, label_smoothing=label_smoothing, **terms
         )
 
     result = ctx.train(model, loss_fn, cfg, eval_mode=eval_mode, **train_options)
     return model, result
+
+
+def truncation_of(
+    ctx: RecipeContext,
+    model: Classifier,
+    loss: LossOptions,
+    train_options: dict[str, Any],
+    eval_mode: bool,
+) -> Truncation | None:
+    """The truncated L_q loss's weights when ``loss`` asks for it (else None): pruned after
+    the epochs its options say from the model's label probabilities on the training split,
+    and saved in training checkpoints (added to ``train_options``)."""
+    if not isinstance(loss, TruncatableLossOptions) or not loss.truncate:
+        return None
+    train = ctx.benchmark.train
+    truncation = Truncation(len(train), loss.q, loss.k)
+
+    def prune(epoch: int) -> None:  # 0-based epoch just finished
+        if loss.prunes_after(epoch + 1):
+            labels = torch.as_tensor(train.labels)
+            p_true = ctx.logits(model, train).softmax(-1).gather(1, labels[:, None]).squeeze(1)
+            truncation.prune(p_true.numpy())
+            model.train(not eval_mode)
+
+    train_options["on_epoch_end"] = prune
+    train_options["stateful"] = [*train_options.get("stateful", ()), truncation]
+    return truncation
 
 
 def epoch_predictors(
@@ -118,16 +163,10 @@ def full_ft(ctx: RecipeContext, cfg: FullFTOptions) -> Iterator[Predictor]:
         initial_head(ctx, cfg.head_init),
         cfg,
         label_smoothing=cfg.label_smoothing,
-        loss=cfg.loss,
-        eps=cfg.eps,
+        loss=cfg,
         keep_states=cfg.epoch_points,
     )
-    params = loss_params(cfg)
+    params = cfg.loss_params()
     info = {**result.selection, **STANDARD}
     yield Predictor(ctx.name, "full_ft", model, params=params, info=info)
     yield from epoch_predictors(ctx.name, "full_ft", model, result, params)
-
-
-def loss_params(cfg: FullFTOptions) -> dict[str, object]:
-    """The training loss, for the records: ``{"loss": "poly", "eps": 6.0}``."""
-    return {"loss": cfg.loss, "eps": cfg.eps} if cfg.loss == "poly" else {"loss": cfg.loss}

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from shiftlab.finetune.context import RecipeContext
@@ -78,7 +77,7 @@ def group_dro(ctx: RecipeContext, cfg: GroupDROOptions) -> Iterator[Predictor]:
     q = torch.full((num_groups,), 1.0 / num_groups, device=ctx.device)  # updated in place
 
     def objective(logits: Tensor, features: Tensor, batch: Batch, batch_groups: Tensor) -> Tensor:
-        losses = F.cross_entropy(logits, batch.labels, reduction="none")
+        losses = cfg.per_example(logits, batch.labels)
         group_losses, _ = group_mean_losses(losses, batch_groups, num_groups)
         q.copy_(group_dro_update(q, group_losses, counts, cfg.step_size, cfg.adjustment))
         return group_losses @ q

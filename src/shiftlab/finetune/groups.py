@@ -22,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.errors import ConfigError
@@ -30,22 +29,28 @@ from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.full_ft import initial_head
 from shiftlab.models.classifier import Classifier
 from shiftlab.training import Batch, ReferenceSGD, TrainResult
+from shiftlab.training.losses import LossOptions
 from shiftlab.typed import param
 
 # objective(logits (B, K), features (B, D), batch, groups (B,)) -> scalar loss
 Objective = Callable[[torch.Tensor, torch.Tensor, Batch, torch.Tensor], torch.Tensor]
 
 
-def cross_entropy(
-    logits: torch.Tensor, features: torch.Tensor, batch: Batch, groups: torch.Tensor | None
-) -> torch.Tensor:
-    """The plain objective: average cross-entropy of the batch."""
-    return F.cross_entropy(logits, batch.labels)
+def average_loss(cfg: LossOptions) -> Objective:
+    """The plain objective: the batch's average loss (cross-entropy unless ``cfg`` says)."""
+
+    def objective(
+        logits: torch.Tensor, features: torch.Tensor, batch: Batch, groups: torch.Tensor | None
+    ) -> torch.Tensor:
+        return cfg.mean_loss(logits, batch.labels)
+
+    return objective
 
 
 @dataclass
-class GroupTrainOptions(ReferenceSGD):
-    """group_DRO's run_expt.py optimisation (SGD, momentum 0.9), and what is trained."""
+class GroupTrainOptions(ReferenceSGD, LossOptions):
+    """group_DRO's run_expt.py optimisation (SGD, momentum 0.9), what is trained, and the
+    per-example loss the objective is made of (cross-entropy, as the references)."""
 
     epochs: int = param(4, "passes over the ID training split (group_DRO run_expt.py)")
     lr: float = param(1e-3, "learning rate (group_DRO run_expt.py)")
@@ -146,4 +151,5 @@ def group_train(
 
 def describe(cfg: GroupTrainOptions) -> dict[str, object]:
     """Record params every group recipe shares."""
-    return {"head_only": cfg.head_only, "balanced": cfg.balanced}
+    loss = {} if cfg.loss == "ce" else cfg.loss_params()
+    return {"head_only": cfg.head_only, "balanced": cfg.balanced, **loss}

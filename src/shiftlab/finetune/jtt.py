@@ -29,11 +29,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
-from shiftlab.finetune.groups import GroupTrainOptions, cross_entropy, describe, group_train
+from shiftlab.finetune.groups import GroupTrainOptions, average_loss, describe, group_train
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
 from shiftlab.training import Batch
@@ -107,14 +106,14 @@ def error_set(ctx: RecipeContext, cfg: JTTOptions) -> np.ndarray:
     first = dataclasses.replace(cfg, epochs=cfg.final_epoch + 1, select="last", balanced=False)
     description = f"{ctx.name}: stage 1"
     if cfg.error_set == "eval":
-        identifier, _ = group_train(ctx, first, cross_entropy, description=description)
+        identifier, _ = group_train(ctx, first, average_loss(first), description=description)
         predicted = ctx.logits(identifier, train).argmax(dim=1).numpy()
         return np.flatnonzero(predicted != train.labels)
     online = OnlineErrors(train.labels, cfg.final_epoch)
 
     def objective(logits: torch.Tensor, features, batch: Batch, groups) -> torch.Tensor:
         online.observe(batch.index, logits)
-        return F.cross_entropy(logits, batch.labels)
+        return first.mean_loss(logits, batch.labels)
 
     # Every process must see every prediction: batches are never split across processes.
     group_train(
@@ -137,7 +136,7 @@ def jtt(ctx: RecipeContext, cfg: JTTOptions) -> Iterator[Predictor]:
     upsampled = upsampled_indices(len(ctx.benchmark.train), errors, cfg.up_weight)
     plan = [rng.permutation(upsampled) for _ in range(cfg.epochs)]
     model, result = group_train(
-        ctx, cfg, cross_entropy, plan=plan, description=f"{ctx.name}: stage 2"
+        ctx, cfg, average_loss(cfg), plan=plan, description=f"{ctx.name}: stage 2"
     )
     params = {
         **describe(cfg),

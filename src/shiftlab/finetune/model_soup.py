@@ -192,8 +192,7 @@ def ingredients(ctx: RecipeContext, cfg: ModelSoupOptions) -> dict[str, Any]:
             copy.deepcopy(start()),
             options,
             label_smoothing=hyper.get("label_smoothing", cfg.label_smoothing),
-            loss=cfg.loss,
-            eps=cfg.eps,
+            loss=cfg,
             seed=ctx.seed + hyper["seed"],
             description=name,
         )
@@ -230,7 +229,7 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupOptions) -> Iterator[Predictor]
         names.append(name)
         states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         scores.append(ctx.accuracy(model, val))
-        params = {**hyper, "ingredient": True}
+        params = {**hyper, "ingredient": True, **robust_loss(cfg)}
         info = {**selection, **STANDARD}
         yield Predictor(name, "model_soup", model, params=params, save=False, info=info)
 
@@ -250,4 +249,10 @@ def model_soup(ctx: RecipeContext, cfg: ModelSoupOptions) -> Iterator[Predictor]
         soup.load_state_dict(state)
         label = f"{kind}_seed_only" if cfg.seed_only else kind
         params = {"soup": kind, "search": cfg.search, "ingredients": [names[i] for i in chosen]}
+        params.update(robust_loss(cfg))
         yield Predictor(f"{ctx.name}[{label}]", "model_soup", soup.eval(), params=params)
+
+
+def robust_loss(cfg: ModelSoupOptions) -> dict[str, object]:
+    """The training loss for the records, when it is not cross-entropy."""
+    return {} if cfg.loss == "ce" else cfg.loss_params()

@@ -48,6 +48,8 @@ class Predictor:
         params: the hyperparameters that distinguish it (``{"alpha": 0.5}``), for the records.
         save: whether the run directory keeps its weights (False for cheap derived models).
         info: extra record keys (e.g. ``{"selected_by": "id_val_accuracy"}``).
+        examples: per training example values (N,) by column name (co-teaching's kept
+            flags), written with the example ids to ``curation/<name>.csv``.
     """
 
     name: str
@@ -56,3 +58,4 @@ class Predictor:
     params: dict[str, Any] = field(default_factory=dict)
     save: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, Any] = field(default_factory=dict)

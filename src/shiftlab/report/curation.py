@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from shiftlab.report.summary import ModelRow, model_rows
-from shiftlab.report.tables import Table, fmt
+from shiftlab.report.tables import Table, fmt, fmt_interval
 
 
 def _curated(rows: list[ModelRow], records: list[dict[str, Any]]):
@@ -39,9 +39,9 @@ def curated_table(rows: list[ModelRow], records: list[dict[str, Any]]) -> Table 
                 row.model,
                 info["n_train"],
                 info["n_removed"] + info.get("n_relabeled", 0),
-                row.id_test,
+                fmt_interval(row.id_test, row.id_test_ci),
                 delta(row.id_test, base.id_test if base else None),
-                row.ood_mean,
+                fmt_interval(row.ood_mean, row.ood_mean_ci),
                 delta(row.ood_mean, base.ood_mean if base else None),
             ]
         )
@@ -58,26 +58,43 @@ def curated_table(rows: list[ModelRow], records: list[dict[str, Any]]) -> Table 
             "OOD mean acc",
             "Δ OOD",
         ],
-        [[fmt(v) if not isinstance(v, int) else str(v) for v in row] for row in values],
+        [
+            [v if isinstance(v, str) else str(v) if isinstance(v, int) else fmt(v) for v in row]
+            for row in values
+        ],
         note="Δ: change against the same recipe trained on the uncurated training set (same "
-        "seed, split and options). Label-noise benchmarks are scored on clean labels.",
+        "seed, split and options); [low, high]: 95% bootstrap interval over examples. "
+        "Label-noise benchmarks are scored on clean labels.",
     )
+
+
+Point = tuple[float, float, float, list[float] | None, list[float] | None]
 
 
 def pruning_curves(
     rows: list[ModelRow], records: list[dict[str, Any]]
-) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
-    """recipe -> score -> [(fraction kept, ID test, OOD mean)], the uncurated model at 1."""
-    curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+) -> dict[str, dict[str, list[Point]]]:
+    """recipe -> series -> [(fraction kept, ID test, OOD mean, ID test interval, OOD mean
+    interval)], the uncurated model at 1.
+
+    A series per prune score (``el2n``, ``random``, ...) and per selection entry (``kcenter``,
+    ``d2``, or the entry's name)."""
+    curves: dict[str, dict[str, list[Point]]] = {}
     for row, base, info in _curated(rows, records):
-        if info["action"] != "prune" or base is None:
+        if info["action"] not in ("prune", "kcenter", "d2") or base is None:
             continue
-        recipe = row.model.split("/", 1)[1]
-        line = curves.setdefault(recipe, {}).setdefault(info["params"]["by"], [])
-        line.append((info["params"]["keep"], row.id_test, row.ood_mean))
-        if (1.0, base.id_test, base.ood_mean) not in line:
-            line.append((1.0, base.id_test, base.ood_mean))
-    return {r: {b: sorted(v) for b, v in c.items()} for r, c in curves.items()}
+        label, recipe = row.model.split("/", 1)
+        series = info["params"]["by"] if info["action"] == "prune" else label.rsplit("_", 1)[0]
+        line = curves.setdefault(recipe, {}).setdefault(series, [])
+        line.append((info["params"]["keep"], row.id_test, row.ood_mean, *intervals(row)))
+        if not any(p[0] == 1.0 for p in line):
+            line.append((1.0, base.id_test, base.ood_mean, *intervals(base)))
+    return {r: {b: sorted(v, key=lambda p: p[0]) for b, v in c.items()} for r, c in curves.items()}
+
+
+def intervals(row: ModelRow) -> tuple[list[float] | None, list[float] | None]:
+    """A row's ID test and OOD mean bootstrap intervals (None where not computed)."""
+    return row.id_test_ci, row.ood_mean_ci
 
 
 def detection_table(summary: dict[str, Any]) -> Table | None:
@@ -203,14 +220,18 @@ def test_errors_table(run_dir: Path, records: list[dict[str, Any]]) -> Table | N
     )
 
 
-def curation_section(run_dir: Path, records: list[dict[str, Any]]) -> tuple[list[Table], Any]:
-    """The section's tables and its pruning curves (for the plot)."""
+def curation_section(
+    run_dir: Path, records: list[dict[str, Any]], rows: list[ModelRow] | None = None
+) -> tuple[list[Table], Any]:
+    """The section's tables and its pruning curves (for the plot); ``rows``: the report's, with
+    their bootstrap intervals (default: rows made from ``records``, the record's ID test
+    interval only)."""
     folder = run_dir / "curation"
     summary_path = folder / "summary.json"
     if not summary_path.is_file():
         return [], {}
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    rows = model_rows(records)
+    rows = model_rows(records) if rows is None else rows
     tables = [
         curated_table(rows, records),
         detection_table(summary),

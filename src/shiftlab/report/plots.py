@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -174,9 +175,11 @@ def severity(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> bytes | N
     return _png(fig)
 
 
-def pruning(curves: dict[str, dict[str, list[tuple[float, float, float]]]]) -> bytes | None:
+def pruning(curves: dict[str, dict[str, list[tuple[Any, ...]]]]) -> bytes | None:
     """Accuracy over the fraction of training data kept, one panel per retrained recipe, ID
-    (solid) and OOD mean (dashed), one colour per pruning score (random: the control)."""
+    (solid) and OOD mean (dashed), one colour per pruning score (random: the control) or
+    selection method (kcenter, d2), with a band of each point's 95% bootstrap interval where
+    the report computed one (points: fraction, ID, OOD, ID interval, OOD interval)."""
     if not curves:
         return None
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.6), squeeze=False)
@@ -186,6 +189,11 @@ def pruning(curves: dict[str, dict[str, list[tuple[float, float, float]]]]) -> b
             xs = [p[0] for p in points]
             ax.plot(xs, [p[1] for p in points], "-o", color=color, ms=3.5, label=f"{score}, ID")
             ax.plot(xs, [p[2] for p in points], "--s", color=color, ms=3.5, label=f"{score}, OOD")
+            for column in (3, 4):
+                bands = [p[column] for p in points if len(p) > column]
+                if len(bands) == len(points) and all(b is not None for b in bands):
+                    low, high = [b[0] for b in bands], [b[1] for b in bands]
+                    ax.fill_between(xs, low, high, color=color, alpha=0.12, linewidth=0)
         ax.set_title(recipe, fontsize=9)
         ax.set_xlabel("fraction of training data kept")
         ax.invert_xaxis()

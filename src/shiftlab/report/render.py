@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         title=f"shiftlab report: {run_dir.name}",
         meta=run_facts(config, shown),
         outcomes=Outcomes(run_dir, seed=records[0].get("seed", 0) if records else 0),
-        curation=curation_section(run_dir, shown),
+        curation=lambda rows: curation_section(run_dir, shown, rows),
     )
 
 
@@ -255,7 +256,10 @@ def render_report(
     title: str,
     meta: list[tuple[str, str]],
     outcomes: Outcomes,
-    curation: tuple[list[Table], Any] = ([], {}),
+    curation: tuple[list[Table], Any] | Callable[[list[ModelRow]], tuple[list[Table], Any]] = (
+        [],
+        {},
+    ),
 ) -> tuple[str, str, dict[str, bytes]]:
     """The report of ``records`` (one run's, or several runs' combined by ``shiftlab
     compare``): HTML text, Markdown text and the plots (file name -> PNG bytes).
@@ -267,7 +271,8 @@ def render_report(
         title: the page's title.
         meta: (label, text) lines describing the run(s).
         outcomes: the per-example predictions behind the records.
-        curation: the curation section's tables and pruning curves.
+        curation: the curation section's tables and pruning curves, or a function making them
+            from the report's rows (with their intervals).
     """
     report_cfg = config.get("report") or {}
     every_row = model_rows(records)
@@ -279,7 +284,7 @@ def render_report(
     evidence = Evidence(records, outcomes)
     add_intervals(rows, evidence)
     reference, reference_note = choose_reference(rows, records, report_cfg.get("reference"))
-    curation_tables, curves = curation
+    curation_tables, curves = curation(rows) if callable(curation) else curation
     repeats = seed_rows(rows, records)
     plot_rows, spread = plotted(every_row, repeats)
     candidates = (

@@ -109,6 +109,8 @@ def train_recipe(session: Session, spec: EntrySpec, stash: Path | None = None) -
     scored: list[Scored] = []
     for predictor in session.produce(spec, stash=stash):
         scored += session.score(predictor)
+        if predictor.examples:
+            session.write_examples(predictor.name, predictor.examples)
         if predictor.save:
             session.store.save_predictor(predictor, session.backbone.fingerprint)
         if predictor.save or predictor.name in session.referenced:

@@ -23,7 +23,11 @@ class TrainOptions:
     )
     optimizer: Literal["adamw", "adam", "sgd"] = param("adamw", "optimiser")
     momentum: float = param(0.9, "momentum (SGD only)", within="[0, 1)")
-    schedule: Literal["cosine", "constant"] = param("cosine", "lr after warmup")
+    schedule: Literal["cosine", "constant", "linear_tail"] = param(
+        "cosine",
+        "lr after warmup: cosine decay, constant, or linear_tail: constant, then linear to 0 over "
+        "the last 60% of the steps (co-teaching's decay from epoch 80 of 200)",
+    )
     select: Literal["last", "id_val_accuracy", "id_val_worst_group_accuracy"] = param(
         "last", "which epoch's weights to keep: the last, or the best by this ID val score"
     )
@@ -66,7 +70,9 @@ class ReferenceSGD(TrainOptions):
     warmup_steps: int = param(0, "no warmup (the reference)")
     grad_clip: float | None = param(None, "no clipping (the reference)")
     optimizer: Literal["adamw", "adam", "sgd"] = param("sgd", "optimiser (the reference: SGD)")
-    schedule: Literal["cosine", "constant"] = param("constant", "lr after warmup (constant)")
+    schedule: Literal["cosine", "constant", "linear_tail"] = param(
+        "constant", "lr after warmup (constant)"
+    )
 
 
 #: Training shrunk to one short epoch: the ``fast`` options trained methods register with, so

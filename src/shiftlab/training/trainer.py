@@ -86,12 +86,19 @@ class TrainResult:
         return {"selected_by": self.selected_by, "selected_epoch": self.selected_epoch}
 
 
+#: Where ``linear_tail`` starts to decay: co-teaching's ``epoch_decay_start`` 80 of 200 epochs.
+LINEAR_TAIL_START = 0.4
+
+
 def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
     """Multiplier of the peak lr at ``step`` (0-based), as WiSE-FT's ``cosine_lr``."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
         return 1.0
+    if schedule == "linear_tail":  # co-teaching main.py: lr x (T - t) / (T - 0.4 T) from 0.4 T
+        start = warmup_steps + LINEAR_TAIL_START * (total_steps - warmup_steps)
+        return min(1.0, (total_steps - step) / max(total_steps - start, 1e-12))
     decay_steps = max(1, total_steps - warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / decay_steps))
 
