@@ -274,6 +274,9 @@ CASES = [
      r"recipe 'group_dro' needs groups in ID train, which data 'sentiment_sentences' lacks"),
     ("new-lm", ["run", "{lm}", "--out", "{out}", "--set", 'task.label_words={negative: " no"}'],
      r"no label word for class 'positive'"),
+    ("tracking-uri", ["run", "{base}", "--out", "{out}", "--set",
+                      "tracking={mlflow: {uri: 'bogus://x'}}"],
+     r"tracking\.mlflow\.uri 'bogus://x': MLflow stores runs at|pip install 'shiftlab\[mlflow\]'"),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ["shiftlab.cli"],
     ["shiftlab.commands", "shiftlab.compare", "shiftlab.runner"],
-    ["shiftlab.driver"],
+    ["shiftlab.driver", "shiftlab.tracking"],
     ["shiftlab.report"],
     ["shiftlab.executors"],
     ["shiftlab.stages"],
@@ -46,6 +46,7 @@ LAYERS = [
         "shiftlab.hub",
         "shiftlab.precision",
         "shiftlab.distributed",
+        "shiftlab.exported",
     ],
 ]
 

@@ -1,5 +1,5 @@
-"""Command line: ``shiftlab run | report | compare | audit | membership | list``; it parses
-arguments and calls the library."""
+"""Command line: ``shiftlab run | report | export | predict | compare | audit | membership |
+list``; it parses arguments and calls the library."""
 
 from __future__ import annotations
 
@@ -71,6 +71,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from shiftlab.report import write_report
 
     print(write_report(Path(args.run_dir)))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from shiftlab.commands.export import export
+
+    print(export(Path(args.run_dir), args.model, Path(args.out)))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from shiftlab.commands.predict import predict
+
+    source, model = Path(args.source[0]), (args.source[1] if len(args.source) > 1 else None)
+    if len(args.source) > 2:
+        raise ConfigError("predict takes RUN_DIR MODEL or EXPORT_DIR")
+    out = Path(args.out)
+    predict(
+        source, model, Path(args.input), out, text_column=args.text_column, id_column=args.id_column
+    )
+    print(out)
     return 0
 
 
@@ -211,6 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="(re)write report.html and report.md")
     report.add_argument("run_dir", help="a run directory")
     report.set_defaults(func=_cmd_report)
+
+    export = commands.add_parser(
+        "export", help="write a run's model as a folder its own library loads, with a card"
+    )
+    export.add_argument("run_dir", help="a run directory")
+    export.add_argument(
+        "model", help="a model name of the run's records, e.g. 'wise_ft[alpha=0.5]'"
+    )
+    export.add_argument("--out", required=True, help="a new folder for the export")
+    export.set_defaults(func=_cmd_export)
+
+    predict = commands.add_parser(
+        "predict", help="predict new data with a run's model or an export"
+    )
+    predict.add_argument(
+        "source", nargs="+", metavar="RUN_DIR MODEL | EXPORT_DIR", help="what predicts"
+    )
+    predict.add_argument(
+        "--input", required=True, help="a CSV / JSONL of texts, or a folder of images"
+    )
+    predict.add_argument("--out", required=True, help="predictions file: .csv or .parquet")
+    predict.add_argument("--text-column", default="text", help="the column of texts (text)")
+    predict.add_argument("--id-column", default=None, help="a column of ids (default: line)")
+    predict.set_defaults(func=_cmd_predict)
 
     compare = commands.add_parser(
         "compare", help="one report across run directories holding the same splits"

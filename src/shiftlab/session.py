@@ -57,6 +57,14 @@ from shiftlab.runtime import log, resolve_device, seed_everything
 from shiftlab.store import RunStore, safe_name
 
 
+class Observer(Protocol):
+    """Told of every entry with records once it is finished: by this run (:meth:`Session.finish`)
+    or by an earlier one (skipped on resume). The driver's MLflow tracker is one
+    (:mod:`shiftlab.tracking`); observers run on the main process only."""
+
+    def entry(self, session: Session, job: Job, records: list[dict[str, Any]]) -> None: ...
+
+
 class Stage(Protocol):
     """One kind of run entry (recipes, curated retrains, unlearning, conjugate prompts,
     adapters): see :mod:`shiftlab.stages` for the protocol in full."""
@@ -148,6 +156,7 @@ class Session:
         self.curation: CurationPlan | None = None
         self._scores: CurationPlan | None = None  # out-of-sample probabilities for recipes
         self.entries: list[str] = []
+        self.observers: list[Observer] = []
         if worker:
             self.store = RunStore(out)
             self.cache.attach(self.store.cache_dir)
@@ -194,6 +203,7 @@ class Session:
         self.digests[job.key] = digest
         if self.store.finished(job.key, digest):
             log(f"{job.key}: finished in an earlier run of {self.store.path}; skipped")
+            self.notify(job)
             return False
         return True
 
@@ -209,6 +219,14 @@ class Session:
         with distributed.main_writes() as main:
             if main:
                 self.clear_scratch([job.key, *job.scratch])
+        self.notify(job)
+
+    def notify(self, job: Job) -> None:
+        """Tell the observers of a finished entry, with its records as stored."""
+        if self.observers and job.records and distributed.is_main_process():
+            records = self.store.records_of(job.key)
+            for observer in self.observers:
+                observer.entry(self, job, records)
 
     def scratch(self, key: str, digest: str) -> Path:
         """Where an unfinished entry keeps training checkpoints and parts (removed once done)."""

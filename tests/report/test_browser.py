@@ -20,7 +20,7 @@ import pytest
 
 from shiftlab.report import write_report
 from shiftlab.report.render import build_report
-from test_compare import write_run
+from test_compare import MODELS, write_run
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -177,3 +177,71 @@ def test_report_html_renders_offline_in_chromium(tmp_path, chromium):
     assert shown == expected
     for table in facts["tables"]:
         assert table["rows"] > 0 and set(table["cells"]) == {table["columns"]}, table
+
+
+DEPLOY_FACTS = """(() => {
+  const table = document.querySelector('table.deploy');
+  const box = table.getBoundingClientRect();
+  const cell = table.querySelector('tbody tr td:nth-child(2)');
+  const cellBox = cell.getBoundingClientRect();
+  const hit = document.elementFromPoint(
+    (cellBox.left + cellBox.right) / 2, (cellBox.top + cellBox.bottom) / 2);
+  const details = table.parentElement.querySelector('details');
+  return {
+    viewport: [document.documentElement.clientWidth, window.innerHeight],
+    table: {left: box.left, right: box.right, width: box.width, top: box.top},
+    heading: table.previousElementSibling.textContent,
+    model: cell.innerText,
+    modelBox: {width: cellBox.width, height: cellBox.height, bottom: cellBox.bottom},
+    clipped: cell.scrollWidth > cell.clientWidth,
+    shown: hit === cell || cell.contains(hit),
+    links: [...table.querySelectorAll('a')].map(a => a.getAttribute('href')),
+    targets: [...table.querySelectorAll('a')].map(
+      a => !!document.getElementById(a.getAttribute('href').slice(1))),
+    commands: document.querySelector('pre.commands').innerText,
+    detailsOpen: details.open,
+    detailsItems: details.querySelectorAll('li').length
+  };
+})()"""
+
+
+def test_what_to_deploy_reads_at_a_glance_on_a_laptop_screen(tmp_path, chromium):
+    """At 1366x768 the What-to-deploy table fits the width (no horizontal scrolling), its first
+    row's model name is drawn on the first screen, its links land on sections of the page, and
+    the details stay collapsed below it."""
+    models = [*MODELS, ("wise_ft[alpha=0.5]", "wise_ft", (0.86, 0.72), {})]
+    run = write_run(tmp_path / "run", groups=True, models=models)
+    page_path = write_report(run)
+    markdown = (run / "report.md").read_text()
+    first_row = markdown.split("### What to deploy", 1)[1].split("\n| Best ", 1)[1]
+    first_model = first_row.split(" | ")[1]
+
+    devtools = DevTools(page_websocket(chromium))
+    try:
+        devtools.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1366,
+            height=768,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        devtools.send("Page.enable")
+        devtools.send("Page.navigate", url=page_path.resolve().as_uri())
+        devtools.wait_for("Page.loadEventFired")
+        facts = devtools.send("Runtime.evaluate", expression=DEPLOY_FACTS, returnByValue=True)
+        facts = facts["result"]["value"]
+    finally:
+        devtools.close()
+
+    width, height = facts["viewport"]
+    assert 1300 <= width <= 1366 and height == 768, facts["viewport"]  # less a scrollbar
+    table = facts["table"]
+    assert table["left"] >= 0 and table["right"] <= width and table["width"] <= width, facts
+    assert facts["heading"] == "What to deploy"
+    assert facts["model"] == first_model and first_model in {m[0] for m in models}
+    box = facts["modelBox"]
+    assert box["width"] > 0 and box["height"] > 0 and not facts["clipped"], facts
+    assert facts["shown"] and box["bottom"] <= height, facts  # drawn, on the first screen
+    assert facts["links"] and all(facts["targets"]), facts
+    assert "'wise_ft[alpha=0.5]'" in facts["commands"]  # the recommended choice, quoted
+    assert not facts["detailsOpen"] and facts["detailsItems"] >= 4

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from shiftlab.compare import combined_report
 from shiftlab.evaluate.intervals import bootstrap_seed, percentile_interval, resampled_means
 from shiftlab.predictions import split_predictions
 from shiftlab.report import build_report
@@ -83,17 +84,46 @@ def test_the_report_opens_with_what_to_deploy_and_compares_against_full_ft(tmp_p
     page, markdown, _ = build_report(run)
     summary = markdown.split("### What to deploy", 1)[1].split("###", 1)[0]
     assert markdown.index("### What to deploy") < markdown.index("### Every predictor")
-    assert "<h2>What to deploy</h2>" in page
+    assert "<h2 id='what-to-deploy'>What to deploy</h2><table class='deploy'>" in page
+    # the table: one row per criterion, then the Pareto front
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert table[0] == (
+        "| criterion | choice | value [95% interval] | models within noise | details |"
+    )
+    see_main = re.escape('| see "Every predictor: ID and OOD" |')
+    assert re.fullmatch(
+        rf"\| Best ID test accuracy \| full_ft \| {CELL} \| 3 of 4 {see_main}", table[1]
+    )
+    assert re.fullmatch(
+        rf"\| Best mean OOD accuracy \| lp_ft \| {CELL} \| 3 of 4 {see_main}", table[2]
+    )
+    assert table[3].startswith("| Best calibration (lowest ID test ECE) | ")
+    assert table[4] == '| ID-vs-OOD Pareto front | lp_ft | ID 0.847, OOD 0.677 | — | see "Plots" |'
+    assert len(table) == 5  # no groups: no worst-group row
+    # the commands for the recommended choice (best mean OOD accuracy), with this run's path
+    assert "Recommended: lp_ft (best mean OOD accuracy)." in summary
+    assert f"shiftlab export {run.resolve()} lp_ft --out deploy/lp_ft\n" in summary
+    assert "shiftlab predict deploy/lp_ft --input FILE --out predictions.csv\n" in summary
+    # HTML: each row links to its detailed table, whose heading carries that id
+    assert "<a href='#every-predictor-id-and-ood'>Every predictor: ID and OOD</a>" in page
+    assert "<h2 id='every-predictor-id-and-ood'>Every predictor: ID and OOD</h2>" in page
+    assert "<a href='#plots'>Plots</a>" in page and "<h2 id='plots'>Plots</h2>" in page
+    assert "\n### Plots\n" in markdown  # the Markdown's plain section reference
+    assert "<pre class='commands'><code>shiftlab export " in page
+    # the long form below the table: bullets in Markdown, a collapsed <details> block in HTML
+    details = page.split("<details>", 1)[1].split("</details>", 1)[0]
+    assert "Statistically indistinguishable from it" in details
+    assert "<details open" not in page
     # Pareto front: lp_ft is the most accurate both ID and OOD here
-    assert "1 of 5 models are on the ID-vs-OOD Pareto front" in summary
+    assert "- 1 of 5 models are on the ID-vs-OOD Pareto front" in summary
     assert "): lp_ft (ID 0.847, OOD 0.677)." in summary
-    best_id = next(s for s in summary.splitlines() if "Best ID test accuracy" in s)
+    best_id = next(s for s in summary.splitlines() if s.startswith("- Best ID test accuracy"))
     assert re.search(rf"Best ID test accuracy: full_ft, {CELL}\.", best_id)
     # the calibrated twin has full_ft's predictions: indistinguishable, by exactly 0
     assert "full_ft+ts (+0.000 [+0.000, +0.000])" in best_id
     assert "zero_shot" not in best_id  # 0.23 less accurate: significantly worse
-    assert "Best mean OOD accuracy: lp_ft" in summary
-    assert "Best calibration (lowest ID test ECE):" in summary
+    assert "- Best mean OOD accuracy: lp_ft" in summary
+    assert "- Best calibration (lowest ID test ECE):" in summary
     assert "worst-group" not in summary  # no groups
     main = markdown.split("### Every predictor", 1)[1].split("###", 1)[0]
     full_ft = next(line for line in main.splitlines() if line.startswith("| full_ft |"))
@@ -112,9 +142,37 @@ def test_the_report_opens_with_what_to_deploy_and_compares_against_full_ft(tmp_p
 
 def test_worst_group_accuracy_is_a_criterion_when_there_are_groups(tmp_path):
     run = write_run(tmp_path / "run", groups=True)
-    _, markdown, _ = build_report(run)
-    line = next(s for s in markdown.splitlines() if "Best worst-group accuracy (ID test)" in s)
-    assert re.search(rf": \S+, {CELL}\.", line)
+    page, markdown, _ = build_report(run)
+    line = next(s for s in markdown.splitlines() if s.startswith("- Best worst-group accuracy"))
+    assert re.search(rf"\(ID test\): \S+, {CELL}\.", line)
+    row = next(s for s in markdown.splitlines() if s.startswith("| Best worst-group accuracy"))
+    assert row.endswith('| see "Worst-group accuracy" |')
+    assert "<a href='#worst-group-accuracy'>Worst-group accuracy</a>" in page
+    assert "<h2 id='worst-group-accuracy'>Worst-group accuracy</h2>" in page
+
+
+def test_the_deploy_commands_quote_the_model_and_name_its_own_run(tmp_path):
+    models = [*MODELS, ("wise_ft[alpha=0.5]", "wise_ft", (0.80, 0.75), {})]
+    run = write_run(tmp_path / "my runs" / "run", models=models)
+    page, markdown, _ = build_report(run)
+    summary = markdown.split("### What to deploy", 1)[1].split("###", 1)[0]
+    assert "Recommended: wise_ft[alpha=0.5] (best mean OOD accuracy)." in summary
+    assert (
+        f"shiftlab export '{run.resolve()}' 'wise_ft[alpha=0.5]' --out deploy/wise_ft_alpha=0.5_\n"
+        in summary
+    )
+    assert "shiftlab predict deploy/wise_ft_alpha=0.5_ --input FILE" in summary
+    assert "&#x27;wise_ft[alpha=0.5]&#x27;" in page  # escaped in HTML, quoted for the shell
+    # several models on the front: named in the choice cell, counted in the value cell
+    front = next(s for s in summary.splitlines() if s.startswith("| ID-vs-OOD Pareto front"))
+    assert front.startswith(
+        "| ID-vs-OOD Pareto front | lp_ft, wise_ft[alpha=0.5] | 2 of 6 models |"
+    )
+    # a report across runs names the model's own run directory and its name there
+    other = write_run(tmp_path / "other", models=models)
+    _, markdown, _ = combined_report([run, other])
+    assert "Recommended: run/wise_ft[alpha=0.5] (best mean OOD accuracy)." in markdown
+    assert f"shiftlab export '{run.resolve()}' 'wise_ft[alpha=0.5]' --out" in markdown
 
 
 def test_the_reference_comes_from_the_config_or_the_defaults(tmp_path):
@@ -148,6 +206,7 @@ def test_trend_points_are_left_out_and_old_runs_keep_their_record_intervals(tmp_
     _, markdown, _ = build_report(run)
     assert "### Paired comparison" not in markdown
     assert "(No per-example predictions stored: no paired tests.)" in markdown
+    assert re.search(r"\| Best ID test accuracy \| full_ft \| .* \| not tested \|", markdown)
     full_ft = next(line for line in markdown.splitlines() if line.startswith("| full_ft |"))
     assert re.match(rf"\| full_ft \| full_ft \| 0\.867 \| \*\*{CELL}\*\* \| 0\.620 \|", full_ft)
 

@@ -34,8 +34,10 @@ from shiftlab.config.sections import (
     DataConfig,
     EntrySpec,
     ExecutorConfig,
+    MLflowConfig,
     RunConfig,
     TaskConfig,
+    TrackingConfig,
     UnlearnConfig,
 )
 from shiftlab.errors import ConfigError, ShiftlabError
@@ -281,6 +283,19 @@ def parse_executor(raw: Any, where: str = "executor") -> ExecutorConfig:
     return build(ExecutorConfig, {"kind": raw} if isinstance(raw, str) else raw, where)
 
 
+def parse_tracking(raw: Any, where: str = "tracking") -> TrackingConfig:
+    """``tracking: {mlflow: {uri: ..., experiment: ...}}``; ``mlflow: {}`` or ``mlflow: true``
+    take the defaults, ``mlflow: null`` (the default) or ``false`` turn it off."""
+    if raw is None:
+        return TrackingConfig()
+    raw = dict(raw) if isinstance(raw, Mapping) else raw
+    if isinstance(raw, dict) and isinstance(raw.get("mlflow"), bool):
+        raw["mlflow"] = {} if raw["mlflow"] else None
+    if isinstance(raw, dict) and isinstance(raw.get("mlflow"), Mapping):
+        raw["mlflow"] = build(MLflowConfig, raw["mlflow"], f"{where}.mlflow")
+    return build(TrackingConfig, raw, where)
+
+
 def parse_prompts(raw: Any, where: str = "prompts") -> list[str]:
     prompts = coerce(raw, list[str], where)
     for prompt in prompts:
@@ -304,6 +319,7 @@ PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "conjugate": lambda raw, where: parse_entries(raw or [], where, TRANSFORMS, takes_on=True),
     "unlearn": parse_unlearn,
     "executor": lambda raw, where: ExecutorConfig() if raw is None else parse_executor(raw),
+    "tracking": parse_tracking,
 }
 
 

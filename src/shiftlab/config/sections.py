@@ -339,6 +339,30 @@ class CurationConfig:
 
 
 @dataclass
+class MLflowConfig:
+    """Log the run to MLflow: a parent run per run directory, a nested run per entry."""
+
+    uri: str = param(
+        "sqlite:///mlruns/mlflow.db",
+        "MLflow tracking URI: sqlite:///PATH.db (relative to the working directory), http(s):// "
+        "of a tracking server, or file:PATH (an MLflow that still accepts file stores)",
+        nonempty=True,
+    )
+    experiment: str | None = param(
+        None, "the MLflow experiment (made when missing); default the run directory's name"
+    )
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment trackers a run logs to (none by default)."""
+
+    mlflow: MLflowConfig | None = param(
+        None, "log to MLflow ({} for the defaults; pip install 'shiftlab[mlflow]')"
+    )
+
+
+@dataclass
 class RunConfig:
     """A whole run: benchmark, backbone, class prompts, the entries (recipes, adapters,
     curation, conjugate prompts, unlearning), seeds, device, precision and executor."""
@@ -373,6 +397,9 @@ class RunConfig:
         unique=True,
     )
     executor: ExecutorConfig = param(ExecutorConfig(), "local, or ray (a graph of Ray tasks)")
+    tracking: TrackingConfig = param(
+        TrackingConfig(), "experiment tracking: {mlflow: {uri: ..., experiment: ...}}"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, every default filled in, as written to the run directory."""

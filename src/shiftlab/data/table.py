@@ -122,6 +122,14 @@ def rows_jsonl(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             raise _decode_error(path, "jsonl") from None
 
 
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file, or of a JSONL one (``.jsonl`` / ``.json``), after
+    checking that it is UTF-8 text."""
+    fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json") else "csv"
+    _check_text(path, fmt)
+    return rows_csv(path) if fmt == "csv" else rows_jsonl(path)
+
+
 def _column_error(path: Path, column: str, option: str, have: list[str]) -> DataError:
     hint = closest(column, have)
     more = f"; did you mean '{hint}'?" if hint else ""

@@ -82,6 +82,12 @@ def _check_hub(repo_id: str) -> None:
         ) from None
 
 
+def resolve_source(name_or_path: str, gguf_file: str | None) -> tuple[str, str | None, bool]:
+    """(what to pass to ``from_pretrained``, the GGUF file name or None, local files only) of a
+    causal LM's name, folder, GGUF file or hub id."""
+    return _resolve(name_or_path, gguf_file)
+
+
 def _resolve(name_or_path: str, gguf_file: str | None) -> tuple[str, str | None, bool]:
     """(what to pass to from_pretrained, gguf file name or None, local files only)."""
     if name_or_path in REGISTERED:

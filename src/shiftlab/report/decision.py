@@ -9,11 +9,12 @@ seed and the split's name, so every model on a split is resampled on the same ex
   averaged across splits per replicate, then the percentile interval;
 - paired comparisons against a reference model: the paired bootstrap of the accuracy difference
   and exact McNemar tests (:mod:`shiftlab.evaluate.significance`);
-- the "What to deploy" summary: the ID-vs-OOD Pareto front (a model is on it when no other is at
-  least as accurate on both ID test and OOD mean and more accurate on one; the ID-vs-OOD plane of
-  Taori et al. 2020 and Wortsman et al. 2022, WiSE-FT), the best model by each criterion, and the
-  models statistically indistinguishable from it (the 95% paired bootstrap interval of the
-  difference includes 0).
+- the "What to deploy" choices (:func:`deployment_choices`, one row of the report's table
+  each): the best model by each criterion with the models statistically indistinguishable from
+  it (the 95% paired bootstrap interval of the difference includes 0), and the ID-vs-OOD Pareto
+  front (a model is on it when no other is at least as accurate on both ID test and OOD mean and
+  more accurate on one; the ID-vs-OOD plane of Taori et al. 2020 and Wortsman et al. 2022,
+  WiSE-FT); :func:`deploy_commands` spells out the export and predict commands of a choice.
 
 A report across runs (``shiftlab compare``) aligns each split's examples by id to the first run's
 order and resamples with the first run's seed, so models of different runs are paired too.
@@ -23,8 +24,10 @@ they are left out of what needs per-example outcomes.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shiftlab.evaluate.intervals import (
@@ -34,6 +37,7 @@ from shiftlab.evaluate.significance import difference_interval, mcnemar
 from shiftlab.report.outcomes import Evidence
 from shiftlab.report.summary import ModelRow
 from shiftlab.report.tables import Table, fmt, fmt_difference, fmt_interval, fmt_pvalue
+from shiftlab.store import safe_name
 
 DEFAULT_REFERENCE = "full_ft"
 
@@ -186,7 +190,53 @@ CRITERIA = [
 ]
 
 
-def _best_sentence(rows: list[ModelRow], evidence: Evidence, criterion: Criterion) -> str | None:
+@dataclass
+class Choice:
+    """One row of the "What to deploy" table: a criterion, the model it picks, and the long
+    form of the same (a bullet of the details below the table).
+
+    ``key`` names the criterion (``id_test``, ``ood_mean``, ``worst_group_accuracy``, ``ece``
+    or ``pareto``; the report links each to its detailed table). ``close`` and ``tested`` count
+    the other models within noise of the choice and those with predictions to test; ``tested``
+    is None where the choice itself has no stored predictions (nothing tested).
+    """
+
+    key: str
+    criterion: str
+    model: str
+    value: str
+    sentence: str
+    row: ModelRow | None = None
+    close: int = 0
+    tested: int | None = None
+    untested: int = 0
+
+    @property
+    def within_noise(self) -> str:
+        """The table's cell: ``3 of 11`` (other models within noise, of those tested), ``—``
+        for the Pareto front, ``not tested`` without stored predictions."""
+        if self.key == "pareto":
+            return "—"
+        if self.tested is None:
+            return "not tested"
+        if self.tested == 0 and not self.untested:
+            return "no other model"
+        text = f"{self.close} of {self.tested}"
+        return text + (f" ({self.untested} not tested)" if self.untested else "")
+
+
+DEPLOY_NOTE = (
+    "Numbers in brackets are 95% percentile bootstrap intervals (1,000 resamples of the "
+    "examples); differences are the other model minus the best, on the same resampled examples."
+)
+WITHIN_NOISE_NOTE = (
+    "Models within noise: the other models (of those with stored predictions) whose 95% paired "
+    "bootstrap interval of the difference from the choice includes 0. [low, high]: 95% "
+    "percentile bootstrap interval (1,000 resamples of the examples)."
+)
+
+
+def _best_choice(rows: list[ModelRow], evidence: Evidence, criterion: Criterion) -> Choice | None:
     scored = [(r, criterion.value(r)) for r in rows if criterion.value(r) is not None]
     if not scored:
         return None
@@ -202,9 +252,17 @@ def _best_sentence(rows: list[ModelRow], evidence: Evidence, criterion: Criterio
         ci = (record.get("ci") or {}).get(metric)
     if ci is None and criterion.replicates == "ood_mean":
         ci = best.ood_mean_ci
-    sentence = f"Best {criterion.label}: {best.model}, {fmt_interval(value, ci)}."
+    choice = Choice(
+        criterion.replicates,
+        f"Best {criterion.label}",
+        best.model,
+        fmt_interval(value, ci),
+        f"Best {criterion.label}: {best.model}, {fmt_interval(value, ci)}.",
+        row=best,
+    )
     if mine is None:
-        return sentence + " (No per-example predictions stored: no paired tests.)"
+        choice.sentence += " (No per-example predictions stored: no paired tests.)"
+        return choice
     close, untested = [], []
     for row, v in scored:
         if row is best:
@@ -216,42 +274,87 @@ def _best_sentence(rows: list[ModelRow], evidence: Evidence, criterion: Criterio
         diff = difference_interval(v - value, theirs, mine)
         if not diff.excludes_zero:
             close.append(f"{row.model} ({fmt_difference(diff, mark=False)})")
+    choice.close, choice.untested = len(close), len(untested)
+    choice.tested = len(scored) - 1 - len(untested)
     if close:
-        sentence += (
+        choice.sentence += (
             " Statistically indistinguishable from it (95% paired bootstrap interval of the "
             f"difference includes 0): {', '.join(close)}."
         )
     elif len(scored) > 1:
-        sentence += " Every other model differs from it significantly (paired bootstrap, 95%)."
+        choice.sentence += (
+            " Every other model differs from it significantly (paired bootstrap, 95%)."
+        )
     if untested:
-        sentence += f" Not tested (no stored predictions): {', '.join(untested)}."
-    return sentence
+        choice.sentence += f" Not tested (no stored predictions): {', '.join(untested)}."
+    return choice
+
+
+def _pareto_choice(rows: list[ModelRow]) -> Choice | None:
+    placed = [r for r in rows if r.id_test is not None and r.ood_mean is not None]
+    if not placed:
+        return None
+    points = [(round(r.id_test, 12), round(r.ood_mean, 12)) for r in placed]
+    front = [placed[i] for i in pareto_front(points)]
+    front.sort(key=lambda r: (-r.id_test, -r.ood_mean))
+    listed = "; ".join(f"{r.model} (ID {fmt(r.id_test)}, OOD {fmt(r.ood_mean)})" for r in front)
+    names = ", ".join(r.model for r in front[:3])
+    if len(front) > 3:
+        names += f", +{len(front) - 3} more"
+    value = (
+        f"ID {fmt(front[0].id_test)}, OOD {fmt(front[0].ood_mean)}"
+        if len(front) == 1
+        else f"{len(front)} of {len(placed)} models"
+    )
+    return Choice(
+        "pareto",
+        "ID-vs-OOD Pareto front",
+        names,
+        value,
+        f"{len(front)} of {len(placed)} models are on the ID-vs-OOD Pareto front (no other "
+        f"model is at least as accurate on both ID test and OOD mean and more accurate on "
+        f"one): {listed}.",
+        row=front[0] if len(front) == 1 else None,
+    )
+
+
+def deployment_choices(rows: list[ModelRow], evidence: Evidence) -> list[Choice]:
+    """The "What to deploy" table's rows: the best model by ID test accuracy, mean OOD
+    accuracy, worst-group accuracy (when there are groups) and calibration, each with the models
+    statistically indistinguishable from it, then the ID-vs-OOD Pareto front."""
+    choices = [_best_choice(rows, evidence, criterion) for criterion in CRITERIA]
+    choices.append(_pareto_choice(rows))
+    return [c for c in choices if c is not None]
+
+
+def recommended(choices: Sequence[Choice]) -> Choice | None:
+    """The choice the report gives deploy commands for: the best mean OOD accuracy (the model
+    to deploy under shift), else the best ID test accuracy, else the first with one model."""
+    by_key = {c.key: c for c in choices if c.row is not None}
+    return by_key.get("ood_mean") or by_key.get("id_test") or next(iter(by_key.values()), None)
+
+
+def deploy_commands(
+    model: str, records: Sequence[dict[str, Any]], run_dir: Path | None
+) -> list[str]:
+    """``shiftlab export`` and ``shiftlab predict`` command lines for ``model``, shell-quoted.
+
+    A report across runs names the model's own run directory and its name there (the records'
+    ``run_dir`` / ``run_model``); one run's report names ``run_dir`` (``RUN_DIR`` when unknown).
+    """
+    record = next((r for r in records if r["model"] == model), {})
+    where = record.get("run_dir") or (None if run_dir is None else str(Path(run_dir).resolve()))
+    local = record.get("run_model", model)
+    out = f"deploy/{safe_name(local)}"
+    return [
+        f"shiftlab export {shlex.quote(where) if where else 'RUN_DIR'} {shlex.quote(local)} "
+        f"--out {shlex.quote(out)}",
+        f"shiftlab predict {shlex.quote(out)} --input FILE --out predictions.csv",
+    ]
 
 
 def deployment_summary(rows: list[ModelRow], evidence: Evidence) -> list[str]:
-    """Plain sentences: the ID-vs-OOD Pareto front, then the best model by ID test accuracy,
-    mean OOD accuracy, worst-group accuracy (when there are groups) and calibration, each with
-    the models statistically indistinguishable from it."""
-    sentences = []
-    placed = [r for r in rows if r.id_test is not None and r.ood_mean is not None]
-    if placed:
-        points = [(round(r.id_test, 12), round(r.ood_mean, 12)) for r in placed]
-        front = [placed[i] for i in pareto_front(points)]
-        front.sort(key=lambda r: (-r.id_test, -r.ood_mean))
-        points = "; ".join(f"{r.model} (ID {fmt(r.id_test)}, OOD {fmt(r.ood_mean)})" for r in front)
-        sentences.append(
-            f"{len(front)} of {len(placed)} models are on the ID-vs-OOD Pareto front (no other "
-            f"model is at least as accurate on both ID test and OOD mean and more accurate on "
-            f"one): {points}."
-        )
-    for criterion in CRITERIA:
-        sentence = _best_sentence(rows, evidence, criterion)
-        if sentence is not None:
-            sentences.append(sentence)
-    if sentences:
-        sentences.append(
-            "Numbers in brackets are 95% percentile bootstrap intervals (1,000 resamples of "
-            "the examples); differences are the other model minus the best, on the same "
-            "resampled examples."
-        )
-    return sentences
+    """The long form of :func:`deployment_choices`, one plain sentence per choice, then what
+    the brackets mean (no sentences without choices)."""
+    sentences = [c.sentence for c in deployment_choices(rows, evidence)]
+    return [*sentences, DEPLOY_NOTE] if sentences else []

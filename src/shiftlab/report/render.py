@@ -15,16 +15,21 @@ from shiftlab.report import plots
 from shiftlab.report.adaptation import adapter_tables, severity_curves
 from shiftlab.report.curation import curation_section
 from shiftlab.report.decision import (
+    DEPLOY_NOTE,
+    WITHIN_NOISE_NOTE,
+    Choice,
     add_intervals,
     choose_reference,
-    deployment_summary,
+    deploy_commands,
+    deployment_choices,
     paired_table,
+    recommended,
 )
 from shiftlab.report.language import capability_table, conjugate_table, generation_table
 from shiftlab.report.outcomes import Evidence, Outcomes
 from shiftlab.report.seeds import plotted, seed_rows, seed_table
 from shiftlab.report.summary import ModelRow, add_effective_robustness, model_rows, ood_splits
-from shiftlab.report.tables import Table, bold_best, fmt, fmt_interval
+from shiftlab.report.tables import Table, anchor, bold_best, fmt, fmt_interval
 from shiftlab.report.unlearning import membership_table, unlearning_table
 from shiftlab.store import read_records, read_run_config
 
@@ -35,8 +40,22 @@ table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}th,td{padding:.3r
 border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child{text-align:left}
 thead th{background:#f4f4f4}.note{color:#555;font-size:.85rem}img{max-width:100%}
 .meta{color:#444;font-size:.9rem}code{background:#f4f4f4;padding:0 .2rem}
-.summary li{margin:.3rem 0}
+.summary li{margin:.3rem 0}table.deploy th,table.deploy td{text-align:left}
+pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}pre code{padding:0}details{margin:.5rem 0}
+summary{cursor:pointer}
 """
+
+MAIN_TITLE = "Every predictor: ID and OOD"
+PLOTS = "Plots"
+#: Where each "What to deploy" criterion is detailed: the table (or section) its row links to.
+DETAIL = {
+    "id_test": MAIN_TITLE,
+    "ood_mean": MAIN_TITLE,
+    "ece": MAIN_TITLE,
+    "worst_group_accuracy": "Worst-group accuracy",
+    "pareto": PLOTS,  # the ID-vs-OOD plot; the main table where there is no plot
+}
+DEPLOY_HEADER = ["criterion", "choice", "value [95% interval]", "models within noise", "details"]
 
 
 def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
@@ -68,7 +87,7 @@ def _main_table(rows: list[ModelRow], trend: Trend | None) -> Table:
             "the OOD mean's resamples each split with its own seed and averages per replicate)."
         )
     return Table(
-        "Every predictor: ID and OOD",
+        MAIN_TITLE,
         [
             "model",
             "recipe",
@@ -189,6 +208,82 @@ def _group_table(records: list[dict[str, Any]]) -> Table | None:
     )
 
 
+def deploy_section(
+    choices: list[Choice],
+    records: list[dict[str, Any]],
+    run_dir: Path | None,
+    sections: set[str],
+) -> tuple[list[str], str]:
+    """The "What to deploy" section in Markdown lines and HTML: a table with one row per
+    criterion (the choice, its value, how many models are within noise of it, where the details
+    are), the export and predict commands of the recommended choice, then every choice in full
+    (bullets in Markdown, a collapsed ``<details>`` block in HTML).
+
+    Args:
+        choices: :func:`~shiftlab.report.decision.deployment_choices`.
+        records: the report's records (a report across runs: each names its run directory).
+        run_dir: the run directory of one run's report (None: ``RUN_DIR`` in the commands).
+        sections: the titles of the report's sections; a row links to its detail when present.
+    """
+    if not choices:
+        return [], ""
+
+    def detail(choice: Choice) -> str | None:
+        title = DETAIL.get(choice.key, MAIN_TITLE)
+        if title not in sections:
+            title = MAIN_TITLE
+        return title if title in sections else None
+
+    cells = [[c.criterion, c.model, c.value, c.within_noise] for c in choices]
+    md = [
+        "### What to deploy",
+        "",
+        "| " + " | ".join(DEPLOY_HEADER) + " |",
+        "|---|---|---|---|---|",
+    ]
+    for choice, row in zip(choices, cells, strict=True):
+        title = detail(choice)
+        md.append("| " + " | ".join([*row, f'see "{title}"' if title else "—"]) + " |")
+    md += ["", WITHIN_NOISE_NOTE, ""]
+    body = []
+    for choice, row in zip(choices, cells, strict=True):
+        title = detail(choice)
+        link = f"<a href='#{anchor(title)}'>{html.escape(title)}</a>" if title else "—"
+        body.append(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + f"<td>{link}</td></tr>"
+        )
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in DEPLOY_HEADER)
+    page = (
+        "<h2 id='what-to-deploy'>What to deploy</h2>"
+        f"<table class='deploy'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+        f"</table><p class='note'>{html.escape(WITHIN_NOISE_NOTE)}</p>"
+    )
+    best = recommended(choices)
+    if best is not None:
+        commands = deploy_commands(best.model, records, run_dir)
+        lead = (
+            f"Recommended: {best.model} ({best.criterion[0].lower()}{best.criterion[1:]}). "
+            "Export it, then predict with it (FILE: the inputs; another row's choice works "
+            "the same way):"
+        )
+        md += [lead, "", "```sh", *commands, "```", ""]
+        page += (
+            f"<p>{html.escape(lead)}</p><pre class='commands'><code>"
+            + html.escape("\n".join(commands))
+            + "</code></pre>"
+        )
+    sentences = [c.sentence for c in choices] + [DEPLOY_NOTE]
+    md += ["Every choice in full, with the models within noise of it:", ""]
+    md += [f"- {s}" for s in sentences] + [""]
+    page += (
+        "<details><summary>Every choice in full, with the models within noise of it"
+        "</summary><ul class='summary'>"
+        + "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
+        + "</ul></details>"
+    )
+    return md, page
+
+
 def run_facts(config: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Lines describing the run; those the run directory cannot tell are left out."""
     data = config.get("data") or {}
@@ -246,6 +341,7 @@ def build_report(run_dir: Path) -> tuple[str, str, dict[str, bytes]]:
         meta=run_facts(config, shown),
         outcomes=Outcomes(run_dir, seed=records[0].get("seed", 0) if records else 0),
         curation=lambda rows: curation_section(run_dir, shown, rows),
+        run_dir=run_dir,
     )
 
 
@@ -260,6 +356,7 @@ def render_report(
         [],
         {},
     ),
+    run_dir: Path | None = None,
 ) -> tuple[str, str, dict[str, bytes]]:
     """The report of ``records`` (one run's, or several runs' combined by ``shiftlab
     compare``): HTML text, Markdown text and the plots (file name -> PNG bytes).
@@ -273,6 +370,8 @@ def render_report(
         outcomes: the per-example predictions behind the records.
         curation: the curation section's tables and pruning curves, or a function making them
             from the report's rows (with their intervals).
+        run_dir: the run directory of one run's report, named in its deploy commands (a report
+            across runs names each record's own ``run_dir``).
     """
     report_cfg = config.get("report") or {}
     every_row = model_rows(records)
@@ -304,7 +403,7 @@ def render_report(
         membership_table(records),
     )
     tables = [t for t in candidates if t is not None]
-    summary = deployment_summary(rows, evidence)
+    choices = deployment_choices(rows, evidence)
     images = {
         name: png
         for name, png in (
@@ -316,19 +415,13 @@ def render_report(
         )
         if png is not None
     }
-    md = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in meta] + [""]
-    if summary:
-        md += ["### What to deploy", ""] + [f"- {s}" for s in summary] + [""]
+    sections = {t.title for t in tables} | ({PLOTS} if "id_vs_ood.png" in images else set())
+    deploy_md, deploy_html = deploy_section(choices, records, run_dir, sections)
+    md = [f"# {title}", ""] + [f"- **{k}**: {v}" for k, v in meta] + [""] + deploy_md
     md += [t.to_markdown() for t in tables]
+    md += [f"### {PLOTS}\n"] if images else []  # the section the Pareto row refers to
     md += [f"![{name}](report_files/{name})\n" for name in images]
     meta_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in meta)
-    summary_html = (
-        "<h2>What to deploy</h2><ul class='summary'>"
-        + "".join(f"<li>{html.escape(s)}</li>" for s in summary)
-        + "</ul>"
-        if summary
-        else ""
-    )
     figures = "".join(
         f"<figure><img alt='{name}' src='data:image/png;base64,"
         f"{base64.b64encode(png).decode()}'></figure>"
@@ -337,9 +430,9 @@ def render_report(
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<ul class='meta'>{meta_html}</ul>{summary_html}"
+        f"<ul class='meta'>{meta_html}</ul>{deploy_html}"
         f"{''.join(t.to_html() for t in tables)}"
-        f"<h2>Plots</h2>{figures}</body></html>"
+        f"<h2 id='{anchor(PLOTS)}'>{PLOTS}</h2>{figures}</body></html>"
     )
     return page, "\n".join(md), images
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.0 into 0.0
     return str(value)
+
+
+def anchor(title: str) -> str:
+    """The HTML id of a section's heading: its title in lower case, runs of other characters
+    than letters and digits as one hyphen (``Every predictor: ID and OOD`` ->
+    ``every-predictor-id-and-ood``)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
 
 
 @dataclass
@@ -57,8 +65,8 @@ class Table:
             body.append("<tr>" + "".join(cells) + "</tr>")
         note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
         return (
-            f"<h2>{html.escape(self.title)}</h2>{note}<table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
+            f"<h2 id='{anchor(self.title)}'>{html.escape(self.title)}</h2>{note}"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         )
 
 

@@ -1,0 +1,101 @@
+"""A model exported by ``shiftlab export``, loaded back: ``shiftlab.load(DIR).predict(inputs)``.
+
+The folder is read through its own library, exactly as a user without shiftlab would load it
+(sentence-transformers for text encoders, timm for image models), so what shiftlab predicts
+from an export is what that one line gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shiftlab._optional import require
+from shiftlab.errors import ConfigError, DataError
+
+FORMAT_FILE = "shiftlab.json"
+
+
+@dataclass
+class Exported:
+    """An exported classifier: its class names, and ``logits`` of a batch of inputs (texts, or
+    image paths) from the folder's own library."""
+
+    folder: Path
+    meta: dict[str, Any]
+    model: Any
+    transform: Any = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    def logits(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """(N, K) logits of texts (sentence-transformers) or image paths / PIL images (timm)."""
+        if self.meta["format"] == "sentence-transformers":
+            return np.asarray(
+                self.model.encode(list(inputs), batch_size=batch_size, convert_to_numpy=True)
+            )
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                images = [open_image(x) for x in inputs[start : start + batch_size]]
+                batch = torch.stack([self.transform(image) for image in images])
+                out.append(self.model(batch).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.class_names)))
+
+    def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """(N, K) class probabilities (softmax of the logits)."""
+        logits = torch.as_tensor(self.logits(inputs, batch_size))
+        return logits.softmax(dim=-1).numpy()
+
+
+def open_image(item: Any) -> Any:
+    """An RGB PIL image from a path (or the image itself)."""
+    from PIL import Image
+
+    if isinstance(item, (str, Path)):
+        try:
+            with Image.open(item) as image:
+                return image.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read image {item}: {exc}") from None
+    return item.convert("RGB")
+
+
+def load(folder: str | Path) -> Exported:
+    """An export folder, through its own library.
+
+    Raises:
+        ConfigError: not a folder ``shiftlab export`` wrote.
+    """
+    folder = Path(folder)
+    path = folder / FORMAT_FILE
+    if not path.is_file():
+        raise ConfigError(f"{folder} is not a shiftlab export (no {FORMAT_FILE})")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if meta["format"] == "sentence-transformers":
+        st = require("sentence_transformers", "deploy")
+        return Exported(folder, meta, st.SentenceTransformer(str(folder), device="cpu"))
+    if meta["format"] == "timm":
+        timm = require("timm", "vision")
+        model = timm.create_model(
+            meta["architecture"],
+            pretrained=True,
+            num_classes=len(meta["class_names"]),
+            pretrained_cfg_overlay={**meta["overlay"], "file": str(folder / "model.safetensors")},
+        ).eval()
+        config = timm.data.resolve_data_config({}, model=model)
+        return Exported(folder, meta, model, timm.data.create_transform(**config))
+    if meta["format"] in ("peft", "transformers"):
+        raise ConfigError(
+            f"{folder} holds a language model: load it with the line in its README.md, or "
+            "predict with the run directory (shiftlab predict RUN_DIR MODEL)"
+        )
+    raise ConfigError(f"{folder}: unknown export format {meta['format']!r}")
