@@ -54,6 +54,19 @@ task = json.load(open(sys.argv[1]))
 if task["format"] == "sentence-transformers":
     from sentence_transformers import SentenceTransformer
     logits = SentenceTransformer(task["dir"], device="cpu").encode(task["inputs"])
+elif task["format"] == "open_clip":
+    import open_clip, torch
+    import torch.nn.functional as F
+    from PIL import Image
+    from safetensors.torch import load_file
+    open_clip.add_model_config(task["dir"] + "/" + task["architecture"] + ".json")
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        task["architecture"], pretrained=task["dir"] + "/open_clip.pt")
+    head = load_file(task["dir"] + "/head.safetensors")
+    with torch.no_grad():
+        images = torch.stack([preprocess(Image.open(p)) for p in task["inputs"]])
+        logits = (F.normalize(model.encode_image(images), dim=-1) @ head["weight"].T
+                  + head["bias"]).numpy()
 else:
     import timm, torch
     from PIL import Image
@@ -283,3 +296,85 @@ def test_an_exported_lora_model_is_the_runs_model_through_peft(
     expected = np.stack(table.logits.to_numpy())
     assert np.array_equal(logits.argmax(1), expected.argmax(1))
     assert np.abs(logits - expected).max() < 1e-4
+
+
+UNLEARN = """
+data:
+  kind: sentiment_sentences
+  path: {data}
+  id_domains: [amazon_cells]
+  ood_domains: [yelp]
+  max_per_domain: 120
+  max_per_ood_domain: 20
+  label_noise: {{rate: 0.2, seed: 2}}
+backbone: {encoder}
+recipes:
+  - full_ft: {{epochs: 1, batch_size: 32, warmup_steps: 1}}
+unlearn:
+  forget: {{curation: label_issues}}
+  on: full_ft
+  methods: [retrain, finetune_retain]
+"""
+
+
+@pytest.fixture(scope="module")
+def unlearn_run(tmp_path_factory, sentences_dir, tiny_encoder_dir):
+    folder = tmp_path_factory.mktemp("unlearn")
+    text = UNLEARN.format(data=sentences_dir, encoder=tiny_encoder_dir)
+    return run(config.load(write_config(folder / "c.yaml", text)), folder / "run")
+
+
+@pytest.mark.parametrize("model", ["unlearn.finetune_retain/full_ft", "unlearn.retrain/full_ft"])
+def test_an_unlearned_model_is_made_again_and_exported(unlearn_run, tmp_path, capsys, model):
+    assert main(["export", str(unlearn_run), model, "--out", str(tmp_path / "export")]) == 0
+    _, table = recorded(unlearn_run, model, "id_test")
+    bench = load_benchmark(config.load(unlearn_run / "config.yaml").data)
+    texts = dict(zip(bench.test.ids, bench.test.inputs, strict=True))
+    task = {
+        "format": "sentence-transformers",
+        "dir": str(tmp_path / "export"),
+        "inputs": [texts[e] for e in table.example],
+    }
+    logits = in_fresh_process(task, tmp_path)
+    expected = np.stack(table.logits.to_numpy())
+    assert np.array_equal(logits.argmax(1), expected.argmax(1))
+    assert np.abs(logits - expected).max() < 1e-4
+
+
+CLIP = """
+data: {{kind: image_folder, path: {data}, id_domains: [photo], ood_domains: [sketch]}}
+backbone: {{name: "open_clip:{arch}", pretrained: {weights}}}
+prompts: ["a photo of a {{class_name}}."]
+seed: 0
+recipes: [zero_shot, linear_probe]
+"""
+
+
+def test_an_exported_open_clip_model_is_the_runs_model_in_open_clip(
+    tmp_path, tiny_images_dir, tiny_clip_config, clip_checkpoint, capsys
+):
+    text = CLIP.format(data=tiny_images_dir, arch=tiny_clip_config, weights=clip_checkpoint)
+    cfg = config.load(write_config(tmp_path / "c.yaml", text))
+    run_dir = run(cfg, tmp_path / "run")
+    assert main(["export", str(run_dir), "zero_shot", "--out", str(tmp_path / "export")]) == 0
+    meta = json.loads((tmp_path / "export" / "shiftlab.json").read_text())
+    _, table = recorded(run_dir, "zero_shot", "sketch")
+    bench = load_benchmark(cfg.data)
+    sketch = next(s for s in bench.eval_splits() if s.name == "sketch")
+    paths = dict(zip(sketch.ids, sketch.inputs.paths, strict=True))
+    task = {
+        "format": "open_clip",
+        "dir": str(tmp_path / "export"),
+        "architecture": meta["architecture"],
+        "inputs": [paths[e] for e in table.example],
+    }
+    logits = in_fresh_process(task, tmp_path)
+    expected = np.stack(table.logits.to_numpy())
+    assert np.array_equal(logits.argmax(1), expected.argmax(1))
+    # zero-shot logits are 100 x cosine similarities: float32 rounding scales with them
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    # shiftlab.load reads it back the same way
+    import shiftlab
+
+    probs = shiftlab.load(tmp_path / "export").predict(task["inputs"])
+    assert np.array_equal(probs.argmax(1), expected.argmax(1))

@@ -56,6 +56,18 @@ class Exported:
         return logits.softmax(dim=-1).numpy()
 
 
+class OpenClipClassifier(torch.nn.Module):
+    """An open_clip model's normalised image embeddings through the exported head."""
+
+    def __init__(self, model: Any, head: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.model, self.weight, self.bias = model, head["weight"], head["bias"]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        embeddings = torch.nn.functional.normalize(self.model.encode_image(images), dim=-1)
+        return embeddings @ self.weight.T + self.bias
+
+
 def open_image(item: Any) -> Any:
     """An RGB PIL image from a path (or the image itself)."""
     from PIL import Image
@@ -93,6 +105,17 @@ def load(folder: str | Path) -> Exported:
         ).eval()
         config = timm.data.resolve_data_config({}, model=model)
         return Exported(folder, meta, model, timm.data.create_transform(**config))
+    if meta["format"] == "open_clip":
+        open_clip = require("open_clip", "clip")
+        from safetensors.torch import load_file
+
+        open_clip.add_model_config(str(folder / f"{meta['architecture']}.json"))
+        size = {"force_image_size": meta["image_size"]} if meta.get("image_size") else {}
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            meta["architecture"], pretrained=str(folder / "open_clip.pt"), **size
+        )
+        return Exported(folder, meta, OpenClipClassifier(model.eval(), load_file(
+            str(folder / "head.safetensors"))), preprocess)  # fmt: skip
     if meta["format"] in ("peft", "transformers"):
         raise ConfigError(
             f"{folder} holds a language model: load it with the line in its README.md, or "

@@ -91,6 +91,7 @@ def model_card(
 PIPELINES = {
     "sentence-transformers": "text-classification",
     "timm": "image-classification",
+    "open_clip": "zero-shot-image-classification",
     "peft": "text-generation",
     "transformers": "text-generation",
 }

@@ -33,6 +33,7 @@ from shiftlab._optional import require
 from shiftlab.atomic import write_atomic
 from shiftlab.commands.card import model_card
 from shiftlab.config.load import parse
+from shiftlab.entries import unlearn_key
 from shiftlab.errors import ConfigError, RunDirError
 from shiftlab.evaluate.calibration import temperature_scaled
 from shiftlab.files import check_out_dir
@@ -40,6 +41,7 @@ from shiftlab.lm.load import resolve_source
 from shiftlab.lm.scorer import LMScorer
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.combination import TemperatureScaled
+from shiftlab.models.open_clip_backbone import CLIPFeaturizer
 from shiftlab.models.text import TextEncoder
 from shiftlab.models.timm_backbone import TimmFeaturizer
 from shiftlab.runtime import log
@@ -81,7 +83,10 @@ def find_predictor(session: Session, records: list[dict[str, Any]], name: str) -
         scaled = temperature_scaled(base, session.benchmark.val, session.cache)
         return dataclasses.replace(scaled, model=folded(scaled.model))
     label, _, own = name.partition("/")
-    predictor = curated(session, label, own) if own else session.lookup(name)
+    if label.startswith(unlearn_key("")):
+        predictor = unlearned(session, label.removeprefix(unlearn_key("")), own, name)
+    else:
+        predictor = curated(session, label, own) if own else session.lookup(name)
     if not isinstance(predictor.model, (Classifier, LMScorer)):
         raise ConfigError(
             f"'{name}' is a {type(predictor.model).__name__}: export takes classifiers "
@@ -100,6 +105,24 @@ def folded(model: TemperatureScaled) -> Classifier:
         head.weight.copy_(inner.head.weight / model.temperature)
         head.bias.copy_(inner.head.bias / model.temperature)
     return Classifier(inner.featurizer, head)
+
+
+def unlearned(session: Session, method: str, on: str, name: str) -> Predictor:
+    """``unlearn.METHOD/ON``: the run's model ``ON`` after unlearning method ``METHOD`` (or
+    retrained without the forget set), made again as the run made it.
+
+    Raises:
+        ConfigError: the run has no such unlearning entry.
+    """
+    stage = session.stages["unlearn"]
+    stage.check(session)
+    session.curation = session.curation or session.plan_curation()  # a forget set by a score
+    stage.plan(session)
+    spec = next((s for s in stage.specs(session) if s.name == method), None)
+    if spec is None or on != stage.on:
+        raise ConfigError(f"no unlearning entry '{method}' of '{on}' in this run")
+    original = session.lookup(stage.on)
+    return Predictor(name, original.recipe, stage.model_of(session, spec), dict(original.params))
 
 
 def curated(session: Session, label: str, name: str) -> Predictor:
@@ -138,9 +161,12 @@ def export(run_dir: Path, name: str, out: Path) -> Path:
         info = export_text(featurizer, model.head, class_names, out)
     elif isinstance(featurizer, TimmFeaturizer):
         info = export_timm(featurizer, model.head, class_names, out)
+    elif isinstance(featurizer, CLIPFeaturizer):
+        info = export_open_clip(featurizer, model.head, session, out)
     else:
         raise ConfigError(
-            f"export writes text encoders (sentence-transformers) and timm models for now; "
+            f"export writes text encoders (sentence-transformers), timm and open_clip models "
+            f"and causal LMs; "
             f"this backbone is {type(featurizer).__name__}"
         )
     meta = {
@@ -229,6 +255,44 @@ def export_lm(scorer: LMScorer, session: Session, out: Path) -> dict[str, Any]:
         "scoring": "each class: the sum of log p(label-word tokens | prompt), the prompt's "
         "trailing whitespace moved onto the word, word tokens without special tokens",
         "load": load,
+    }
+
+
+def export_open_clip(
+    featurizer: CLIPFeaturizer, head: nn.Linear, session: Session, out: Path
+) -> dict[str, Any]:
+    """open_clip's own files: the architecture's config (``add_model_config``), the model's
+    state dict (``create_model_and_transforms(..., pretrained=FILE)``) and the head over the
+    normalised image embeddings, with the class prompts."""
+    open_clip = require("open_clip", "clip")
+    from safetensors.torch import save_file
+
+    cfg = session.cfg.backbone
+    arch = cfg.name.partition(":")[2]
+    config_path, checkpoint, head_path = (
+        out / f"{arch}.json",
+        out / "open_clip.pt",
+        out / "head.safetensors",
+    )
+    write_atomic(config_path, json.dumps(open_clip.get_model_config(arch), indent=2) + "\n")
+    torch.save(featurizer.model.state_dict(), checkpoint)
+    save_file(
+        {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu()},
+        str(head_path),
+    )
+    size = f", force_image_size={cfg.image_size}" if cfg.image_size else ""
+    return {
+        "format": "open_clip",
+        "architecture": arch,
+        "image_size": cfg.image_size,
+        "prompts": session.cfg.prompts,
+        "load": "import open_clip, torch.nn.functional as F; "
+        "from safetensors.torch import load_file; "
+        f"open_clip.add_model_config({str(config_path)!r}); "
+        f"model, _, preprocess = open_clip.create_model_and_transforms({arch!r}, "
+        f"pretrained={str(checkpoint)!r}{size}); head = load_file({str(head_path)!r}); "
+        "logits = F.normalize(model.encode_image(images), dim=-1) @ head['weight'].T + "
+        "head['bias']  # images: preprocess(PIL image), stacked",
     }
 
 

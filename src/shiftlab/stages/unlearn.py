@@ -121,21 +121,27 @@ class UnlearnStage(Stage):
         own = judged.train
         return judged, own.subset(self.forget, name="forget"), own.subset(keep, "retain"), retain
 
+    def model_of(self, session: Session, spec: EntrySpec) -> nn.Module:
+        """The model an entry makes: the original, the retrained one, or the original after a
+        method (deterministic: export makes it again the same)."""
+        _, forget, retain, retrain_set = self.sets(session)
+        original = session.lookup(self.on)
+        if spec is ORIGINAL:
+            return original.model
+        if spec.kind == RETRAIN:
+            made = session.produce(session.specs[self.on], session.benchmark_for(retrain_set))
+            return next(p for p in made if not p.info.get("trend_point")).model
+        return unlearned(session, spec, original, forget, retain)
+
     def run(self, session: Session, spec: EntrySpec) -> list[Scored]:
         """One entry: the original (a summary only), retraining, or a method."""
         on, cfg = self.on, session.cfg.unlearn
-        judged, forget, retain, retrain_set = self.sets(session)
+        judged, forget, retain, _ = self.sets(session)
         original = session.lookup(on)
         key = unlearn_key(spec.name)
         log(f"[bold]{key}[/bold] on {escape(on)} ({len(forget)} examples to forget)")
         started = time.perf_counter()
-        if spec is ORIGINAL:
-            model = original.model
-        elif spec.kind == RETRAIN:
-            made = session.produce(session.specs[on], session.benchmark_for(retrain_set))
-            model = next(p for p in made if not p.info.get("trend_point")).model
-        else:
-            model = unlearned(session, spec, original, forget, retain)
+        model = self.model_of(session, spec)
         seconds = time.perf_counter() - started
         tag = {
             "method": spec.kind,
