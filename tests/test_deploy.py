@@ -91,6 +91,17 @@ def recorded(run_dir: Path, model: str, split: str) -> tuple[dict, pd.DataFrame]
     return record, table[(table.model == model) & (table.split == split)]
 
 
+def same_as_run(
+    logits: np.ndarray, table: pd.DataFrame, rtol: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assert the export's logits are the run's (same argmax on every example, within 1e-4,
+    relative ``rtol`` on top); return both."""
+    expected = np.stack(table.logits.to_numpy())
+    assert np.array_equal(logits.argmax(1), expected.argmax(1))
+    np.testing.assert_allclose(logits, expected, rtol=rtol, atol=1e-4)
+    return logits, expected
+
+
 def in_fresh_process(task: dict, tmp_path: Path) -> np.ndarray:
     """Logits the export gives in an interpreter that never imports shiftlab."""
     (tmp_path / "task.json").write_text(json.dumps(task), encoding="utf-8")
@@ -125,10 +136,7 @@ def test_an_exported_model_is_the_runs_model_in_sentence_transformers(
         "dir": str(tmp_path / "export"),
         "inputs": [texts[e] for e in table.example],
     }
-    logits = in_fresh_process(task, tmp_path)
-    expected = np.stack(table.logits.to_numpy())
-    assert np.array_equal(logits.argmax(1), expected.argmax(1))
-    assert np.abs(logits - expected).max() < 1e-4
+    logits, _ = same_as_run(in_fresh_process(task, tmp_path), table)
     assert (logits.argmax(1) == table.label.to_numpy()).mean() == record["accuracy"]
     # The card: Hugging Face's format, the record's numbers with their intervals.
     from huggingface_hub import ModelCard
@@ -214,10 +222,7 @@ def test_an_exported_timm_model_is_the_runs_model_in_timm(tmp_path, tiny_images_
         "overlay": meta["overlay"],
         "inputs": [paths[e] for e in table.example],
     }
-    logits = in_fresh_process(task, tmp_path)
-    expected = np.stack(table.logits.to_numpy())
-    assert np.array_equal(logits.argmax(1), expected.argmax(1))
-    assert np.abs(logits - expected).max() < 1e-4
+    same_as_run(in_fresh_process(task, tmp_path), table)
 
 
 LM = """
@@ -293,9 +298,7 @@ def test_an_exported_lora_model_is_the_runs_model_through_peft(
         cwd=tmp_path,
     )
     logits = np.array(json.loads((tmp_path / "o.json").read_text())["logits"])
-    expected = np.stack(table.logits.to_numpy())
-    assert np.array_equal(logits.argmax(1), expected.argmax(1))
-    assert np.abs(logits - expected).max() < 1e-4
+    same_as_run(logits, table)
 
 
 UNLEARN = """
@@ -335,10 +338,7 @@ def test_an_unlearned_model_is_made_again_and_exported(unlearn_run, tmp_path, ca
         "dir": str(tmp_path / "export"),
         "inputs": [texts[e] for e in table.example],
     }
-    logits = in_fresh_process(task, tmp_path)
-    expected = np.stack(table.logits.to_numpy())
-    assert np.array_equal(logits.argmax(1), expected.argmax(1))
-    assert np.abs(logits - expected).max() < 1e-4
+    same_as_run(in_fresh_process(task, tmp_path), table)
 
 
 CLIP = """
@@ -368,11 +368,8 @@ def test_an_exported_open_clip_model_is_the_runs_model_in_open_clip(
         "architecture": meta["architecture"],
         "inputs": [paths[e] for e in table.example],
     }
-    logits = in_fresh_process(task, tmp_path)
-    expected = np.stack(table.logits.to_numpy())
-    assert np.array_equal(logits.argmax(1), expected.argmax(1))
     # zero-shot logits are 100 x cosine similarities: float32 rounding scales with them
-    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    _, expected = same_as_run(in_fresh_process(task, tmp_path), table, rtol=1e-4)
     # shiftlab.load reads it back the same way
     import shiftlab
 
