@@ -29,8 +29,8 @@ def model_card(
     shown = [r for r in records if not r.get("trend_point")]
     run_dir = meta["run_dir"]
     evidence = Evidence(shown, Outcomes(Path(run_dir), seed=shown[0].get("seed", 0)))
-    add_intervals(rows, evidence)
     row = next(r for r in rows if r.model == name)
+    add_intervals([row], evidence)  # this model's only: the card shows no other interval
     own = [r for r in shown if r["model"] == name and not r.get("adapter")]
     data = config.get("data") or {}
     metadata = {

@@ -36,6 +36,7 @@ from shiftlab.config.load import parse
 from shiftlab.entries import unlearn_key
 from shiftlab.errors import ConfigError, RunDirError
 from shiftlab.evaluate.calibration import temperature_scaled
+from shiftlab.exported import FORMAT_FILE
 from shiftlab.files import check_out_dir
 from shiftlab.lm.load import resolve_source
 from shiftlab.lm.scorer import LMScorer
@@ -48,8 +49,6 @@ from shiftlab.runtime import log
 from shiftlab.session import Session
 from shiftlab.stages import default_stages
 from shiftlab.store import read_records, read_run_config
-
-FORMAT_FILE = "shiftlab.json"
 
 
 def open_run(run_dir: Path) -> tuple[Session, list[dict[str, Any]]]:

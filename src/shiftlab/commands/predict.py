@@ -19,14 +19,14 @@ import torch
 
 from shiftlab.atomic import atomic_path
 from shiftlab.commands.export import find_predictor, open_run
-from shiftlab.data.batches import channels_last, input_transform, iterate
+from shiftlab.data.benchmark import Split
 from shiftlab.data.image_folder import IMAGE_SUFFIXES
 from shiftlab.data.images import ImageFiles
 from shiftlab.data.table import read_rows
 from shiftlab.errors import ConfigError, DataError
+from shiftlab.evaluate.records import model_logits
 from shiftlab.exported import FORMAT_FILE, load
 from shiftlab.files import check_out_dir
-from shiftlab.progress import progress
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -75,25 +75,15 @@ def check_images(paths: list[str]) -> None:
 
 
 def run_probabilities(run_dir: Path, name: str, inputs: list[Any], kind: str) -> tuple:
-    """Class probabilities of a run's model, with the run's own featurizer and transform."""
+    """Class probabilities of a run's model, through the path the run scored its splits with
+    (:func:`shiftlab.evaluate.records.model_logits`: the run's featurizer, transform, batching)."""
     session, records = open_run(run_dir)
     model = find_predictor(session, records, name).model.eval()
-    device = session.device
-    data = ImageFiles(inputs) if kind == "image" else inputs
-    chunks = np.array_split(np.arange(len(inputs)), max(1, int(np.ceil(len(inputs) / 32))))
-    batches = iterate(
-        data,
-        chunks,
-        transform=input_transform(model),
-        device=device,
-        last=channels_last(model),
-    )
-    out = []
-    with torch.inference_mode(), progress("predicting", len(inputs), "examples") as advance:
-        for chunk, batch in zip(chunks, batches, strict=True):
-            out.append(model(batch).float().softmax(-1).cpu().numpy())
-            advance(len(chunk))
-    return np.concatenate(out), session.benchmark.class_names
+    data = ImageFiles(inputs) if kind == "image" else list(inputs)
+    split = Split("predict", "ood", data, np.zeros(len(inputs), dtype=np.int64))
+    with torch.inference_mode():
+        logits = model_logits(model, split, session.cache)
+    return logits.float().softmax(-1).numpy(), session.benchmark.class_names
 
 
 def predict(
