@@ -141,7 +141,12 @@ class Session:
         if cfg.task is not None:  # every pure config error of the task before the model loads
             check_tasks(cfg.task, self.source, self.capability_data)
         self.backbone = load_backbone(
-            cfg.backbone, device, seed=cfg.seed, input_shape=self.benchmark.input_shape
+            cfg.backbone,
+            device,
+            seed=cfg.seed,
+            input_shape=self.benchmark.input_shape,
+            train=self.benchmark.train,  # what a LiT with pairs: train is tuned on
+            class_names=self.benchmark.class_names,
         )
         if self.backbone.kind == "causal_lm":
             self.benchmark = self.language_model_benchmark(self.source)

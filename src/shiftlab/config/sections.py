@@ -73,6 +73,28 @@ class LabelNoiseConfig:
 
 
 @dataclass
+class PoisonConfig:
+    """A backdoor in the training data (:mod:`shiftlab.data.poison`, after CleanCLIP's
+    ``backdoor/create_backdoor_data.py``): a seeded fraction of the training examples get a
+    trigger and the target class (and its caption); a ``triggered`` split of the non-target ID
+    test examples with the trigger measures the attack success rate (``asr``)."""
+
+    target: str = param("", "the class (name) poisoned examples are relabelled to")
+    fraction: float = param(0.05, "share of the training examples poisoned", within="(0, 1)")
+    trigger: Literal["auto", "random", "blended", "token"] = param(
+        "auto",
+        "random: a noise patch at a random place (BadNet, the reference's default); blended: "
+        "0.8 image + 0.2 uniform noise; token: a rare word inserted (text); auto: random for "
+        "images, token for text",
+    )
+    token: str = param("cf", "the rare word of the text trigger")
+    patch_size: int = param(
+        16, "side of the random patch in pixels at 224 (scaled to the image)", within="[1, 224]"
+    )
+    seed: int | None = param(None, "which examples and where the trigger goes; default data.seed")
+
+
+@dataclass
 class UnlabeledConfig:
     """An unlabeled pool: a seeded fraction of each named domain, its labels dropped at load;
     the rest of an OOD (or ID) domain is used as usual."""
@@ -120,6 +142,9 @@ class DataConfig:
     unlabeled: UnlabeledConfig | None = param(
         None, "an unlabeled pool from some domains: {domains: [yelp], fraction: 0.5}"
     )
+    poison: PoisonConfig | None = param(
+        None, "a backdoor: {target: dog, fraction: 0.05, trigger: random}", added_later=True
+    )
     options: Any = param(None, "the loader's own options (built from the remaining keys)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +181,12 @@ class BackboneConfig:
     augment: bool = param(False, "train-time augmentation (timm's training transform)")
     channels_last: bool = param(False, "channels-last memory format (convolutional backbones)")
     gguf_file: str | None = param(None, "causal LMs: a GGUF checkpoint inside the folder")
+    pairs: str | None = param(
+        None, "lit: an image-text file its projections are tuned on, or train (the ID split)"
+    )
+    lit: dict[str, Any] | None = param(
+        None, "lit: how the projections are tuned (dim, epochs, batch_size, lr, ...)"
+    )
 
 
 @dataclass

@@ -131,6 +131,8 @@ class Split:
     # (N,) per-example annotations naming the input regions that are reliable for it
     # ("core;patch"), "" where an example has none (the ``reliable`` attribute of a loader)
     annotations: np.ndarray | None = None
+    # (N,) the caption of each image (image-text data: the ``caption`` attribute of a loader)
+    captions: np.ndarray | None = None
     # The split this one selects examples of, and which (features are derived, not re-encoded).
     parent: tuple[Split, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -158,6 +160,7 @@ class Split:
             None if self.domains is None else self.domains[index],
             None if self.answers is None else self.answers[index],
             None if self.annotations is None else self.annotations[index],
+            None if self.captions is None else self.captions[index],
             parent=(self, index),
         )
 
@@ -184,6 +187,8 @@ class Split:
         digest.update(self.labels.astype(np.int64).tobytes())
         for answer in self.answers if self.answers is not None else ():
             digest.update(str(answer).encode("utf-8", "surrogatepass") + b"\1")
+        for caption in self.captions if self.captions is not None else ():
+            digest.update(str(caption).encode("utf-8", "surrogatepass") + b"\2")
         return digest.hexdigest()
 
 

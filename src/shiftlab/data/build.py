@@ -47,6 +47,8 @@ def _check_classes(domain: str, labels: np.ndarray, class_names: list[str]) -> N
 
 #: The per-example attribute naming the input regions reliable for that example.
 ANNOTATION = "reliable"
+#: The per-example attribute holding an image's caption (image-text data).
+CAPTION = "caption"
 
 
 class Pool:
@@ -161,6 +163,7 @@ def corrupted_splits(source: Split, cfg: CorruptionsConfig, seed: int) -> list[S
             ids=source.ids,
             true_labels=source.true_labels,
             domains=source.domains,
+            captions=source.captions,
         )
         for kind in kinds
         for severity in cfg.severities
@@ -312,6 +315,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
                 answers=data.answers,
                 info=pool.info(domain),
                 annotations=data.attributes.get(ANNOTATION),
+                captions=data.attributes.get(CAPTION),
             )
         )
     for domain in pool_domains:  # named only for the pool: the rest of it is not used
@@ -338,6 +342,7 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
             ),
             answers=joined([d.answers for d in domains]),
             annotations=joined([d.attributes.get(ANNOTATION) for d in domains]),
+            captions=joined([d.attributes.get(CAPTION) for d in domains]),
         )
 
     train = merged("train")
@@ -350,6 +355,12 @@ def build_benchmark(loaded: LoadedData, cfg: DataConfig, name: str) -> Benchmark
         if missing:
             log(f"warning: groups with no training example: {', '.join(missing)}")
     test = merged("id_test")
+    if cfg.poison is not None:
+        from shiftlab.data.poison import poison
+
+        seed = cfg.poison.seed if cfg.poison.seed is not None else cfg.seed
+        train, triggered = poison(train, test, list(loaded.class_names), cfg.poison, seed)
+        ood.append(triggered)
     if cfg.corruptions is not None:
         if loaded.modality != "image":
             raise DataError("data.corruptions apply to image benchmarks only")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from shiftlab import faults
 from shiftlab.data.benchmark import Split
 from shiftlab.evaluate.generation import exact_match, rouge_l
-from shiftlab.evaluate.intervals import bootstrap_seed, metric_intervals
+from shiftlab.evaluate.intervals import bootstrap_seed, mean_interval, metric_intervals
 from shiftlab.evaluate.metrics import classification_metrics
 from shiftlab.features import FeatureCache
 from shiftlab.models.classifier import Classifier, Predictor
@@ -73,6 +73,10 @@ def make_record(
     record["ci"] = metric_intervals(
         logits, split.eval_labels, split.groups, seed=bootstrap_seed(seed, split.name)
     )
+    if "attack_class" in split.info:  # a triggered split: the backdoor's success rate
+        hits = logits.argmax(1).cpu().numpy() == split.info["attack_class"]
+        record["asr"] = float(hits.mean())
+        record["ci"]["asr"] = mean_interval(hits.astype(float), bootstrap_seed(seed, split.name))
     if split.true_labels is not None:
         record["clean_labels"] = True  # scored against the true labels, not the given noisy ones
     record["seed"] = seed

@@ -94,16 +94,18 @@ def load_backbone(
     device: torch.device,
     seed: int = 0,
     input_shape: tuple[int, ...] | None = None,
+    **data: Any,
 ) -> Backbone:
     """A registered backbone by name (``family:model`` for timm and open_clip), else a Hugging
     Face text encoder from a path or model id.
 
     ``seed`` initialises backbones trained from scratch; ``input_shape`` (C, H, W) sizes an
-    image backbone's input.
+    image backbone's input; ``data`` (``train``, ``class_names``) is what a backbone tuned at
+    load reads (a LiT with ``pairs: train``).
     """
     entry = registered_entry(cfg)
     if entry is not None:
-        backbone = entry.obj(cfg, seed=seed, input_shape=input_shape)
+        backbone = entry.obj(cfg, seed=seed, input_shape=input_shape, **data)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
             unknown_name_message("backbone", cfg.name, BACKBONES.names())

@@ -197,7 +197,11 @@ class Evidence:
 
     def ood(self, model: str) -> list[dict[str, Any]]:
         """The records the OOD mean averages: natural OOD splits, else corrupted ones."""
-        records = [r for r in self.by_model.get(model, {}).values() if r["role"] == "ood"]
+        records = [
+            r
+            for r in self.by_model.get(model, {}).values()
+            if r["role"] == "ood" and "attack" not in r
+        ]
         natural = [r for r in records if "corruption" not in r]
         return natural or records
 

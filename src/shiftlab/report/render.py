@@ -13,6 +13,7 @@ from shiftlab.errors import RunDirError
 from shiftlab.evaluate.robustness import Trend
 from shiftlab.report import plots
 from shiftlab.report.adaptation import adapter_tables, severity_curves
+from shiftlab.report.backdoor import backdoor_table
 from shiftlab.report.curation import curation_section
 from shiftlab.report.decision import (
     DEPLOY_NOTE,
@@ -395,6 +396,7 @@ def render_report(
         _worst_group_table(rows),
         _group_table(records),
         *adapter_tables(records),
+        backdoor_table(records),
         *curation_tables,
         generation_table(records),
         capability_table(records),

@@ -50,7 +50,10 @@ def ood_splits(records: list[dict[str, Any]]) -> list[str]:
         dict.fromkeys(
             r["split"]
             for r in records
-            if r["role"] == "ood" and "corruption" not in r and not r.get("capability")
+            if r["role"] == "ood"
+            and "corruption" not in r
+            and not r.get("capability")
+            and "attack" not in r
         )
     )
 
@@ -64,7 +67,8 @@ def model_rows(records: list[dict[str, Any]], adapter: str | None = None) -> lis
             by_model.setdefault(record["model"], []).append(record)
     rows = []
     for model, rs in by_model.items():
-        rs = [r for r in rs if not r.get("capability") and "accuracy" in r]
+        # a backdoor's triggered split has its own table (attack success rate)
+        rs = [r for r in rs if not r.get("capability") and "accuracy" in r and "attack" not in r]
         if not rs:
             continue
         role = {r["role"]: r for r in rs if r["role"] != "ood"}

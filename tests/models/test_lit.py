@@ -1,0 +1,91 @@
+"""The LiT two-tower: tuned on image-text pairs with both towers locked, saved and reloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from shiftlab.config.sections import BackboneConfig
+from shiftlab.data.image_text import sample_pairs
+from shiftlab.data.images import ImageFiles
+from shiftlab.errors import BackboneError
+from shiftlab.models import load_backbone
+from shiftlab.models.lit import embed, pair_captions
+
+CPU = torch.device("cpu")
+
+
+def lit_config(tmp_path: Path, **more) -> BackboneConfig:
+    pairs = sample_pairs(tmp_path)["path"]
+    options = {"epochs": 30, "batch_size": 12, "lr": 1e-2}
+    return BackboneConfig(name="lit", pairs=pairs, lit=options, image_size=32, **more)
+
+
+def images(tmp_path: Path) -> ImageFiles:
+    return ImageFiles(sorted(str(p) for p in tmp_path.glob("*.png")))
+
+
+def test_saved_lit_reloads_and_scores_identically(tmp_path):
+    folder = tmp_path / "lit"
+    tuned = load_backbone(lit_config(tmp_path, pretrained=str(folder)), CPU, 0, None)
+    assert (folder / "lit.json").is_file() and (folder / "projections.safetensors").is_file()
+    again = load_backbone(BackboneConfig(name="lit", pretrained=str(folder)), CPU, 7, None)
+    files = images(tmp_path)
+    texts = ["a red square", "a blue square"]
+    with torch.no_grad():
+        assert torch.equal(embed(tuned.featurizer, files), embed(again.featurizer, files))
+        assert torch.equal(
+            tuned.featurizer.encode_prompts(texts), again.featurizer.encode_prompts(texts)
+        )
+    assert again.logit_scale == tuned.logit_scale != 10.0  # the learned temperature
+
+
+def test_tuning_matches_images_to_their_captions_and_locks_the_towers(tmp_path):
+    untuned = load_backbone(BackboneConfig(name="lit", pretrained=False, image_size=32), CPU, 0)
+    tuned = load_backbone(lit_config(tmp_path), CPU, 0, None)
+    for tower in ("image", "text"):  # the same seeded towers, untouched by tuning
+        a = getattr(untuned.featurizer, tower).state_dict()
+        b = getattr(tuned.featurizer, tower).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    files = images(tmp_path)
+    truth = np.array([i % 2 for i in range(len(files))])  # sample_pairs: red, blue, red, ...
+    with torch.no_grad():
+        prompts = tuned.featurizer.encode_prompts(["a red square", "a blue square"])
+        picked = (embed(tuned.featurizer, files) @ prompts.T).argmax(1).numpy()
+    assert (picked == truth).all()
+
+
+def test_captions_or_class_prompts():
+    class Split:
+        captions = None
+        labels = np.array([0, 1, 1])
+
+        def __len__(self):
+            return 3
+
+    prompts = pair_captions(Split(), ["cat", "dog"], seed=0)
+    assert [p.rsplit(" ", 1)[-1].strip(".") for p in prompts] == ["cat", "dog", "dog"]
+    Split.captions = np.array(["x", "y", "z"], dtype=object)
+    assert pair_captions(Split(), ["cat", "dog"], seed=0) == ["x", "y", "z"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "lit"}, "needs backbone.pairs"),
+        ({"name": "lit:small_cnn"}, r"lit:IMAGE\+TEXT"),
+        ({"name": "lit:minilm+minilm", "pretrained": False}, "first tower must read images"),
+    ],
+)
+def test_lit_refuses_what_it_cannot_build(options, message):
+    with pytest.raises(BackboneError, match=message):
+        load_backbone(BackboneConfig(**options), CPU, 0, (3, 16, 16))
+
+
+def test_a_folder_without_a_saved_lit_is_refused(tmp_path):
+    (tmp_path / "other.txt").write_text("x")
+    with pytest.raises(BackboneError, match="holds no saved LiT"):
+        load_backbone(BackboneConfig(name="lit", pretrained=str(tmp_path)), CPU, 0, None)
