@@ -8,7 +8,7 @@ from torch import nn
 
 from shiftlab.errors import TrainingError
 from shiftlab.training import TrainOptions, train
-from shiftlab.training.trainer import epoch_batches, lr_factor
+from shiftlab.training.trainer import batches_per_epoch, epoch_batches, lr_factor
 
 CPU = torch.device("cpu")
 
@@ -147,6 +147,27 @@ def test_final_batch_of_one_is_folded_into_the_previous():
     assert [len(b) for b in batches] == [8, 9]
     assert sorted(np.concatenate(batches).tolist()) == list(range(17))
     assert [len(b) for b in epoch_batches(np.arange(18), 8)] == [8, 8, 2]
+
+
+def test_batches_per_epoch_counts_the_steps_epoch_batches_makes():
+    for n in range(0, 40):
+        for size in (1, 2, 5, 8, 16):
+            assert batches_per_epoch(n, size) == len(epoch_batches(np.arange(n), size)), (n, size)
+
+
+def test_on_step_is_called_after_every_optimiser_step_with_the_count():
+    x, y = data(n=20)
+    net = model()
+    calls = []
+
+    def on_step(step):
+        calls.append((step, float(net[0].weight[0, 0])))
+
+    cfg = TrainOptions(epochs=2, lr=1e-2, batch_size=8, warmup_steps=0)
+    loss = lambda b: F.cross_entropy(net(b.inputs), b.labels)  # noqa: E731
+    result = train(net, loss, x, y, cfg, seed=0, device=CPU, description="t", on_step=on_step)
+    assert [c[0] for c in calls] == [1, 2, 3, 4, 5, 6] and result.steps == 6
+    assert len({c[1] for c in calls}) == 6  # each call sees the weights after its step
 
 
 def test_a_plan_refilled_at_epoch_end_is_what_the_next_epoch_trains_on():

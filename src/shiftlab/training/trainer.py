@@ -176,6 +176,13 @@ def epoch_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return chunks
 
 
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps of an epoch of ``n`` examples: ``len(epoch_batches(order, batch_size))``
+    (a final batch of one is folded into the previous)."""
+    steps = -(-n // batch_size)
+    return steps - 1 if steps > 1 and n - (steps - 1) * batch_size == 1 else steps
+
+
 def micro_batches(index: np.ndarray, parts: int, splittable: bool = True) -> list[np.ndarray]:
     """What this process computes of one step's batch: its share (several processes), split
     into ``parts`` micro-batches (sizes differ by at most one; empty ones dropped). A batch whose
@@ -205,6 +212,7 @@ def train(
     eval_mode: bool = False,
     plan: list[np.ndarray] | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
     score: Callable[[], float | tuple[float, ...]] | None = None,
     keep_states: bool = False,
     transform: ImageTransform | None = None,
@@ -232,6 +240,9 @@ def train(
             ``plan[e]`` is read when epoch ``e`` starts, so ``on_epoch_end`` may refill later
             epochs in place (keeping their lengths), e.g. to resample by weights learned so far.
         on_epoch_end: called with the 0-based epoch after each epoch.
+        on_step: called after each optimiser step (and its scheduler step) with the number of
+            steps taken so far (1-based), e.g. to average weights along the trajectory. What it
+            keeps goes in ``stateful`` to survive a resume.
         score: the ID val score of the model as it is, a number or a tuple compared in order
             (needed unless ``cfg.select`` is "last"); the weights of the epoch scoring highest
             (the first, on ties) are kept.
@@ -284,7 +295,7 @@ def train(
     optimizer = make_optimizer(groups, cfg)
     scaler = grad_scaler(precision, device)
     sizes = [len(order) for order in plan]
-    total = sum(len(epoch_batches(order, cfg.batch_size)) for order in plan)
+    total = sum(batches_per_epoch(len(order), cfg.batch_size) for order in plan)
     if cfg.warmup_steps >= total:
         log(
             f"{description}: warmup_steps={cfg.warmup_steps} >= the {total} training steps, "
@@ -364,6 +375,8 @@ def train(
                     )
                     scheduler.step()
                     state.step += 1
+                    if on_step is not None:
+                        on_step(state.step)
                     faults.point("train_step")
                     state.seen += len(index)
                     epoch_loss += value * len(index)
