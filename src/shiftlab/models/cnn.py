@@ -7,6 +7,8 @@ features, about 0.31M parameters. Its BatchNorm layers are what test-time adapta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -51,6 +53,18 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
+
+    def hidden_layers(
+        self, x: torch.Tensor, layers: Sequence[int] | None = None
+    ) -> list[torch.Tensor]:
+        """The outputs of the stem and of each block, globally average-pooled: one (B, C)
+        tensor per chosen layer (0: the stem, -1: the last block, which gives ``forward``'s
+        features); default all four."""
+        states = [self.stem(x)]
+        for block in self.blocks:
+            states.append(block(states[-1]))
+        chosen = states if layers is None else [states[i] for i in layers]
+        return [s.mean(dim=(2, 3)) for s in chosen]
 
 
 @BACKBONES.register("small_cnn", kinds=("image_arrays",), fast={"input_shape": [1, 16, 16]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +59,37 @@ class TextEncoder(SharesTokenizer, nn.Module):
         """Encoding order that batches texts of similar length together (less padding)."""
         return np.argsort([len(t) for t in texts], kind="stable")
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def _tokens(self, texts: list[str]) -> Any:
         device = next(self.model.parameters()).device
-        batch = self.tokenizer(
+        return self.tokenizer(
             list(texts),
             padding=True,
             truncation=True,
             max_length=self.max_length,
             return_tensors="pt",
         ).to(device)
-        states = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+
+    def _pooled(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of ``states`` over the mask, L2-normalised when ``normalize``."""
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        batch = self._tokens(texts)
+        return self._pooled(self.model(**batch).last_hidden_state, batch["attention_mask"])
+
+    def hidden_layers(
+        self, texts: list[str], layers: Sequence[int] | None = None
+    ) -> list[torch.Tensor]:
+        """The chosen hidden states, each pooled and normalised as ``forward`` treats the last:
+        one (B, D) tensor per layer. ``layers`` index the model's ``hidden_states`` (0: the
+        embeddings, 1 the first layer, -1 the last, which gives ``forward``'s features); default
+        all of them."""
+        batch = self._tokens(texts)
+        states = self.model(**batch, output_hidden_states=True).hidden_states
+        chosen = states if layers is None else [states[i] for i in layers]
+        return [self._pooled(s, batch["attention_mask"]) for s in chosen]
 
 
 def quiet_transformers() -> None:
