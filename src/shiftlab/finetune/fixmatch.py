@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
+from shiftlab.finetune.eda import drop_words
 from shiftlab.finetune.unlabeled import SelfTrainingOptions, fit, pseudo_label_loss, trainee
 from shiftlab.models.classifier import Predictor
 from shiftlab.registry import FINETUNE
@@ -62,15 +63,6 @@ class FixMatchOptions(SelfTrainingOptions):
     flip: bool = param(False, "images: mirror half of the weak views")
 
 
-def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
-    """``text`` with each word dropped with probability ``p`` (at least one word kept)."""
-    words = text.split()
-    if len(words) <= 1 or p == 0:
-        return text
-    kept = [w for w in words if rng.random() >= p]
-    return " ".join(kept) if kept else words[int(rng.integers(len(words)))]
-
-
 def shifted(
     images: torch.Tensor, shift: float, flip: bool, rng: np.random.Generator
 ) -> torch.Tensor:
@@ -89,14 +81,18 @@ def shifted(
     return out
 
 
-def strong_images(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Random brightness and contrast (factors in [0.5, 1.5]) and Cutout of a square half the
-    side, per image."""
+def strong_images(
+    images: torch.Tensor, rng: np.random.Generator, cutout: bool = True
+) -> torch.Tensor:
+    """Random brightness and contrast (factors in [0.5, 1.5]) and, if ``cutout``, Cutout of a
+    square half the side, per image."""
     out = images.clone()
     _, _, h, w = images.shape
     for i in range(len(out)):
         mean = out[i].mean()
         out[i] = (out[i] - mean) * rng.uniform(0.5, 1.5) + mean * rng.uniform(0.5, 1.5)
+        if not cutout:
+            continue
         size = max(1, h // 2)
         y, x = int(rng.integers(h)), int(rng.integers(w))
         y0, x0 = max(0, y - size // 2), max(0, x - size // 2)
