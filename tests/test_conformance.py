@@ -118,7 +118,7 @@ def test_adapter(name):
 @pytest.mark.parametrize("name", CURATE.names())
 def test_curation_score(name, tiny_benchmark, tiny_backbone, tmp_path):
     cache = FeatureCache(tmp_path / "cache", batch_size=32)
-    testing.check_curation_score(name, tiny_benchmark, tiny_backbone, cache)
+    checked(testing.check_curation_score, name, tiny_benchmark, tiny_backbone, cache)
 
 
 @pytest.mark.parametrize("name", CURATE_ACTIONS.names())

@@ -305,7 +305,14 @@ def curation_context(benchmark: Any, backbone: Any, cache: Any, seed: int = 0) -
             features(train).numpy(), train.labels, k, folds=3, seed=seed, c=1.0
         )
 
-    return CurationContext(benchmark, features, out_of_sample, seed, torch.device("cpu"))
+    return CurationContext(
+        benchmark,
+        features,
+        out_of_sample,
+        seed,
+        torch.device("cpu"),
+        featurizer=backbone.featurizer,
+    )
 
 
 def curation_scores(names: list[str], ctx: Any) -> dict[str, Any]:
@@ -319,7 +326,13 @@ def curation_scores(names: list[str], ctx: Any) -> dict[str, Any]:
 def check_curation_score(name: str, benchmark: Any, backbone: Any, cache: Any) -> None:
     """A curation score gives every training example one finite value, says what high means,
     flags (bool) and suggests labels (valid classes) only with the right shapes, and is
-    deterministic."""
+    deterministic.
+
+    Raises:
+        Skip: the score reads image captions (T-MARS, CLIP score) and the benchmark has none.
+    """
+    if "captions" in CURATE[name].needs and getattr(benchmark.train, "captions", None) is None:
+        raise Skip(f"{name} scores image-caption pairs; the benchmark has no captions")
     ctx = curation_context(benchmark, backbone, cache)
     result = curation_scores([name], ctx)[name]
     n = len(benchmark.train)

@@ -4,7 +4,11 @@
 arXiv 1911.00068, "prune by noise rate"); ``relabel`` gives those examples cleanlab's suggested
 label instead; ``prune`` keeps a fraction of the training set by EL2N, GraNd or forgetting
 events, dropping the easiest examples (Paul et al., arXiv 2107.07075: ``keep_max_scores`` in
-``mansheej/data_diet``) or the hardest, or a random subset as the control; ``dedupe`` removes
+``mansheej/data_diet``) or the hardest, or a random subset as the control, or by an
+image-caption similarity (``tmars``, ``clip_score``: :mod:`shiftlab.curation.tmars`), dropping
+the least similar pairs; the easiest end of a score is its low end. It keeps exactly
+``max(1, round(keep * N))`` examples (Python's ``round``: halves to even), the highest scores
+first, ties in split order (a stable sort); ``dedupe`` removes
 every later copy of near-duplicate training examples (SemDeDup, arXiv 2303.09540). Each curated
 set keeps the split's order; recipes retrain on it with the run's seed and options.
 """
@@ -82,14 +86,16 @@ def relabel(scores: Scores, train: Split, cfg: Any, seed: int) -> Iterator[Varia
 class PruneOptions:
     """What to rank by, how much to keep, which end to drop."""
 
-    by: Literal["el2n", "grand", "forgetting", "random"] = param(
+    by: Literal["el2n", "grand", "forgetting", "tmars", "clip_score", "random"] = param(
         "el2n", "the score ranking the examples, or random (the control)"
     )
     keep: list[float] = param(
         [0.8], "fractions of the training set kept; one set each", within="(0, 1]"
     )
     drop: Literal["easiest", "hardest"] = param(
-        "easiest", "the end removed: easiest (the data-diet default) or hardest"
+        "easiest",
+        "the end removed: easiest, the lowest scores (the data-diet default; for tmars and "
+        "clip_score the least similar pairs, as T-MARS drops), or hardest, the highest",
     )
 
     def __post_init__(self) -> None:
@@ -102,7 +108,7 @@ class PruneOptions:
 
 @CURATE_ACTIONS.register("prune", options=PruneOptions)
 def prune(scores: Scores, train: Split, cfg: PruneOptions, seed: int) -> Iterator[Variant]:
-    """Keep a fraction of the training set, ranked by a difficulty score (or at random)."""
+    """Keep a fraction of the training set, ranked by a score (or at random)."""
     n = len(train)
     for fraction in cfg.keep:
         count = max(1, round(fraction * n))

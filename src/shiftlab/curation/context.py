@@ -26,6 +26,8 @@ class ScoreResult:
         summary: numbers for the report (e.g. how many were flagged).
         features: (N, D) the features the score read, for actions that select by geometry
             (k-center, D2), if it carries them.
+        columns: more per-example values, (N,) each, written beside the score in its file
+            (e.g. T-MARS's number of text boxes per image).
     """
 
     values: np.ndarray
@@ -35,6 +37,7 @@ class ScoreResult:
     pairs: list[tuple[str, int, int, float]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     features: np.ndarray | None = field(default=None, repr=False)
+    columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -48,6 +51,8 @@ class CurationContext:
             saw it (K-fold, by the configured scorer); computed once, on first use.
         seed: the run's seed.
         device: where heads train.
+        featurizer: the pretrained featurizer behind ``features`` (its text side encodes
+            captions: T-MARS, CLIP score), if the caller has it.
     """
 
     benchmark: Benchmark
@@ -55,6 +60,7 @@ class CurationContext:
     out_of_sample: Callable[[], np.ndarray]
     seed: int
     device: torch.device
+    featurizer: torch.nn.Module | None = None
 
     @property
     def train(self) -> Split:

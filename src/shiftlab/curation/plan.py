@@ -7,8 +7,8 @@ first), from cached pretrained features: no encoder pass beyond the one per spli
 ``RUN_DIR/curation/``, are readable without shiftlab:
 
 - ``<score>.csv``: one row per training example: ``example_id, domain, given_label,
-  true_label`` (label-noise benchmarks), ``score, flagged, suggested_label, input`` (the text,
-  or the image path);
+  true_label`` (label-noise benchmarks), ``score, flagged, suggested_label``, the score's own
+  columns (``text_boxes`` of ``tmars``), ``input`` (the text, or the image path);
 - ``near_duplicates_pairs.csv``: ``example_id, other_split, other_id, similarity``;
 - ``test_label_issues.csv``: likely label errors of ID test and each OOD split, flagged by
   confident learning on a linear probe trained on the ID training split (which never saw them);
@@ -156,7 +156,12 @@ class CurationPlan:
             DataError: a curated set has no example left of a class.
         """
         ctx = CurationContext(
-            self.benchmark, self.features, self.out_of_sample, self.seed, self.device
+            self.benchmark,
+            self.features,
+            self.out_of_sample,
+            self.seed,
+            self.device,
+            featurizer=self.pretrained,
         )
         for name in needed_scores(self.cfg, self.actions):
             entry = CURATE[name]
@@ -249,6 +254,7 @@ class CurationPlan:
                         "suggested_label": ""
                         if result.suggested is None
                         else class_names[int(result.suggested[i])],
+                        **{key: column_value(values[i]) for key, values in result.columns.items()},
                         "input": str(train.inputs[i]),
                     }
                 )
@@ -285,6 +291,13 @@ class CurationPlan:
             ],
         )
         write_atomic(folder / "summary.json", json.dumps(self.summary(), indent=1))
+
+
+def column_value(value: Any) -> Any:
+    """A score's extra per-example value as a CSV cell (floats rounded as scores are)."""
+    if isinstance(value, float | np.floating):
+        return round(float(value), 6)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] | None = None) -> None:

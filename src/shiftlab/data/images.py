@@ -5,7 +5,8 @@ a corrupted copy of a split, which corruption to apply), not pixels. Pixels are 
 batch needs them, by :mod:`shiftlab.data.batches`, in DataLoader workers, through the
 backbone's own transform; so a 10,000-image folder costs a list of paths until it is used.
 Images of any mode (grayscale, RGBA, palette) are converted to RGB. Images that are not files
-(rows of a Hugging Face dataset) are read the same way through an :class:`ImageReader`.
+(rows of a Hugging Face dataset) are read the same way through an :class:`ImageReader`. An
+:class:`ImageEdit` changes each decoded image before the transform (T-MARS masks its text).
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ class ImageReader(Protocol):
 
     def __call__(self, key: str):  # -> PIL.Image.Image of any mode
         """The image stored under ``key``."""
+        ...
+
+
+class ImageEdit(Protocol):
+    """A change made to every decoded image, after any corruption and before the backbone's
+    transform (e.g. T-MARS's text masking, :mod:`shiftlab.curation.tmars`).
+
+    It must pickle (DataLoader workers get a copy), and ``identity`` must say what it does: the
+    inputs' digest, hence the feature cache's key, includes it.
+    """
+
+    identity: str
+
+    def __call__(self, image, path: str):  # PIL RGB -> PIL RGB
+        """``image``, decoded from ``path``, edited."""
         ...
 
 
@@ -133,9 +149,10 @@ def corrupt_image(image, corruption: Corruption, key: int):  # PIL -> PIL
 
 
 class ImageFiles(Sequence[str]):
-    """N image paths, decoded on demand (optionally corrupted).
+    """N image paths, decoded on demand (optionally corrupted, optionally edited).
 
-    With a ``reader``, the "paths" are keys it reads (``hf:<row>``) rather than files.
+    With a ``reader``, the "paths" are keys it reads (``hf:<row>``) rather than files. With an
+    ``edit``, each image is edited after it is decoded (and corrupted).
     ``take``/``concat`` in :mod:`shiftlab.data.benchmark` keep it an ``ImageFiles``.
     """
 
@@ -144,10 +161,12 @@ class ImageFiles(Sequence[str]):
         paths: Sequence[str],
         corruption: Corruption | None = None,
         reader: ImageReader | None = None,
+        edit: ImageEdit | None = None,
     ) -> None:
         self.paths = [str(p) for p in paths]
         self.corruption = corruption
         self.reader = reader
+        self.edit = edit
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -160,25 +179,34 @@ class ImageFiles(Sequence[str]):
 
     def __repr__(self) -> str:
         more = f", {self.corruption}" if self.corruption else ""
+        more += f", edit {self.edit.identity}" if self.edit is not None else ""
         return f"ImageFiles({len(self)} images{more})"
 
     def subset(self, index: np.ndarray) -> ImageFiles:
-        """The images at ``index``, with the same corruption."""
-        return ImageFiles([self.paths[i] for i in index], self.corruption, self.reader)
+        """The images at ``index``, with the same corruption and edit."""
+        paths = [self.paths[i] for i in index]
+        return ImageFiles(paths, self.corruption, self.reader, self.edit)
 
     def corrupted(self, corruption: Corruption) -> ImageFiles:
         """The same images under ``corruption``."""
-        return ImageFiles(self.paths, corruption, self.reader)
+        return ImageFiles(self.paths, corruption, self.reader, self.edit)
+
+    def edited(self, edit: ImageEdit | None) -> ImageFiles:
+        """The same images, each changed by ``edit`` once decoded (None: unedited)."""
+        return ImageFiles(self.paths, self.corruption, self.reader, edit)
 
     def load(self, i: int):  # -> PIL.Image.Image
-        """Image ``i`` as RGB, corrupted when this is a corrupted split."""
+        """Image ``i`` as RGB, corrupted when this is a corrupted split, then edited."""
         image = open_rgb(self.paths[i], self.reader)
         if self.corruption is not None:
             image = corrupt_image(image, self.corruption, zlib.crc32(self.paths[i].encode()))
+        if self.edit is not None:
+            image = self.edit(image, self.paths[i])
         return image
 
     def digest(self) -> bytes:
-        """What identifies these inputs: paths, file sizes (or the reader) and the corruption."""
+        """What identifies these inputs: paths, file sizes (or the reader), the corruption and
+        the edit."""
         h = hashlib.blake2b(digest_size=16)
         if self.reader is not None:
             h.update(f"reader\0{self.reader.identity}\0".encode())
@@ -187,15 +215,19 @@ class ImageFiles(Sequence[str]):
             size = path.stat().st_size if self.reader is None and path.is_file() else -1
             h.update(f"{p}\0{size}\0".encode("utf-8", "surrogatepass"))
         h.update(repr(self.corruption).encode())
+        if self.edit is not None:  # unedited inputs keep the digest they always had
+            h.update(f"edit\0{self.edit.identity}".encode())
         return h.digest()
 
 
 def concat_files(parts: Sequence[ImageFiles]) -> ImageFiles:
-    """One ImageFiles of several (which must share their corruption and reader)."""
+    """One ImageFiles of several (which must share their corruption, reader and edit)."""
     corruptions = {p.corruption for p in parts}
     if len(corruptions) > 1:
         raise DataError("cannot join image sets under different corruptions")
     if len({None if p.reader is None else p.reader.identity for p in parts}) > 1:
         raise DataError("cannot join image sets read from different sources")
+    if len({None if p.edit is None else p.edit.identity for p in parts}) > 1:
+        raise DataError("cannot join image sets under different edits")
     paths = [path for p in parts for path in p.paths]
-    return ImageFiles(paths, corruptions.pop(), parts[0].reader)
+    return ImageFiles(paths, corruptions.pop(), parts[0].reader, parts[0].edit)
