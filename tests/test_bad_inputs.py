@@ -51,6 +51,12 @@ backbone: small_cnn
 recipes: [linear_probe]
 """
 
+PAIRS = """
+data: {{kind: image_text, path: {path}, id_domains: [photo], ood_domains: [sketch]}}
+backbone: {{name: lit, pairs: train}}
+recipes: [zero_shot]
+"""
+
 LM = """
 data:
   kind: sentiment_sentences
@@ -122,6 +128,16 @@ def files(tmp_path: Path, sentences_dir: Path, run_dirs: dict[str, Path]) -> dic
     config("aud_tt", AUDIT.replace('targets: [" Paris"]', "random_targets: 2, target_tokens: []"))
     config("aud_list", "- backbone: smollm2-135m-instruct\n- audit: {methods: [gcg]}\n")
     config("aud_topk", AUDIT.replace("budget: 5,", "budget: 5, options: {gcg: {topk: 0}},"))
+    pairs = ["image,caption,label,domain"]
+    for domain in ("photo", "sketch"):
+        for label in ("dog", "horse"):
+            pairs += [f"imgs/{domain}/{label}/{i}.png,a {label},{label},{domain}" for i in range(4)]
+    missing = [*pairs, "imgs/photo/dog/9.png,a dog,dog,photo"]
+    (tmp_path / "pairs_missing.csv").write_text("\n".join(missing) + "\n")
+    empty = [*pairs, "imgs/photo/dog/0.png,,dog,photo"]
+    (tmp_path / "pairs_empty.csv").write_text("\n".join(empty) + "\n")
+    for name in ("missing", "empty"):
+        config(f"pairs_{name}", PAIRS.format(path=tmp_path / f"pairs_{name}.csv"))
     made["afile.txt"] = tmp_path / "afile.txt"
     made["afile.txt"].write_text("hi\n")
     made["stuff"] = tmp_path / "stuff"
@@ -274,6 +290,19 @@ CASES = [
      r"recipe 'group_dro' needs groups in ID train, which data 'sentiment_sentences' lacks"),
     ("new-lm", ["run", "{lm}", "--out", "{out}", "--set", 'task.label_words={negative: " no"}'],
      r"no label word for class 'positive'"),
+    ("pairs-missing-image", ["run", "{pairs_missing}", "--out", "{out}"],
+     r"pairs_missing\.csv:18: image not found: .*9\.png"),
+    ("pairs-empty-caption", ["run", "{pairs_empty}", "--out", "{out}"],
+     r"pairs_empty\.csv:18: empty caption"),
+    ("poison-fraction-0", ["run", "{base}", "--out", "{out}", "--set",
+                           "data.poison={target: positive, fraction: 0}"],
+     r"data\.poison\.fraction must be in \(0, 1\), got 0"),
+    ("poison-fraction-1", ["run", "{base}", "--out", "{out}", "--set",
+                           "data.poison={target: positive, fraction: 1.0}"],
+     r"data\.poison\.fraction must be in \(0, 1\), got 1\.0"),
+    ("poison-target", ["run", "{base}", "--out", "{out}", "--set",
+                       "data.poison={target: banana, fraction: 0.1}"],
+     r"banana"),
     ("tracking-uri", ["run", "{base}", "--out", "{out}", "--set",
                       "tracking={mlflow: {uri: 'bogus://x'}}"],
      r"tracking\.mlflow\.uri 'bogus://x': MLflow stores runs at|pip install 'shiftlab\[mlflow\]'"),
