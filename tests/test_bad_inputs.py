@@ -386,3 +386,43 @@ def test_an_error_found_while_running_leaves_no_directory(
     lines = [line for line in err.splitlines() if line.startswith("shiftlab: error:")]
     assert code == 2 and len(lines) == 1 and "the loss became" in lines[0], err
     assert not out.exists()
+
+
+TMARS = """
+data: {{kind: image_text, path: {path}, id_domains: [light], ood_domains: [dark],
+        split: {{train: 0.5, val: 0.25, test: 0.25}}}}
+backbone: {backbone}
+recipes: [linear_probe]
+curate: [{{prune: {{by: tmars, keep: [0.5]}}}}]
+curation: {{folds: 2}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("backbone", "no_ocr", "pattern"),
+    [
+        ("{name: efficientnet_lite0, image_size: 32}", False,
+         r"curation score 'tmars' needs a backbone with a text side"),
+        ("{name: lit, pretrained: false, image_size: 32}", True,
+         r"'rapidocr_onnxruntime' is not installed; run: pip install 'shiftlab\[ocr\]'"),
+    ],
+)  # fmt: skip
+def test_tmars_without_a_text_side_or_ocr_is_one_line_before_the_run_directory(
+    backbone, no_ocr, pattern, tmp_path, capsys, monkeypatch
+):
+    """These two need the loaded model (whether it has a text side) or the OCR engine: still one
+    line, exit 2, and no run directory."""
+    pytest.importorskip("timm")
+    from shiftlab.data.image_text import sample_pairs
+
+    if no_ocr:
+        monkeypatch.setitem(__import__("sys").modules, "rapidocr_onnxruntime", None)
+    path = sample_pairs(tmp_path)["path"]
+    config = write_config(tmp_path / "run.yaml", TMARS.format(path=path, backbone=backbone))
+    out = tmp_path / "out"
+    code = main(["run", str(config), "--out", str(out)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("shiftlab: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not out.exists()

@@ -263,7 +263,7 @@ def captioned_images(ctx: CurationContext, score: str) -> tuple[ImageFiles, np.n
     if featurizer is None or not callable(getattr(featurizer, "encode_prompts", None)):
         raise ConfigError(
             f"curation score '{score}' needs a backbone with a text side to encode captions "
-            "(an image-text model such as open_clip:<arch>)"
+            "(an image-text model: lit, or open_clip:<arch>)"
         )
     return train.inputs, np.asarray(train.captions), featurizer
 
