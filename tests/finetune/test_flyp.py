@@ -65,3 +65,49 @@ def test_flyp_trains_without_gradient_clipping(
     assert calls == []  # locuslab/FLYP clips nothing
     run_recipe(make_context, tiny_benchmark, tiny_backbone, "full_ft")
     assert calls  # full_ft clips at norm 1, as WiSE-FT's fine-tuning
+
+
+def test_image_text_data_pairs_each_example_with_its_caption(
+    make_context, tiny_benchmark, tiny_backbone, monkeypatch
+):
+    """With captions on the training split, every step contrasts the batch's inputs with their
+    own captions (distinct ones encoded once), and no class prompt is encoded while training.
+    Each caption here is its input's own text, so on this one-tower encoder row i of the
+    captions' embeddings must be row i of the inputs' nearest (the two passes differ only by
+    dropout) when the rows are paired right."""
+    import dataclasses
+
+    import numpy as np
+
+    import shiftlab.finetune.flyp as flyp_module
+
+    train = tiny_benchmark.train
+    captions = np.array(list(train.inputs), dtype=object)
+    benchmark = dataclasses.replace(
+        tiny_benchmark, train=dataclasses.replace(train, captions=captions)
+    )
+    pairs = []
+    original = flyp_module.clip_loss
+
+    def recording(inputs, prompts, log_scale, labels=None):
+        pairs.append((inputs.detach(), prompts.detach()))
+        return original(inputs, prompts, log_scale, labels)
+
+    seen = []
+    original_distinct = flyp_module.encode_distinct
+
+    def recording_distinct(encode, texts):
+        seen.append(list(texts))
+        return original_distinct(encode, texts)
+
+    monkeypatch.setattr(flyp_module, "clip_loss", recording)
+    monkeypatch.setattr(flyp_module, "encode_distinct", recording_distinct)
+    run_recipe(make_context, benchmark, tiny_backbone, "flyp")
+    assert seen and len(seen) == len(pairs)
+    assert {t for texts in seen for t in texts} == set(captions)  # every caption, nothing else
+    hits = rows = 0
+    for inputs, texts in pairs:
+        similarity = F.normalize(inputs, dim=-1) @ F.normalize(texts, dim=-1).T
+        hits += int((similarity.argmax(1) == torch.arange(len(inputs))).sum())
+        rows += len(inputs)
+    assert hits >= 0.9 * rows, (hits, rows)

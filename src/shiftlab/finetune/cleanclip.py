@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,7 +55,7 @@ from shiftlab.errors import ConfigError
 from shiftlab.finetune.context import RecipeContext
 from shiftlab.finetune.eda import eda
 from shiftlab.finetune.fixmatch import shifted, strong_images
-from shiftlab.finetune.flyp import FLYPModel
+from shiftlab.finetune.flyp import FLYPModel, encode_distinct
 from shiftlab.models.backbone import Backbone
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.zero_shot import prompt_texts
@@ -185,15 +185,6 @@ def paired_texts(
     if captions is None:
         return texts
     return [str(captions[i]) or p for i, p in zip(index, texts, strict=True)]
-
-
-def encode_distinct(encode: Callable[[list[str]], torch.Tensor], texts: list[str]) -> torch.Tensor:
-    """Embeddings of ``texts``, each distinct text encoded once (in order of first appearance):
-    the same values and gradient as encoding every row."""
-    first: dict[str, int] = {}
-    rows = [first.setdefault(t, len(first)) for t in texts]
-    embedded = encode(list(first))
-    return embedded[torch.as_tensor(rows, device=embedded.device)]
 
 
 def input_kind(inputs: Any) -> str:

@@ -1,8 +1,10 @@
 """FLYP: fine-tune like you pretrain (Goyal et al., CVPR 2023, arXiv 2212.00638).
 
 Follows ``locuslab/FLYP`` (``src/models/flyp_loss.py``, ``clip/loss.py``): each training example
-is paired with its class prompt (a template drawn at random per example and step, as one CSV
-row per template is sampled there), and the symmetric CLIP loss is minimised::
+is paired with its caption where the data has captions (``image_text``: FLYP's own training
+files are image-caption CSVs), else with its class prompt (a template drawn at random per
+example and step, as one CSV row per template is sampled there), and the symmetric CLIP loss is
+minimised::
 
     logits = exp(t) * normalize(f(x)) @ normalize(g(prompt)).T      (B x B)
     loss   = (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2
@@ -25,7 +27,7 @@ the gradient is the same as encoding every row, since duplicates are the same fu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -76,6 +78,15 @@ def clip_loss(
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
+def encode_distinct(encode: Callable[[list[str]], torch.Tensor], texts: list[str]) -> torch.Tensor:
+    """Embeddings of ``texts``, each distinct text encoded once (in order of first appearance):
+    the same values and gradient as encoding every row."""
+    first: dict[str, int] = {}
+    rows = [first.setdefault(t, len(first)) for t in texts]
+    embedded = encode(list(first))
+    return embedded[torch.as_tensor(rows, device=embedded.device)]
+
+
 class FLYPModel(nn.Module):
     """The trained parts: the featurizer (both towers, for text) and the log temperature."""
 
@@ -94,8 +105,17 @@ def flyp(ctx: RecipeContext, cfg: FLYPOptions) -> Iterator[Predictor]:
     texts = prompt_texts(ctx.benchmark.class_names, ctx.prompts)  # [class][template]
     num_templates = len(ctx.prompts)
     generator = torch.Generator().manual_seed(ctx.seed)
+    captions = ctx.benchmark.train.captions
 
     def loss_fn(batch: Batch) -> torch.Tensor:
+        if captions is not None:  # image-text data: each image against its own caption
+            paired = [str(captions[i]) for i in batch.index]
+            return clip_loss(
+                model.featurizer(batch.inputs),
+                encode_distinct(encode_text, paired),
+                model.log_scale,
+                batch.labels if cfg.label_aware_negatives else None,
+            )
         labels = batch.labels.cpu()
         template = torch.randint(num_templates, (len(labels),), generator=generator)
         pair = labels * num_templates + template
