@@ -96,12 +96,16 @@ def summary_line(records: list[dict[str, Any]]) -> str:
     ood = [
         score_of(r)
         for r in records
-        if r["role"] == "ood" and not r.get("capability") and score_of(r) is not None
-    ]  # as the report's OOD mean: the task's own OOD splits, not other tasks
+        if r["role"] == "ood"
+        and not r.get("capability")
+        and "attack" not in r
+        and score_of(r) is not None
+    ]  # as the report's OOD mean: the task's own OOD splits, not other tasks or a backdoor's
     name = "" if any("accuracy" in r for r in records) else " ROUGE-L"
     parts = [f"ID test{name} {test[0]:.3f}"] if test else []
     if ood:
         parts.append(f"OOD mean{name} {np.mean(ood):.3f}")
+    parts += [f"ASR {r['asr']:.3f}" for r in records if "asr" in r]
     return ", ".join(parts)
 
 
