@@ -175,6 +175,8 @@ def pooled_layers(
     """
     if callable(getattr(featurizer, "hidden_layers", None)):  # TextEncoder, small_cnn
         return featurizer.hidden_layers(inputs, layers)
+    if isinstance(getattr(featurizer, "image", None), nn.Module):  # a LiT's locked image tower
+        return pooled_layers(featurizer.image, inputs, layers)
     model = getattr(featurizer, "model", None)
     tower = getattr(model, "visual", model)  # open_clip's image tower, or the timm model
     if callable(getattr(tower, "forward_intermediates", None)):
@@ -188,7 +190,7 @@ def pooled_layers(
         return [pooled[asked.index(i)] for i in layers]
     raise ConfigError(
         f"recipe levi reads intermediate layers, which a {type(featurizer).__name__} backbone "
-        "does not expose (text encoders, small_cnn, timm and open_clip image models do)"
+        "does not expose (text encoders, small_cnn, timm, open_clip and lit image models do)"
     )
 
 

@@ -396,7 +396,7 @@ def render_report(
         _worst_group_table(rows),
         _group_table(records),
         *adapter_tables(records),
-        backdoor_table(records),
+        backdoor_table(records, outcomes),
         *curation_tables,
         generation_table(records),
         capability_table(records),
