@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import shiftlab
 from helpers import write_config
 from shiftlab import config
 from shiftlab.cli import main
@@ -75,7 +76,14 @@ else:
     transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
     with torch.no_grad():
         batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in task["inputs"]])
-        logits = model(batch).numpy()
+        logits = model(batch)
+        if task["format"] == "lit":  # the LiT card's line: project, normalise, head
+            import torch.nn.functional as F
+            from safetensors.torch import load_file
+            head = load_file(task["dir"] + "/lit_head.safetensors")
+            logits = F.normalize(logits @ head["projection"].T, dim=-1) @ head["weight"].T
+            logits = logits + head["bias"]
+        logits = logits.numpy()
 assert "shiftlab" not in sys.modules
 json.dump({"logits": np.asarray(logits).tolist()}, open(sys.argv[2], "w"))
 """
@@ -375,3 +383,41 @@ def test_an_exported_open_clip_model_is_the_runs_model_in_open_clip(
 
     probs = shiftlab.load(tmp_path / "export").predict(task["inputs"])
     assert np.array_equal(probs.argmax(1), expected.argmax(1))
+
+
+LIT = """
+data:
+  kind: image_text
+  path: {pairs}
+  id_domains: [light]
+  ood_domains: [dark]
+  split: {{train: 0.5, val: 0.25, test: 0.25}}
+backbone: {{name: lit, pairs: train, image_size: 32, lit: {{epochs: 3, batch_size: 8}}}}
+prompts: ["a {{class_name}} square"]
+recipes:
+  - clipood: {{epochs: 1, batch_size: 4}}
+"""
+
+
+def test_an_exported_lit_model_is_the_runs_model_in_timm(tmp_path, capsys):
+    """A LiT classifier (here CLIPood's averaged weights) exports as its timm image tower plus
+    the projection and head: the card's line, without shiftlab, gives the run's logits."""
+    pytest.importorskip("timm")
+    from shiftlab.data.image_text import sample_pairs
+
+    pairs = sample_pairs(tmp_path)["path"]
+    cfg = config.load(write_config(tmp_path / "c.yaml", LIT.format(pairs=pairs)))
+    run_dir = run(cfg, tmp_path / "run")
+    out = tmp_path / "export"
+    assert main(["export", str(run_dir), "clipood[bma]", "--out", str(out)]) == 0
+    meta = json.loads((out / "shiftlab.json").read_text())
+    assert meta["format"] == "lit" and (out / "lit_head.safetensors").is_file()
+    _, table = recorded(run_dir, "clipood[bma]", "dark")
+    bench = load_benchmark(cfg.data)
+    dark = next(s for s in bench.eval_splits() if s.name == "dark")
+    paths = dict(zip(dark.ids, dark.inputs.paths, strict=True))
+    inputs = [paths[e] for e in table.example]
+    task = {"format": "lit", "architecture": meta["architecture"], "k": 0,
+            "overlay": meta["overlay"], "dir": str(out), "inputs": inputs}  # fmt: skip
+    same_as_run(in_fresh_process(task, tmp_path), table)
+    same_as_run(shiftlab.load(out).logits(inputs), table)

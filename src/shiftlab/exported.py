@@ -68,6 +68,21 @@ class OpenClipClassifier(torch.nn.Module):
         return embeddings @ self.weight.T + self.bias
 
 
+class LiTClassifier(torch.nn.Module):
+    """A LiT export: the timm image tower's features, projected and normalised, through the
+    head of class-prompt embeddings."""
+
+    def __init__(self, model: Any, head: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        joint = self.model(images) @ self.head["projection"].T
+        return (
+            torch.nn.functional.normalize(joint, dim=-1) @ self.head["weight"].T + self.head["bias"]
+        )
+
+
 def open_image(item: Any) -> Any:
     """An RGB PIL image from a path (or the image itself)."""
     from PIL import Image
@@ -95,15 +110,19 @@ def load(folder: str | Path) -> Exported:
     if meta["format"] == "sentence-transformers":
         st = require("sentence_transformers", "deploy")
         return Exported(folder, meta, st.SentenceTransformer(str(folder), device="cpu"))
-    if meta["format"] == "timm":
+    if meta["format"] in ("timm", "lit"):
         timm = require("timm", "vision")
         model = timm.create_model(
             meta["architecture"],
             pretrained=True,
-            num_classes=len(meta["class_names"]),
+            num_classes=meta["overlay"]["num_classes"],
             pretrained_cfg_overlay={**meta["overlay"], "file": str(folder / "model.safetensors")},
         ).eval()
         config = timm.data.resolve_data_config({}, model=model)
+        if meta["format"] == "lit":
+            from safetensors.torch import load_file
+
+            model = LiTClassifier(model, load_file(str(folder / "lit_head.safetensors")))
         return Exported(folder, meta, model, timm.data.create_transform(**config))
     if meta["format"] == "open_clip":
         open_clip = require("open_clip", "clip")

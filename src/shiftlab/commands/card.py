@@ -34,7 +34,7 @@ def model_card(
     own = [r for r in shown if r["model"] == name and not r.get("adapter")]
     data = config.get("data") or {}
     metadata = {
-        "library_name": meta["format"],
+        "library_name": "timm" if meta["format"] == "lit" else meta["format"],
         "tags": ["shiftlab", meta["recipe"], "distribution-shift"],
         "pipeline_tag": PIPELINES[meta["format"]],
     }
@@ -92,6 +92,7 @@ PIPELINES = {
     "sentence-transformers": "text-classification",
     "timm": "image-classification",
     "open_clip": "zero-shot-image-classification",
+    "lit": "image-classification",
     "peft": "text-generation",
     "transformers": "text-generation",
 }

@@ -42,6 +42,7 @@ from shiftlab.lm.load import resolve_source
 from shiftlab.lm.scorer import LMScorer
 from shiftlab.models.classifier import Classifier, Predictor
 from shiftlab.models.combination import TemperatureScaled
+from shiftlab.models.lit import LiTFeaturizer
 from shiftlab.models.open_clip_backbone import CLIPFeaturizer
 from shiftlab.models.text import TextEncoder
 from shiftlab.models.timm_backbone import TimmFeaturizer
@@ -162,10 +163,12 @@ def export(run_dir: Path, name: str, out: Path) -> Path:
         info = export_timm(featurizer, model.head, class_names, out)
     elif isinstance(featurizer, CLIPFeaturizer):
         info = export_open_clip(featurizer, model.head, session, out)
+    elif isinstance(featurizer, LiTFeaturizer) and isinstance(featurizer.image, TimmFeaturizer):
+        info = export_lit(featurizer, model.head, class_names, session, out)
     else:
         raise ConfigError(
-            f"export writes text encoders (sentence-transformers), timm and open_clip models "
-            f"and causal LMs; "
+            f"export writes text encoders (sentence-transformers), timm and open_clip models, "
+            f"LiT two-towers with a timm image tower, and causal LMs; "
             f"this backbone is {type(featurizer).__name__}"
         )
     meta = {
@@ -295,42 +298,76 @@ def export_open_clip(
     }
 
 
-def export_timm(
-    featurizer: TimmFeaturizer, head: nn.Linear, class_names: list[str], out: Path
+def export_lit(
+    featurizer: LiTFeaturizer,
+    head: nn.Linear,
+    class_names: list[str],
+    session: Session,
+    out: Path,
 ) -> dict[str, Any]:
-    """A timm checkpoint with the head as its classifier, and timm's ``config.json``."""
+    """A LiT classifier in its image tower's ecosystem: the timm image tower without a
+    classifier (``model.safetensors``, timm's ``config.json``) and ``lit_head.safetensors``, the
+    projection into the joint space and the head over normalised joint embeddings (the class
+    prompts' embeddings, scaled). The text tower is not needed to classify; the class prompts
+    are in ``shiftlab.json``."""
+    from safetensors.torch import save_file
+
+    info = export_timm(featurizer.image, None, class_names, out)
+    head_path = out / "lit_head.safetensors"
+    weights = {
+        "projection": featurizer.image_proj.weight.detach().cpu().contiguous(),
+        "weight": head.weight.detach().cpu().contiguous(),
+        "bias": head.bias.detach().cpu().contiguous(),
+    }
+    save_file(weights, str(head_path))
+    create = info["load"].split("; model = ", 1)[1]
+    return {
+        **info,
+        "format": "lit",
+        "prompts": session.cfg.prompts,
+        "load": "import timm, torch.nn.functional as F; from safetensors.torch import load_file; "
+        f"model = {create}; head = load_file({str(head_path)!r}); "
+        "logits = F.normalize(model(images) @ head['projection'].T, dim=-1) @ head['weight'].T "
+        "+ head['bias']  # images: timm's transform of each PIL image, stacked",
+    }
+
+
+def export_timm(
+    featurizer: TimmFeaturizer, head: nn.Linear | None, class_names: list[str], out: Path
+) -> dict[str, Any]:
+    """A timm checkpoint with the head as its classifier (none: no classifier), and timm's
+    ``config.json``."""
     timm = require("timm", "vision")
     from safetensors.torch import save_file
 
     net = featurizer.model
     architecture = net.pretrained_cfg.get("architecture") or type(net).__name__
-    full = timm.create_model(architecture, pretrained=False, num_classes=len(class_names))
+    classes = len(class_names) if head is not None else 0
+    full = timm.create_model(architecture, pretrained=False, num_classes=classes)
     state = dict(net.state_dict())
-    classifier = full.get_classifier()
-    prefix = next(n for n, m in full.named_modules() if m is classifier)
-    state[f"{prefix}.weight"] = head.weight.detach().cpu()
-    state[f"{prefix}.bias"] = head.bias.detach().cpu()
+    if head is not None:
+        classifier = full.get_classifier()
+        prefix = next(n for n, m in full.named_modules() if m is classifier)
+        state[f"{prefix}.weight"] = head.weight.detach().cpu()
+        state[f"{prefix}.bias"] = head.bias.detach().cpu()
     full.load_state_dict(state)
     save_file(
         {k: v.contiguous() for k, v in full.state_dict().items()}, str(out / "model.safetensors")
     )
     pretrained_cfg = dict(net.pretrained_cfg)
-    pretrained_cfg.update(num_classes=len(class_names), label_names=class_names)
+    pretrained_cfg.update(num_classes=classes, label_names=class_names)
     pretrained_cfg.pop("file", None)
     pretrained_cfg.pop("hf_hub_id", None)
     config = {
         "architecture": architecture,
-        "num_classes": len(class_names),
+        "num_classes": classes,
         "label_names": class_names,
         "pretrained_cfg": pretrained_cfg,
     }
     write_atomic(out / "config.json", json.dumps(config, indent=2, default=str) + "\n")
     # num_classes in the overlay too: timm drops a checkpoint's classifier whose size differs
     # from the pretrained config's (1,000 ImageNet classes).
-    overlay: dict[str, Any] = {
-        "file": str(out / "model.safetensors"),
-        "num_classes": len(class_names),
-    }
+    overlay: dict[str, Any] = {"file": str(out / "model.safetensors"), "num_classes": classes}
     size = featurizer.transform.size
     if tuple(pretrained_cfg.get("input_size", ()))[-1:] != (size,):
         overlay["input_size"] = (3, size, size)  # backbone.image_size: timm preprocesses at it
@@ -339,5 +376,5 @@ def export_timm(
         "architecture": architecture,
         "overlay": overlay,
         "load": f"import timm; model = timm.create_model({architecture!r}, pretrained=True, "
-        f"num_classes={len(class_names)}, pretrained_cfg_overlay={overlay!r})",
+        f"num_classes={classes}, pretrained_cfg_overlay={overlay!r})",
     }
