@@ -415,8 +415,9 @@ def test_tmars_without_a_text_side_or_ocr_is_one_line_before_the_run_directory(
     pytest.importorskip("timm")
     from shiftlab.data.image_text import sample_pairs
 
-    if no_ocr:
+    if no_ocr:  # as if never installed: no module, and no engine an earlier test made
         monkeypatch.setitem(__import__("sys").modules, "rapidocr_onnxruntime", None)
+        monkeypatch.setattr("shiftlab.curation.tmars._ENGINE", None)
     path = sample_pairs(tmp_path)["path"]
     config = write_config(tmp_path / "run.yaml", TMARS.format(path=path, backbone=backbone))
     out = tmp_path / "out"

@@ -28,9 +28,19 @@ def images(tmp_path: Path) -> ImageFiles:
     return ImageFiles(sorted(str(p) for p in tmp_path.glob("*.png")))
 
 
-def test_saved_lit_reloads_and_scores_identically(tmp_path):
+@pytest.mark.parametrize("train_text", [False, True])
+def test_saved_lit_reloads_and_scores_identically(tmp_path, train_text):
     folder = tmp_path / "lit"
-    tuned = load_backbone(lit_config(tmp_path, pretrained=str(folder)), CPU, 0, None)
+    cfg = lit_config(tmp_path, pretrained=str(folder))
+    cfg.lit["train_text"] = train_text
+    if train_text:
+        cfg.lit["epochs"] = 3
+    tuned = load_backbone(cfg, CPU, 0, None)
+    untouched = load_backbone(BackboneConfig(name="lit", pretrained=False, image_size=32), CPU, 0)
+    text_weights = [torch.equal(a, b) for a, b in zip(
+        tuned.featurizer.text.state_dict().values(),
+        untouched.featurizer.text.state_dict().values(), strict=True)]  # fmt: skip
+    assert all(text_weights) != train_text  # the text tower trained exactly when asked
     assert (folder / "lit.json").is_file() and (folder / "projections.safetensors").is_file()
     again = load_backbone(BackboneConfig(name="lit", pretrained=str(folder)), CPU, 7, None)
     files = images(tmp_path)

@@ -91,7 +91,9 @@ class PoisonConfig:
     patch_size: int = param(
         16, "side of the random patch in pixels at 224 (scaled to the image)", within="[1, 224]"
     )
-    seed: int | None = param(None, "which examples and where the trigger goes; default data.seed")
+    seed: int | None = param(
+        None, "which examples and where the trigger goes; default data.seed", within="[0, inf)"
+    )
 
 
 @dataclass

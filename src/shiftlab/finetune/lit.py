@@ -7,12 +7,14 @@ contrastive loss, and predicts zero-shot from the run's class prompts. It is wha
 trained on this set" means for a curated set: T-MARS or CLIP-score filtering keep pairs, and the
 curated stage retrains this recipe on each kept set (``examples/tmars.yaml``). The projections
 start again from a seeded initialisation, so nothing the backbone's own tuning learnt carries
-over; the towers are the backbone's, untouched. Options and defaults: :class:`LiTOptions`
+over; the towers are the backbone's, untouched (with ``train_text``, the text tower is a copy
+that trains). Options and defaults: :class:`LiTOptions`
 (:mod:`shiftlab.models.lit`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,14 +52,17 @@ def lit(ctx: RecipeContext, cfg: LiTTuneOptions) -> Iterator[Predictor]:
     if not isinstance(backbone, LiTFeaturizer):  # any two-tower (or one-tower text) backbone
         backbone = LiTFeaturizer(backbone, PromptSide(backbone), 1, 1, 1, cfg.logit_scale)
     train = ctx.benchmark.train
+    captions = pair_captions(train, ctx.benchmark.class_names, ctx.seed)
     image_features = ctx.features(train, backbone.image)
-    text_features = embed(backbone.text, pair_captions(train, ctx.benchmark.class_names, ctx.seed))
+    text_features = embed(backbone.text, captions[:1])  # its width
+    # a text tower that trains is a copy: the backbone's stays as it was
+    text = copy.deepcopy(backbone.text) if cfg.train_text else backbone.text
     torch.manual_seed(ctx.seed)
     image_dim, text_dim = image_features.shape[1], text_features.shape[1]
-    model = LiTFeaturizer(
-        backbone.image, backbone.text, image_dim, text_dim, cfg.dim, cfg.logit_scale
-    ).to(ctx.device)
-    losses = fit_projections(model, image_features, text_features, cfg, ctx.seed)
+    model = LiTFeaturizer(backbone.image, text, image_dim, text_dim, cfg.dim, cfg.logit_scale)
+    model = model.to(ctx.device)
+    texts = captions if cfg.train_text else embed(backbone.text, captions)
+    losses = fit_projections(model, image_features, texts, cfg, ctx.seed)
     model.eval()
     scale = float(model.log_scale.detach().exp())
     head = ctx.zero_shot_head(model, scale=scale).to(ctx.device)

