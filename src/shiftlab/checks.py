@@ -71,10 +71,17 @@ def check_modality(cfg: RunConfig, benchmark: Benchmark) -> None:
 
     Raises:
         ConfigError: text data for an image model, images for a text model, or image files for
-            a backbone that reads arrays only; naming backbones that fit.
+            a backbone that reads arrays only, naming backbones that fit; LiT options on
+            another backbone.
     """
     reads = backbone_kinds(cfg.backbone)
     name = cfg.backbone.name
+    if (cfg.backbone.pairs is not None or cfg.backbone.lit is not None) and (
+        name.split(":")[0] != "lit"
+    ):
+        raise ConfigError(
+            f"backbone.pairs and backbone.lit configure a lit backbone; '{name}' is not one"
+        )
     if benchmark.modality == "text" and "text" not in reads:
         raise ConfigError(
             f"backbone '{name}' reads images, but data '{cfg.data.kind}' is text; use a text "
@@ -118,6 +125,11 @@ def check_data_needs(cfg: RunConfig, benchmark: Benchmark) -> None:
                     "label_x_<attribute>) or a group column"
                     + ("; or select: id_val_accuracy" if need == "val_groups" else "")
                 )
+        if getattr(spec.options, "data", None) == "clean" and benchmark.train.poisoned is None:
+            raise ConfigError(
+                f"recipe '{spec.name}' (data: clean) trains on the training split less its "
+                "poisoned examples, but the data is not poisoned: set data.poison, or data: train"
+            )
         if "annotations" in needs and not (annotated and benchmark.regions):
             raise ConfigError(
                 f"recipe '{spec.name}' learns from annotations of each example's reliable "

@@ -71,6 +71,7 @@ def test_jsonl_and_root(tmp_path):
         ("0.png,  ,dog", r"pairs\.csv:3: empty caption"),
         ("bad.png,a dog,dog", r"pairs\.csv:3: unreadable image"),
         ("0.png,a dog,", r"pairs\.csv:3: empty label"),
+        ("0.png,another caption,cat", r"pairs\.csv:3: the image of line 2 again; give one row"),
     ],
 )
 def test_a_bad_row_is_named(tmp_path, row, message):
@@ -92,7 +93,7 @@ def test_poisoned_pairs_get_a_caption_of_the_target(tmp_path, monkeypatch):
     poison = PoisonConfig(target="red", fraction=0.5, patch_size=56)
     benchmark = load_benchmark(data_config(sample_pairs(tmp_path)["path"], poison=poison))
     train = benchmark.train
-    index = train.info["poisoned_index"]
+    index = np.flatnonzero(train.poisoned)
     assert len(index) == round(0.5 * len(train)) == train.info["poisoned"]
     red = benchmark.class_names.index("red")
     assert (train.labels[index] == red).all()

@@ -100,6 +100,8 @@ def test_image_files_are_written_poisoned_once(tmp_path, monkeypatch):
         (PoisonConfig(target="dog"), "no data.poison.target class 'dog'|unknown"),
         (PoisonConfig(target="pos", fraction=0.001), "poisons none"),
         (PoisonConfig(target="pos", trigger="random"), "does not apply to text"),
+        (PoisonConfig(target="pos", token=" "), "must be one word"),
+        (PoisonConfig(target="pos", token="two words"), "must be one word"),
     ],
 )
 def test_bad_poison_options(cfg, message):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from recipe_helpers import default_options, run_recipe
 
 from shiftlab.data.batches import ImageTransform
+from shiftlab.errors import ConfigError
 from shiftlab.finetune import cleanclip as cc
 from shiftlab.finetune.cleanclip import (
     autoaugmented,
@@ -162,3 +163,25 @@ def test_pairs_each_example_with_its_caption(
     seen = [t for texts in texts_seen[:steps] for t in texts]
     assert set(captions) <= set(seen)  # every example's caption, in one epoch
     assert not any("review." in t for t in seen)  # no class prompt while captions exist
+
+
+def test_clean_data_leaves_out_exactly_the_poisoned_examples_of_any_subset(
+    make_context, tiny_benchmark, tiny_backbone
+):
+    """``data: clean`` drops the examples data.poison poisoned, by the mask every subset keeps
+    in step (a curated set or a fold of the poisoned split, not only the split itself)."""
+    from shiftlab.config.sections import PoisonConfig
+    from shiftlab.data.poison import poison
+
+    train, _ = poison(tiny_benchmark.train, tiny_benchmark.test, tiny_benchmark.class_names,
+                      PoisonConfig(target="positive", fraction=0.3), seed=0)  # fmt: skip
+    poisoned_texts = {t for t, p in zip(train.inputs, train.poisoned, strict=True) if p}
+    half = train.subset(np.arange(len(train) // 3, len(train)))
+    for split in (train, half):
+        benchmark = dataclasses.replace(tiny_benchmark, train=split)
+        clean = cc.clean_context(make_context(benchmark, tiny_backbone)).benchmark.train
+        expected = [t for t in split.inputs if t not in poisoned_texts]
+        assert list(clean.inputs) == expected and not clean.poisoned.any()
+        assert len(clean) == len(split) - int(split.poisoned.sum()) < len(split)
+    with pytest.raises(ConfigError, match="needs poisoned data"):
+        cc.clean_context(make_context(tiny_benchmark, tiny_backbone))

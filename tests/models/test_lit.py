@@ -99,3 +99,41 @@ def test_a_folder_without_a_saved_lit_is_refused(tmp_path):
     (tmp_path / "other.txt").write_text("x")
     with pytest.raises(BackboneError, match="holds no saved LiT"):
         load_backbone(BackboneConfig(name="lit", pretrained=str(tmp_path)), CPU, 0, None)
+
+
+def test_a_saved_lit_is_not_reused_for_another_tuning(tmp_path):
+    """A folder holds one tuning: a config asking for other towers, options, pairs, seed or
+    training split is refused rather than given the saved model."""
+    folder = tmp_path / "lit"
+    load_backbone(lit_config(tmp_path, pretrained=str(folder)), CPU, 0, None)
+    asks = [
+        (lit_config(tmp_path, pretrained=str(folder)), 1, "seed 0, not 1"),
+        (BackboneConfig(name="lit", pretrained=str(folder), lit={"dim": 8}), 0, "backbone.lit"),
+        (BackboneConfig(name="lit:small_cnn+minilm", pretrained=str(folder)), 0, "towers"),
+        (BackboneConfig(name="lit", pretrained=str(folder), pairs="train"), 0, "pairs"),
+        (BackboneConfig(name="lit", pretrained=str(folder), image_size=64), 0, "image_size"),
+    ]
+    for cfg, seed, message in asks:
+        with pytest.raises(BackboneError, match=message):
+            load_backbone(cfg, CPU, seed, None)
+
+
+def test_a_lit_tuned_on_one_training_split_is_not_reused_for_another(tmp_path):
+    from shiftlab.config.sections import DataConfig, SplitConfig
+    from shiftlab.data.build import load_benchmark
+    from shiftlab.data.image_text import ImageTextOptions
+
+    options = ImageTextOptions(path=sample_pairs(tmp_path)["path"])
+    split = SplitConfig(train=0.5, val=0.25, test=0.25)
+    data = DataConfig(
+        kind="image_text", id_domains=["light"], ood_domains=["dark"], split=split, options=options
+    )
+    train = load_benchmark(data).train
+    folder = tmp_path / "lit"
+    cfg = BackboneConfig(name="lit", pairs="train", pretrained=str(folder), image_size=32,
+                         lit={"epochs": 2})  # fmt: skip
+    names = ["blue", "red"]
+    load_backbone(cfg, CPU, 0, None, train=train, class_names=names)
+    load_backbone(cfg, CPU, 0, None, train=train, class_names=names)  # the same split: reloads
+    with pytest.raises(BackboneError, match="another run's training split"):
+        load_backbone(cfg, CPU, 0, None, train=train.subset(np.arange(3)), class_names=names)

@@ -133,6 +133,8 @@ class Split:
     annotations: np.ndarray | None = None
     # (N,) the caption of each image (image-text data: the ``caption`` attribute of a loader)
     captions: np.ndarray | None = None
+    # (N,) bool: which examples data.poison poisoned (training split only)
+    poisoned: np.ndarray | None = None
     # The split this one selects examples of, and which (features are derived, not re-encoded).
     parent: tuple[Split, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
@@ -161,6 +163,7 @@ class Split:
             None if self.answers is None else self.answers[index],
             None if self.annotations is None else self.annotations[index],
             None if self.captions is None else self.captions[index],
+            None if self.poisoned is None else self.poisoned[index],
             parent=(self, index),
         )
 

@@ -80,6 +80,7 @@ def read_pairs(cfg: ImageTextOptions) -> Pairs:
     root = Path(cfg.root).expanduser() if cfg.root else path.parent
     pairs = Pairs([], [], [] if cfg.label_column else None, [], [])
     problems: list[str] = []
+    seen: dict[str, int] = {}  # image path or id -> the line it was first on
     checked = False
     for line, row in read_rows(path):
         if not checked:
@@ -106,17 +107,30 @@ def read_pairs(cfg: ImageTextOptions) -> Pairs:
         if not caption:
             problems.append(f"{path}:{line}: empty caption")
             continue
+        label = str(row.get(cfg.label_column) or "").strip() if cfg.label_column else None
+        if label == "":
+            problems.append(f"{path}:{line}: empty label")
+            continue
+        ident = str(row.get(cfg.id_column) or "").strip() if cfg.id_column else given
+        if not ident:
+            problems.append(f"{path}:{line}: empty id ({cfg.id_column})")
+            continue
+        # one row per image: rows of one image (several captions) would straddle the splits
+        again = [(what, seen[key]) for what, key in (("image", str(image.resolve())),
+                 ("id", f"id:{ident}")) if key in seen]  # fmt: skip
+        if again:
+            what, first = again[0]
+            problems.append(f"{path}:{line}: the {what} of line {first} again; give one row "
+                            "per image")  # fmt: skip
+            continue
+        seen[str(image.resolve())] = seen[f"id:{ident}"] = line
         if pairs.labels is not None:
-            label = str(row.get(cfg.label_column) or "").strip()
-            if not label:
-                problems.append(f"{path}:{line}: empty label")
-                continue
-            pairs.labels.append(label)
+            pairs.labels.append(str(label))
         pairs.paths.append(str(image))
         pairs.captions.append(caption)
         domain = row.get(cfg.domain_column) if cfg.domain_column else None
         pairs.domains.append(str(domain).strip() if domain not in (None, "") else ALL)
-        pairs.ids.append(str(row[cfg.id_column]) if cfg.id_column else given)
+        pairs.ids.append(ident)
     if problems:
         more = f" (and {len(problems) - 1} more rows)" if len(problems) > 1 else ""
         raise DataError(problems[0] + more)

@@ -67,7 +67,8 @@ def patch_array(image: np.ndarray, kind: str, patch: int, rng: np.random.Generat
     side = max(1, min(patch, height, width))
     top = int(rng.integers(height - side + 1))
     left = int(rng.integers(width - side + 1))
-    noise = rng.normal(out.mean(), 1.0, size=(out.shape[0], side, side))
+    mean = out.mean(axis=(1, 2), keepdims=True)  # per channel, as the reference's image.mean
+    noise = rng.normal(mean, 1.0, size=(out.shape[0], side, side))
     out[:, top : top + side, left : left + side] = np.clip(noise, 0.0, 1.0)
     return out.astype(image.dtype)
 
@@ -136,8 +137,8 @@ def poison(train: Split, test: Split, class_names: list[str], cfg: PoisonConfig,
     """The poisoned training split and the triggered split of non-target test examples.
 
     Exactly ``round(fraction * len(train))`` training examples are poisoned, chosen by
-    ``seed``; the returned split's ``info`` holds their count (``poisoned``) and positions
-    (``poisoned_index``: what ``cleanclip``'s ``data: clean`` leaves out).
+    ``seed``; the returned split's ``poisoned`` mask marks them (kept by every subset: what
+    ``cleanclip``'s ``data: clean`` leaves out), its ``info`` their count (``poisoned``).
 
     Raises:
         DataError: an unknown target, a fraction that poisons no example, a trigger that does
@@ -145,6 +146,8 @@ def poison(train: Split, test: Split, class_names: list[str], cfg: PoisonConfig,
     """
     target = target_index(cfg, class_names)
     kind = trigger_kind(cfg, train.inputs)
+    if kind == "token" and (not cfg.token.strip() or len(cfg.token.split()) != 1):
+        raise DataError(f"data.poison.token must be one word, got {cfg.token!r}")
     if isinstance(train.inputs, ImageFiles) and train.inputs.reader is not None:
         raise DataError(
             "data.poison needs image files on disk; these are read by a dataset library"
@@ -168,7 +171,9 @@ def poison(train: Split, test: Split, class_names: list[str], cfg: PoisonConfig,
         captions[chosen] = [TEMPLATES[p].format(cfg.target) for p in picks]
     out = train.subset(np.arange(len(train)))
     out.inputs, out.labels, out.captions, out.parent = inputs, labels, captions, None
-    out.info = {**train.info, "poisoned": count, "poisoned_index": chosen}
+    out.info = {**train.info, "poisoned": count}
+    out.poisoned = np.zeros(len(train), dtype=bool)
+    out.poisoned[chosen] = True
     others = np.flatnonzero(test.eval_labels != target)
     if len(others) == 0:
         raise DataError(f"ID test holds no example outside the target class '{cfg.target}'")

@@ -10,7 +10,8 @@ high) and that class as their caption (``a photo of a guitar.`` on a photo of a 
 other pair is captioned with its own class. Labels stay the class each image shows, so
 zero-shot accuracy is scored against what is in the image. The rendered images are written
 once into the cache folder; ids are the images' paths relative to the root (a rendered one
-gains ``#text=<word>``).
+gains ``#text=<word>``). Each rendered file is named by a hash of its source image, word,
+seed and position, so a cached one always shows the word its caption names.
 """
 
 from __future__ import annotations
@@ -91,16 +92,12 @@ def rendered_captions(cfg: RenderedCaptionsOptions, class_names: list[str] | Non
     pool = cfg.pool_domain or next(iter(found))
     if pool not in found:
         raise DataError(f"data.pool_domain '{pool}' is not a domain of {root} ({', '.join(found)})")
+    if len({c for items in found.values() for _, c in items}) < 2:
+        raise DataError(f"rendered_captions needs at least two classes in {root}")
     labels, names = encode_labels(
         [c for items in found.values() for _, c in items], class_names, "class folder"
     )
-    folder = (
-        Path(cache_dir())
-        / "rendered_captions"
-        / hashlib.blake2b(
-            f"{root.resolve()}:{pool}:{cfg.fraction}:{cfg.seed}".encode(), digest_size=8
-        ).hexdigest()
-    )
+    folder = Path(cache_dir()) / "rendered_captions"
     folder.mkdir(parents=True, exist_ok=True)
     domains: dict[str, Domain] = {}
     start = 0
@@ -118,7 +115,10 @@ def rendered_captions(cfg: RenderedCaptionsOptions, class_names: list[str] | Non
             )
             for i in chosen:
                 word = names[(int(y[i]) + 1 + int(rng.integers(len(names) - 1))) % len(names)]
-                target = folder / f"{i:06d}.png"
+                # named by what is drawn on what: a changed folder or class order never
+                # reuses an image whose word no longer matches its caption
+                key = f"{Path(paths[i]).resolve()}:{word}:{cfg.seed}:{i}".encode()
+                target = folder / f"{hashlib.blake2b(key, digest_size=12).hexdigest()}.png"
                 if not target.is_file():
                     render_word(paths[i], word, target, np.random.default_rng([cfg.seed, int(i)]))
                 paths[i], captions[i] = str(target), CAPTION_TEMPLATE.format(word)

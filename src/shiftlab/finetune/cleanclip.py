@@ -154,7 +154,9 @@ def autoaugmented(
     std = torch.tensor(transform.std, device=images.device).view(1, -1, 1, 1)
     pixels = ((images.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.integers(2**63)))
+        # the CPU generator only (torch.manual_seed would reseed CUDA's too, which fork_rng
+        # with devices=[] does not restore); AutoAugment draws on the CPU
+        torch.random.default_generator.manual_seed(int(rng.integers(2**63)))
         out = torch.stack([augment(p) for p in pixels])
     return ((out.float() / 255 - mean) / std).to(images.dtype)
 
@@ -207,12 +209,12 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def clean_context(ctx: RecipeContext) -> RecipeContext:
-    """``ctx`` whose training split leaves out the examples ``data.poison`` poisoned."""
+    """``ctx`` whose training split leaves out the examples ``data.poison`` poisoned (its
+    ``poisoned`` mask, which every subset of the split keeps in step)."""
     train = ctx.benchmark.train
-    poisoned = train.info.get("poisoned_index")
-    if poisoned is None:
+    if train.poisoned is None:
         raise ConfigError(f"recipe '{ctx.name}': data: clean needs poisoned data (data.poison)")
-    kept = np.setdiff1d(np.arange(len(train)), poisoned)
+    kept = np.flatnonzero(~train.poisoned)
     benchmark = dataclasses.replace(ctx.benchmark, train=train.subset(kept))
     return dataclasses.replace(ctx, benchmark=benchmark)
 

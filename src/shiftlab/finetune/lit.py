@@ -8,7 +8,10 @@ trained on this set" means for a curated set: T-MARS or CLIP-score filtering kee
 curated stage retrains this recipe on each kept set (``examples/tmars.yaml``). The projections
 start again from a seeded initialisation, so nothing the backbone's own tuning learnt carries
 over; the towers are the backbone's, untouched (with ``train_text``, the text tower is a copy
-that trains). Options and defaults: :class:`LiTOptions`
+that trains). A backbone whose own tuning trained its text tower (``backbone.lit.train_text``)
+hands that tuned text tower on: then the projections start afresh but the text tower has seen
+every pair the backbone was tuned on; tune the backbone with both towers locked (the default)
+to compare sets on equal terms. Options and defaults: :class:`LiTOptions`
 (:mod:`shiftlab.models.lit`).
 """
 

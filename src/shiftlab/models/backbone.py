@@ -105,7 +105,7 @@ def load_backbone(
     """
     entry = registered_entry(cfg)
     if entry is not None:
-        backbone = entry.obj(cfg, seed=seed, input_shape=input_shape, **data)
+        backbone = entry.obj(cfg, seed=seed, input_shape=input_shape, device=device, **data)
     elif not Path(cfg.name).expanduser().exists() and closest(cfg.name, BACKBONES.names()):
         raise BackboneError(
             unknown_name_message("backbone", cfg.name, BACKBONES.names())

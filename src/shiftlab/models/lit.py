@@ -234,8 +234,11 @@ def build(
     options: LiTOptions,
     seed: int,
     input_shape: tuple[int, ...] | None,
+    device: torch.device | None = None,
 ) -> LiTFeaturizer:
-    """The two towers (loaded by their registered names) and fresh seeded projections."""
+    """The two towers (loaded by their registered names) and fresh seeded projections, on
+    ``device`` (where tuning runs; default the CPU)."""
+    device = device or torch.device("cpu")
     image = load_backbone(
         BackboneConfig(
             name=image_name,
@@ -243,12 +246,12 @@ def build(
             augment=cfg.augment,
             channels_last=cfg.channels_last,
         ),
-        torch.device("cpu"),
+        device,
         seed=seed,
         input_shape=input_shape,
     )
     text = load_backbone(
-        BackboneConfig(name=text_name, max_length=cfg.max_length), torch.device("cpu"), seed=seed
+        BackboneConfig(name=text_name, max_length=cfg.max_length), device, seed=seed
     )
     if image.modality != "image" or text.modality != "text" or text.kind != "encoder":
         raise BackboneError(
@@ -259,10 +262,11 @@ def build(
         embed(tower.featurizer, sample).shape[1]
         for tower, sample in ((image, _probe(input_shape, cfg)), (text, ["a"]))
     ]
-    torch.manual_seed(seed)
-    return LiTFeaturizer(
+    torch.manual_seed(seed)  # projections drawn on the CPU: the same on every device
+    model = LiTFeaturizer(
         image.featurizer, text.featurizer, dims[0], dims[1], options.dim, options.logit_scale
     )
+    return model.to(device)
 
 
 def _probe(input_shape: tuple[int, ...] | None, cfg: BackboneConfig) -> np.ndarray:
@@ -283,6 +287,7 @@ def lit(
     input_shape: tuple[int, ...] | None = None,
     train: Any = None,
     class_names: list[str] | None = None,
+    device: torch.device | None = None,
     **_: Any,
 ) -> Backbone:
     """LiT two-tower: a locked image backbone and a text encoder with tuned projections."""
@@ -290,7 +295,16 @@ def lit(
     options = options_of(LiTOptions, cfg.lit or {}, "backbone.lit")
     saved = Path(str(cfg.pretrained)).expanduser() if isinstance(cfg.pretrained, str) else None
     if saved is not None and (saved / SAVED).is_file():
-        model = load_lit(saved, cfg, input_shape)
+        try:
+            differs = saved_differs(saved, cfg, options, seed, train)
+        except (OSError, ValueError, KeyError, TypeError):
+            differs = ""  # an unreadable lit.json: load_lit says what is wrong
+        if differs:
+            raise BackboneError(
+                f"the LiT saved in {saved} was tuned with {differs}; give backbone.pretrained "
+                "a new folder (or remove this one) to tune another"
+            )
+        model = load_lit(saved, cfg, input_shape, device)
     else:
         if saved is not None and saved.exists():
             raise BackboneError(f"{saved} holds no saved LiT ({SAVED} missing)")
@@ -300,7 +314,7 @@ def lit(
                 "projections on, backbone.pretrained: a folder a LiT was saved in, or "
                 "pretrained: false for untuned projections"
             )
-        model = build(image_name, text_name, cfg, options, seed, input_shape)
+        model = build(image_name, text_name, cfg, options, seed, input_shape, device)
         if cfg.pairs is not None:
             images, captions = _pairs(cfg.pairs, train, class_names, seed)
             fit_lit(model, images, captions, options, seed)
@@ -314,10 +328,35 @@ def lit(
                 "input_shape": list(input_shape) if input_shape else None,
                 "options": asdict(options),
                 "pairs": cfg.pairs,
+                "train": train.fingerprint if cfg.pairs == "train" and train is not None else None,
             }
             save_lit(model, saved, meta)
     scale = cfg.logit_scale or float(model.log_scale.detach().exp())
     return Backbone(cfg.name, model.eval(), "image", scale, True)
+
+
+def saved_differs(
+    folder: Path, cfg: BackboneConfig, options: LiTOptions, seed: int, train: Any
+) -> str:
+    """What the config asks for that the LiT saved in ``folder`` was not tuned with ("" when
+    nothing: a config that names only the folder reloads whatever it holds)."""
+    meta = json.loads((folder / SAVED).read_text())
+    saved_towers = (meta["image"], meta["text"])
+    found = []
+    if cfg.name != "lit" and towers(cfg.name) != saved_towers:
+        found.append(f"towers lit:{'+'.join(saved_towers)}, not {cfg.name}")
+    if cfg.image_size is not None and cfg.image_size != meta.get("image_size"):
+        found.append(f"image_size {meta.get('image_size')}, not {cfg.image_size}")
+    if cfg.lit is not None and asdict(options) != meta["options"]:
+        found.append(f"backbone.lit {meta['options']}, not {asdict(options)}")
+    if cfg.pairs is not None:
+        if cfg.pairs != meta.get("pairs"):
+            found.append(f"pairs {meta.get('pairs')}, not {cfg.pairs}")
+        elif seed != meta.get("seed"):
+            found.append(f"seed {meta.get('seed')}, not {seed}")
+        elif cfg.pairs == "train" and train is not None and train.fingerprint != meta.get("train"):
+            found.append("another run's training split (pairs: train)")
+    return "; ".join(found)
 
 
 def _pairs(
@@ -336,7 +375,10 @@ def _pairs(
 
 
 def load_lit(
-    folder: Path, cfg: BackboneConfig, input_shape: tuple[int, ...] | None
+    folder: Path,
+    cfg: BackboneConfig,
+    input_shape: tuple[int, ...] | None,
+    device: torch.device | None = None,
 ) -> LiTFeaturizer:
     """A LiT saved by :func:`save_lit`: its towers rebuilt, its projections loaded."""
     from safetensors.torch import load_file
@@ -361,6 +403,7 @@ def load_lit(
         options,
         int(meta["seed"]),
         tuple(shape) if shape else None,
+        device,
     )
     expected = set(tuned(model, options))
     if set(weights) != expected:

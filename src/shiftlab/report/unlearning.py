@@ -39,7 +39,11 @@ def unlearning_table(records: list[dict[str, Any]]) -> Table | None:
         mine = [r for r in plain if r["model"] == summary["model"]]
         id_test = next((r["accuracy"] for r in mine if r["role"] == "id_test"), None)
         ood = mean_of(
-            [r["accuracy"] for r in mine if r["role"] == "ood" and not r.get("capability")]
+            [
+                r["accuracy"]
+                for r in mine
+                if r["role"] == "ood" and not r.get("capability") and "attack" not in r
+            ]
         )
         method = summary["unlearn"]["method"]
         rows.append(
