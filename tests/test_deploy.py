@@ -121,6 +121,18 @@ def in_fresh_process(task: dict, tmp_path: Path) -> np.ndarray:
     return np.array(json.loads((tmp_path / "out.json").read_text())["logits"])
 
 
+def exported_images(cfg, tmp_path: Path, model: str, split: str):
+    """Run ``cfg``, export ``model``: the export's metadata, the run's predictions of ``model``
+    on ``split`` and that split's image paths in the predictions' order."""
+    run_dir = run(cfg, tmp_path / "run")
+    assert main(["export", str(run_dir), model, "--out", str(tmp_path / "export")]) == 0
+    meta = json.loads((tmp_path / "export" / "shiftlab.json").read_text())
+    _, table = recorded(run_dir, model, split)
+    scored = next(s for s in load_benchmark(cfg.data).eval_splits() if s.name == split)
+    paths = dict(zip(scored.ids, scored.inputs.paths, strict=True))
+    return meta, table, [paths[e] for e in table.example]
+
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory, sentences_dir, minilm_path):
     folder = tmp_path_factory.mktemp("deploy")
@@ -216,19 +228,13 @@ def test_a_missing_image_is_one_line_and_writes_nothing(tmp_path, capsys, tiny_i
 
 def test_an_exported_timm_model_is_the_runs_model_in_timm(tmp_path, tiny_images_dir, capsys):
     cfg = config.load(write_config(tmp_path / "c.yaml", IMAGES.format(data=tiny_images_dir)))
-    run_dir = run(cfg, tmp_path / "run")
-    assert main(["export", str(run_dir), "full_ft", "--out", str(tmp_path / "export")]) == 0
-    meta = json.loads((tmp_path / "export" / "shiftlab.json").read_text())
-    _, table = recorded(run_dir, "full_ft", "sketch")
-    bench = load_benchmark(cfg.data)
-    sketch = next(s for s in bench.eval_splits() if s.name == "sketch")
-    paths = dict(zip(sketch.ids, sketch.inputs.paths, strict=True))
+    meta, table, inputs = exported_images(cfg, tmp_path, "full_ft", "sketch")
     task = {
         "format": "timm",
         "architecture": meta["architecture"],
         "k": 3,
         "overlay": meta["overlay"],
-        "inputs": [paths[e] for e in table.example],
+        "inputs": inputs,
     }
     same_as_run(in_fresh_process(task, tmp_path), table)
 
@@ -363,18 +369,12 @@ def test_an_exported_open_clip_model_is_the_runs_model_in_open_clip(
 ):
     text = CLIP.format(data=tiny_images_dir, arch=tiny_clip_config, weights=clip_checkpoint)
     cfg = config.load(write_config(tmp_path / "c.yaml", text))
-    run_dir = run(cfg, tmp_path / "run")
-    assert main(["export", str(run_dir), "zero_shot", "--out", str(tmp_path / "export")]) == 0
-    meta = json.loads((tmp_path / "export" / "shiftlab.json").read_text())
-    _, table = recorded(run_dir, "zero_shot", "sketch")
-    bench = load_benchmark(cfg.data)
-    sketch = next(s for s in bench.eval_splits() if s.name == "sketch")
-    paths = dict(zip(sketch.ids, sketch.inputs.paths, strict=True))
+    meta, table, inputs = exported_images(cfg, tmp_path, "zero_shot", "sketch")
     task = {
         "format": "open_clip",
         "dir": str(tmp_path / "export"),
         "architecture": meta["architecture"],
-        "inputs": [paths[e] for e in table.example],
+        "inputs": inputs,
     }
     # zero-shot logits are 100 x cosine similarities: float32 rounding scales with them
     _, expected = same_as_run(in_fresh_process(task, tmp_path), table, rtol=1e-4)
@@ -407,16 +407,9 @@ def test_an_exported_lit_model_is_the_runs_model_in_timm(tmp_path, capsys):
 
     pairs = sample_pairs(tmp_path)["path"]
     cfg = config.load(write_config(tmp_path / "c.yaml", LIT.format(pairs=pairs)))
-    run_dir = run(cfg, tmp_path / "run")
+    meta, table, inputs = exported_images(cfg, tmp_path, "clipood[bma]", "dark")
     out = tmp_path / "export"
-    assert main(["export", str(run_dir), "clipood[bma]", "--out", str(out)]) == 0
-    meta = json.loads((out / "shiftlab.json").read_text())
     assert meta["format"] == "lit" and (out / "lit_head.safetensors").is_file()
-    _, table = recorded(run_dir, "clipood[bma]", "dark")
-    bench = load_benchmark(cfg.data)
-    dark = next(s for s in bench.eval_splits() if s.name == "dark")
-    paths = dict(zip(dark.ids, dark.inputs.paths, strict=True))
-    inputs = [paths[e] for e in table.example]
     task = {"format": "lit", "architecture": meta["architecture"], "k": 0,
             "overlay": meta["overlay"], "dir": str(out), "inputs": inputs}  # fmt: skip
     same_as_run(in_fresh_process(task, tmp_path), table)
