@@ -57,14 +57,15 @@ def lit(ctx: RecipeContext, cfg: LiTTuneOptions) -> Iterator[Predictor]:
     train = ctx.benchmark.train
     captions = pair_captions(train, ctx.benchmark.class_names, ctx.seed)
     image_features = ctx.features(train, backbone.image)
-    text_features = embed(backbone.text, captions[:1])  # its width
-    # a text tower that trains is a copy: the backbone's stays as it was
-    text = copy.deepcopy(backbone.text) if cfg.train_text else backbone.text
-    torch.manual_seed(ctx.seed)
-    image_dim, text_dim = image_features.shape[1], text_features.shape[1]
-    model = LiTFeaturizer(backbone.image, text, image_dim, text_dim, cfg.dim, cfg.logit_scale)
-    model = model.to(ctx.device)
+    # the captions' features, or, when the text tower trains, the captions (and a copy of the
+    # tower: the backbone's stays as it was)
     texts = captions if cfg.train_text else embed(backbone.text, captions)
+    text = copy.deepcopy(backbone.text) if cfg.train_text else backbone.text
+    text_dim = (embed(text, captions[:1]) if cfg.train_text else texts).shape[1]
+    torch.manual_seed(ctx.seed)
+    model = LiTFeaturizer(
+        backbone.image, text, image_features.shape[1], text_dim, cfg.dim, cfg.logit_scale
+    ).to(ctx.device)
     losses = fit_projections(model, image_features, texts, cfg, ctx.seed)
     model.eval()
     scale = float(model.log_scale.detach().exp())

@@ -42,6 +42,8 @@ from torch import nn
 
 from shiftlab.config.sections import BackboneConfig
 from shiftlab.data.batches import input_transform, iterate
+from shiftlab.data.image_text import ImageTextOptions, read_pairs
+from shiftlab.data.images import ImageFiles
 from shiftlab.errors import BackboneError
 from shiftlab.models.backbone import Backbone, load_backbone
 from shiftlab.progress import progress
@@ -366,11 +368,7 @@ def _pairs(
         if train is None:
             raise BackboneError("backbone.pairs: train needs a run's training split")
         return train.inputs, pair_captions(train, class_names or [], seed)
-    from shiftlab.data.image_text import ImageTextOptions, read_pairs
-
     read = read_pairs(ImageTextOptions(path=pairs, label_column=None))
-    from shiftlab.data.images import ImageFiles
-
     return ImageFiles(read.paths), read.captions
 
 
