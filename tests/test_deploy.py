@@ -121,6 +121,21 @@ def in_fresh_process(task: dict, tmp_path: Path) -> np.ndarray:
     return np.array(json.loads((tmp_path / "out.json").read_text())["logits"])
 
 
+def exported_texts(run_dir: Path, model: str, tmp_path: Path) -> tuple[dict, pd.DataFrame, dict]:
+    """Export ``model`` of a text run: its ID test record and predictions, and the fresh
+    process's task reading the export with sentence-transformers on those texts, in order."""
+    assert main(["export", str(run_dir), model, "--out", str(tmp_path / "export")]) == 0
+    record, table = recorded(run_dir, model, "id_test")
+    bench = load_benchmark(config.load(run_dir / "config.yaml").data)
+    texts = dict(zip(bench.test.ids, bench.test.inputs, strict=True))
+    task = {
+        "format": "sentence-transformers",
+        "dir": str(tmp_path / "export"),
+        "inputs": [texts[e] for e in table.example],
+    }
+    return record, table, task
+
+
 def exported_images(cfg, tmp_path: Path, model: str, split: str):
     """Run ``cfg``, export ``model``: the export's metadata, the run's predictions of ``model``
     on ``split`` and that split's image paths in the predictions' order."""
@@ -147,15 +162,7 @@ def test_an_exported_model_is_the_runs_model_in_sentence_transformers(
 ):
     """A WiSE-FT mix (made again from the saved models) and a temperature-scaled twin (T
     folded into the head)."""
-    assert main(["export", str(text_run), model, "--out", str(tmp_path / "export")]) == 0
-    record, table = recorded(text_run, model, "id_test")
-    bench = load_benchmark(config.load(text_run / "config.yaml").data)
-    texts = dict(zip(bench.test.ids, bench.test.inputs, strict=True))
-    task = {
-        "format": "sentence-transformers",
-        "dir": str(tmp_path / "export"),
-        "inputs": [texts[e] for e in table.example],
-    }
+    record, table, task = exported_texts(text_run, model, tmp_path)
     logits, _ = same_as_run(in_fresh_process(task, tmp_path), table)
     assert (logits.argmax(1) == table.label.to_numpy()).mean() == record["accuracy"]
     # The card: Hugging Face's format, the record's numbers with their intervals.
@@ -343,15 +350,7 @@ def unlearn_run(tmp_path_factory, sentences_dir, tiny_encoder_dir):
 
 @pytest.mark.parametrize("model", ["unlearn.finetune_retain/full_ft", "unlearn.retrain/full_ft"])
 def test_an_unlearned_model_is_made_again_and_exported(unlearn_run, tmp_path, capsys, model):
-    assert main(["export", str(unlearn_run), model, "--out", str(tmp_path / "export")]) == 0
-    _, table = recorded(unlearn_run, model, "id_test")
-    bench = load_benchmark(config.load(unlearn_run / "config.yaml").data)
-    texts = dict(zip(bench.test.ids, bench.test.inputs, strict=True))
-    task = {
-        "format": "sentence-transformers",
-        "dir": str(tmp_path / "export"),
-        "inputs": [texts[e] for e in table.example],
-    }
+    _, table, task = exported_texts(unlearn_run, model, tmp_path)
     same_as_run(in_fresh_process(task, tmp_path), table)
 
 
